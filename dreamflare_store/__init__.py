@@ -1,0 +1,66 @@
+"""dreamflare_store: a local-first, embedded storage engine for AI-generated images and videos.
+
+Bytes are deduplicated by BLAKE3 hash in a content-addressed folder; metadata, versions,
+collaborations, API keys, usage and analytics live in SQLite beside it. Everything works
+offline, and stores sync later through any fsspec backend.
+
+>>> from dreamflare_store import Store                  # doctest: +SKIP
+>>> with Store("./dreamflare-data") as store:
+...     content = store.upload(file="cat.png", user_id="alice", tags="cat,cute")
+"""
+
+from .errors import (
+    BlobUnavailable,
+    Conflict,
+    DreamflareError,
+    IntegrityError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    RemoteError,
+    Unauthenticated,
+)
+from .records import (
+    Analytics,
+    ApiKey,
+    ApiUsage,
+    Collaboration,
+    Content,
+    GcReport,
+    NewApiKey,
+    Page,
+    Problem,
+    StorageUsage,
+    SyncReport,
+    Version,
+)
+from .store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Analytics",
+    "ApiKey",
+    "ApiUsage",
+    "BlobUnavailable",
+    "Collaboration",
+    "Conflict",
+    "Content",
+    "DreamflareError",
+    "GcReport",
+    "IntegrityError",
+    "InvalidArgument",
+    "NewApiKey",
+    "NotFound",
+    "Page",
+    "PermissionDenied",
+    "Problem",
+    "QuotaExceeded",
+    "RemoteError",
+    "StorageUsage",
+    "Store",
+    "SyncReport",
+    "Unauthenticated",
+    "Version",
+]

@@ -1,0 +1,57 @@
+"""Typed, time-ordered, URL-safe identifiers.
+
+An id is ``<prefix>_<26 chars>``: the 26 characters are a ULID in Crockford base32 (48 bits
+of milliseconds, then 80 random bits), so ids sort by creation time, need no coordination
+between replicas, and are safe in URLs and file names. Ids that arrive from outside are
+checked against the exact format before any lookup, so a malformed id never reaches SQL
+or the filesystem.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+
+from .errors import InvalidArgument
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+PREFIXES = {
+    "content": "cnt",
+    "version": "ver",
+    "collaboration": "col",
+    "key": "key",
+    "op": "op",
+}
+
+_PATTERNS = {
+    kind: re.compile(rf"\A{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}\Z") for kind, prefix in PREFIXES.items()
+}
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(kind: str, time_ms: int, randbits: Callable[[int], int] = secrets.randbits) -> str:
+    """A fresh id of ``kind`` for the given wall time (randomness injectable for tests)."""
+    value = ((time_ms & ((1 << 48) - 1)) << 80) | randbits(80)
+    return f"{PREFIXES[kind]}_{_encode(value, 26)}"
+
+
+def check_id(kind: str, value: object, name: str | None = None) -> str:
+    """Return ``value`` if it is a well-formed id of ``kind``, else raise InvalidArgument."""
+    label = name or f"{kind}_id"
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{label} must be a string, not {type(value).__name__}")
+    if not _PATTERNS[kind].match(value):
+        shown = value if len(value) <= 64 else value[:61] + "..."
+        raise InvalidArgument(
+            f"{label} {shown!r} is not a valid {kind} id ({PREFIXES[kind]}_ + 26 characters)"
+        )
+    return value

@@ -1,0 +1,131 @@
+"""Operation records: what every mutation is, and its msgpack codec.
+
+An op is ``(id, hlc, replica, rseq, kind, entity, data)``. ``entity`` names the one thing
+the op changes (a content, collaboration or key id), ``rseq`` is its position among its
+origin replica's own ops (remote segments are named by it), and ``data`` holds the
+kind's fields. The deterministic fold of ops into tables lives in ``catalog.Catalog.apply``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from .errors import InvalidArgument
+
+CONTENT_CREATE = "content.create"
+CONTENT_CHANGE = "content.change"
+CONTENT_DELETE = "content.delete"
+COLLAB_CREATE = "collab.create"
+COLLAB_UPDATE = "collab.update"
+COLLAB_DELETE = "collab.delete"
+KEY_CREATE = "key.create"
+KEY_REVOKE = "key.revoke"
+
+KINDS = frozenset(
+    {
+        CONTENT_CREATE,
+        CONTENT_CHANGE,
+        CONTENT_DELETE,
+        COLLAB_CREATE,
+        COLLAB_UPDATE,
+        COLLAB_DELETE,
+        KEY_CREATE,
+        KEY_REVOKE,
+    }
+)
+
+# The fields a content version may set, in the order versions list them.
+CONTENT_FIELDS = ("file", "filename", "description", "tags")
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One mutation, as stored in the log and shipped in remote segments."""
+
+    op_id: str
+    hlc: str
+    replica: str
+    rseq: int
+    kind: str
+    entity: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sort_key(self) -> tuple[str, str]:
+        """The total order every replica folds ops in."""
+        return (self.hlc, self.op_id)
+
+    def encode(self) -> bytes:
+        return encode_op(self)
+
+
+def encode_op(op: Op) -> bytes:
+    """msgpack bytes of one op (a map, so new fields can be added later)."""
+    packed: bytes = msgpack.packb(
+        {
+            "id": op.op_id,
+            "hlc": op.hlc,
+            "replica": op.replica,
+            "rseq": op.rseq,
+            "kind": op.kind,
+            "entity": op.entity,
+            "data": op.data,
+        },
+        use_bin_type=True,
+    )
+    return packed
+
+
+def decode_op(raw: bytes) -> Op:
+    """Parse and check one op; anything malformed raises InvalidArgument."""
+    try:
+        obj = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise InvalidArgument(f"malformed op record: {exc}") from exc
+    return op_from_obj(obj)
+
+
+def op_from_obj(obj: Any) -> Op:
+    """Check the shape of an unpacked op."""
+    if not isinstance(obj, dict):
+        raise InvalidArgument("malformed op record: not a map")
+    try:
+        op = Op(
+            op_id=obj["id"],
+            hlc=obj["hlc"],
+            replica=obj["replica"],
+            rseq=obj["rseq"],
+            kind=obj["kind"],
+            entity=obj["entity"],
+            data=obj["data"],
+        )
+    except KeyError as exc:
+        raise InvalidArgument(f"malformed op record: missing {exc}") from exc
+    text_fields = (op.op_id, op.hlc, op.replica, op.kind, op.entity)
+    if not all(isinstance(value, str) for value in text_fields):
+        raise InvalidArgument("malformed op record: wrong field types")
+    if not isinstance(op.rseq, int) or op.rseq < 1 or not isinstance(op.data, dict):
+        raise InvalidArgument("malformed op record: wrong field types")
+    if op.kind not in KINDS:
+        raise InvalidArgument(f"malformed op record: unknown kind {op.kind!r}")
+    return op
+
+
+def encode_segment(ops: list[Op]) -> bytes:
+    """One remote segment: a msgpack array of encoded ops."""
+    packed: bytes = msgpack.packb([op.encode() for op in ops], use_bin_type=True)
+    return packed
+
+
+def decode_segment(raw: bytes) -> list[Op]:
+    """Parse a remote segment; anything malformed raises InvalidArgument."""
+    try:
+        items = msgpack.unpackb(raw, raw=False)
+    except Exception as exc:
+        raise InvalidArgument(f"malformed op segment: {exc}") from exc
+    if not isinstance(items, list) or not all(isinstance(item, bytes) for item in items):
+        raise InvalidArgument("malformed op segment: not a list of ops")
+    return [decode_op(item) for item in items]

@@ -1,0 +1,183 @@
+-- The catalog schema. Each "-- migration N" section runs once, in order, inside one
+-- transaction, and PRAGMA user_version records the last one applied. Never edit a
+-- released section: add a new one.
+
+-- migration 1
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- The operation log: every mutation ever made here or pulled from a remote. The
+-- materialised tables below are a cache of the fold of these ops in HLC order.
+CREATE TABLE ops (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,  -- local arrival order
+    op_id   TEXT NOT NULL UNIQUE,
+    hlc     TEXT NOT NULL,
+    replica TEXT NOT NULL,
+    rseq    INTEGER NOT NULL,                   -- position in the origin replica's own ops
+    entity  TEXT NOT NULL,                      -- content, collaboration or key id
+    kind    TEXT NOT NULL,
+    body    BLOB NOT NULL                       -- the whole op, msgpack
+);
+CREATE INDEX ops_entity ON ops (entity, hlc);
+CREATE UNIQUE INDEX ops_origin ON ops (replica, rseq);
+
+-- Current state of each content. Deleted contents stay as tombstones (deleted = 1).
+-- n is the local arrival order, the order of list pages (newest first).
+CREATE TABLE contents (
+    n            INTEGER PRIMARY KEY AUTOINCREMENT,
+    content_id   TEXT NOT NULL UNIQUE,
+    owner        TEXT NOT NULL,
+    deleted      INTEGER NOT NULL DEFAULT 0,
+    filename     TEXT,
+    mime         TEXT,
+    size         INTEGER,
+    blob         TEXT,
+    description  TEXT,
+    tags         TEXT,
+    width        INTEGER,
+    height       INTEGER,
+    version      INTEGER NOT NULL DEFAULT 0,
+    created_hlc  TEXT,
+    updated_hlc  TEXT
+);
+CREATE INDEX contents_owner ON contents (owner, deleted, n);
+
+-- Live contents per owner in blocks of 1024 arrival numbers, so that a list page at any
+-- offset finds its block by summing at most (contents / 1024) counts instead of
+-- stepping over every row before it.
+CREATE TABLE list_blocks (
+    owner TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    live  INTEGER NOT NULL,
+    PRIMARY KEY (owner, block)
+) WITHOUT ROWID;
+
+-- Every version of every live content: the snapshot after it, and what it changed.
+CREATE TABLE versions (
+    version_id  TEXT PRIMARY KEY,
+    content_id  TEXT NOT NULL,
+    number      INTEGER NOT NULL,
+    hlc         TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    filename    TEXT,
+    mime        TEXT,
+    size        INTEGER,
+    blob        TEXT,
+    description TEXT,
+    tags        TEXT,
+    width       INTEGER,
+    height      INTEGER,
+    changes     TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX versions_number ON versions (content_id, number);
+CREATE INDEX versions_blob ON versions (blob);
+
+CREATE TABLE collaborations (
+    collaboration_id TEXT PRIMARY KEY,
+    content_id       TEXT NOT NULL,
+    owner            TEXT NOT NULL,
+    collaborator     TEXT NOT NULL,
+    permissions      TEXT NOT NULL,
+    deleted          INTEGER NOT NULL DEFAULT 0,
+    created_hlc      TEXT NOT NULL,
+    updated_hlc      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX collaborations_content ON collaborations (content_id, collaborator);
+CREATE INDEX collaborations_collaborator ON collaborations (collaborator);
+CREATE INDEX collaborations_owner ON collaborations (owner);
+
+CREATE TABLE api_keys (
+    key_id       TEXT PRIMARY KEY,
+    user         TEXT NOT NULL,
+    description  TEXT,
+    secret_hash  TEXT NOT NULL,
+    created_hlc  TEXT NOT NULL,
+    revoked_hlc  TEXT
+) WITHOUT ROWID;
+CREATE INDEX api_keys_hash ON api_keys (secret_hash);
+CREATE INDEX api_keys_user ON api_keys (user);
+
+-- Local only (not replicated, not in the state digest): when a key was last used here.
+CREATE TABLE key_last_used (
+    key_id       TEXT PRIMARY KEY,
+    last_used_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Storage counters, kept exact by every apply: O(1) to read.
+CREATE TABLE storage_usage (
+    user          TEXT PRIMARY KEY,
+    contents      INTEGER NOT NULL DEFAULT 0,
+    versions      INTEGER NOT NULL DEFAULT 0,
+    bytes         INTEGER NOT NULL DEFAULT 0,
+    history_bytes INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- How many versions of a user's live contents reference each blob: history_bytes counts
+-- each distinct blob once per user.
+CREATE TABLE user_blobs (
+    user TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    refs INTEGER NOT NULL,
+    PRIMARY KEY (user, blob)
+) WITHOUT ROWID;
+
+CREATE TABLE quotas (
+    user        TEXT PRIMARY KEY,
+    quota_bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Read counters, one row set per replica (grow-only counters, summed for reading).
+CREATE TABLE api_usage (
+    replica   TEXT NOT NULL,
+    user      TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    calls     INTEGER NOT NULL,
+    errors    INTEGER NOT NULL,
+    bytes_in  INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL,
+    PRIMARY KEY (replica, user, operation, day)
+) WITHOUT ROWID;
+CREATE INDEX api_usage_user ON api_usage (user, day);
+
+CREATE TABLE content_stats (
+    replica      TEXT NOT NULL,
+    content_id   TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    views        INTEGER NOT NULL,
+    downloads    INTEGER NOT NULL,
+    bytes_served INTEGER NOT NULL,
+    PRIMARY KEY (replica, content_id, day)
+) WITHOUT ROWID;
+CREATE INDEX content_stats_content ON content_stats (content_id, day);
+
+-- Distinct viewers merge as a set (a grow-only set), not per replica.
+CREATE TABLE viewers (
+    content_id TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    user       TEXT NOT NULL,
+    PRIMARY KEY (content_id, day, user)
+) WITHOUT ROWID;
+
+-- Sync: configured remotes, per-remote progress, and blobs known only on a remote.
+CREATE TABLE remotes (
+    name    TEXT PRIMARY KEY,
+    url     TEXT NOT NULL,
+    options TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE remote_progress (
+    remote  TEXT NOT NULL,
+    replica TEXT NOT NULL,
+    rseq    INTEGER NOT NULL,
+    PRIMARY KEY (remote, replica)
+) WITHOUT ROWID;
+
+CREATE TABLE remote_blobs (
+    blob   TEXT PRIMARY KEY,
+    remote TEXT NOT NULL,
+    size   INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -1,0 +1,622 @@
+"""The ``Store`` facade: every operation, its argument checks, and its access rule.
+
+Each operation is a short method: check the arguments (``validate``), check access
+(``_authorize``, the one place the access rules live), then call the part that owns the
+step: the blob store for bytes, the catalog for rows, the op log for changes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import io
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import blake3
+import msgpack
+
+from . import ids, media, oplog, validate
+from .accounts import AccountsMixin
+from .blobs import BlobStore, StoredBlob, VerifiedReader
+from .catalog import Catalog, Row, tags_from_sql
+from .clock import HybridClock, SystemClock, WallClock, day_of, hlc_wall_ms, iso_ms
+from .counters import CounterBuffer
+from .errors import (
+    BlobUnavailable,
+    DreamflareError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+)
+from .metering import Call, metered
+from .oplog import Op
+from .records import (
+    Content,
+    GcReport,
+    Page,
+    Problem,
+    StorageUsage,
+    Version,
+)
+
+FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+class Store(AccountsMixin):
+    """A dreamflare store: a folder with a SQLite catalog and content-addressed blobs.
+
+    Safe to share between threads, and to open from many processes at once.
+
+    >>> with Store("./dreamflare-data") as store:          # doctest: +SKIP
+    ...     c = store.upload(file=b"...", user_id="alice", tags="cat,cute")
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "./dreamflare-data",
+        *,
+        quota_bytes: int | None = None,
+        clock: WallClock | None = None,
+        randbits: Callable[[int], int] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise InvalidArgument(f"store path {self.path} exists and is not a folder")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.default_quota = validate.quota(quota_bytes)
+        self.wall = clock or SystemClock()
+        self._randbits = randbits or secrets.randbits
+        self.blobs = BlobStore(self.path)
+        self.catalog = Catalog(self.path / "catalog.db")
+        self.replica_id = self._replica_id()
+        self.clock = HybridClock(self.replica_id, self.wall, self.catalog.last_hlc())
+        self.counters = CounterBuffer(self.catalog, self.replica_id, time.monotonic)
+        self._local = threading.local()
+        self._closed = False
+        _OPEN_STORES.add(self)
+
+    def _replica_id(self) -> str:
+        with self.catalog.atomic():
+            replica = self.catalog.meta("replica_id")
+            if replica is None:
+                replica = secrets.token_hex(8)
+                self.catalog.set_meta("replica_id", replica)
+        return replica
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def close(self) -> None:
+        """Flush buffered counters and close the catalog. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self.counters.flush()
+        finally:
+            self._closed = True
+            self.catalog.close()
+            _OPEN_STORES.discard(self)
+
+    def flush(self) -> None:
+        """Write buffered usage and analytics counters now."""
+        self.counters.flush()
+
+    # -- internal helpers ----------------------------------------------------------------
+
+    def _now_ms(self) -> int:
+        return self.wall.time_ms()
+
+    def _new_id(self, kind: str) -> str:
+        return ids.new_id(kind, self._now_ms(), self._randbits)
+
+    def _record(self, kind: str, entity: str, data: dict[str, Any]) -> Op:
+        """Make a local op and fold it in (inside the caller's transaction)."""
+        last = self.catalog.last_hlc()
+        if last is not None:
+            self.clock.observe(last)  # other processes writing to this store share the log
+        op = Op(
+            op_id=self._new_id("op"),
+            hlc=self.clock.now(),
+            replica=self.replica_id,
+            rseq=self.catalog.next_rseq(self.replica_id),
+            kind=kind,
+            entity=entity,
+            data=data,
+        )
+        self.catalog.apply(op)
+        return op
+
+    def _count_call(
+        self,
+        signature: inspect.Signature,
+        operation: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call: Call,
+        error: bool,
+    ) -> None:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return
+        user = bound.arguments.get("user_id")
+        if not isinstance(user, str) or not user or len(user) > validate.MAX_USER_ID:
+            return  # no user to charge it to
+        if self._closed:
+            return
+        self.counters.count_call(
+            user, operation, day_of(self._now_ms()), error, call.bytes_in, call.bytes_out
+        )
+
+    def _note(self, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        call: Call | None = getattr(self._local, "call", None)
+        if call is not None:
+            call.bytes_in += bytes_in
+            call.bytes_out += bytes_out
+
+    def _authorize(self, content_id: str, user_id: str, need: str) -> Row:
+        """The access rule, in one place. ``need`` is "read", "write" or "owner".
+
+        Content a user may not see is NotFound (no existence leak); content they see but
+        may not change is PermissionDenied.
+        """
+        row = self.catalog.content_row(content_id)
+        if row is None or row["deleted"]:
+            raise NotFound(f"content {content_id} not found", content_id=content_id)
+        if row["owner"] == user_id:
+            return row
+        granted = self.catalog.permission_of(content_id, user_id)
+        if granted is None:
+            raise NotFound(f"content {content_id} not found", content_id=content_id)
+        if need == "read" or (need == "write" and granted == "write"):
+            return row
+        raise PermissionDenied(
+            f"user {user_id!r} may not {'change' if need == 'write' else 'manage'} "
+            f"content {content_id}",
+            content_id=content_id,
+        )
+
+    def _content(self, row: Row) -> Content:
+        return Content(
+            content_id=row["content_id"],
+            user_id=row["owner"],
+            filename=row["filename"],
+            mime_type=row["mime"],
+            size=row["size"],
+            hash=row["blob"],
+            description=row["description"],
+            tags=tags_from_sql(row["tags"]),
+            version=row["version"],
+            created_at=iso_ms(hlc_wall_ms(row["created_hlc"])),
+            updated_at=iso_ms(hlc_wall_ms(row["updated_hlc"])),
+            width=row["width"],
+            height=row["height"],
+        )
+
+    # -- 1. upload ------------------------------------------------------------------------
+
+    @metered("upload")
+    def upload(
+        self,
+        file: FileLike,
+        user_id: str,
+        description: str | None = None,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+        content_id: str | None = None,
+        filename: str | None = None,
+    ) -> Content:
+        """Store a file's bytes and metadata; with ``content_id``, add a new version of it.
+
+        ``file`` is a path, ``bytes``, or a binary file object. The bytes are stored once
+        however many contents or users upload them. The MIME type and, for images, the
+        width and height are read from the bytes.
+        """
+        user_id = validate.user_id(user_id)
+        description = validate.description(description)
+        tag_list = validate.tags(tags)
+        name = validate.filename(filename) if filename is not None else None
+        owner = user_id
+        if content_id is not None:
+            ids.check_id("content", content_id)
+            owner = self._authorize(content_id, user_id, "write")["owner"]
+        stored = self._store_bytes(file, owner)
+        self._note(bytes_in=stored.size)
+        info = media.sniff(stored.head)
+        fields: dict[str, Any] = {
+            "mime": info.mime,
+            "size": stored.size,
+            "blob": stored.digest,
+            "width": info.width,
+            "height": info.height,
+        }
+        changes = ["file"]
+        if content_id is None or name is not None:
+            fields["filename"] = name or _default_filename(file)
+            changes.append("filename")
+        if description is not None:
+            fields["description"] = description
+            changes.append("description")
+        if tag_list is not None and (content_id is not None or tag_list):
+            fields["tags"] = list(tag_list)
+            changes.append("tags")
+        with self.catalog.atomic():
+            self._check_quota(owner, stored.digest, stored.size)
+            if content_id is None:
+                content_id = self._new_id("content")
+                data = {"owner": owner, "author": user_id, "fields": fields}
+                kind = oplog.CONTENT_CREATE
+            else:
+                self._authorize(content_id, user_id, "write")
+                data = {"author": user_id, "fields": fields}
+                kind = oplog.CONTENT_CHANGE
+            data["version_id"] = self._new_id("version")
+            data["changes"] = changes
+            self._record(kind, content_id, data)
+            row = self.catalog.content_row(content_id)
+        assert row is not None
+        return self._content(row)
+
+    def _store_bytes(self, file: FileLike, owner: str) -> StoredBlob:
+        """Write the bytes durably (before any row references them) and return their name."""
+        head = media.SNIFF_BYTES
+
+        def admit(digest: str, size: int) -> None:
+            self._check_quota(owner, digest, size)
+
+        if isinstance(file, bytes | bytearray | memoryview):
+            return self.blobs.write_bytes(bytes(file), head, admit)
+        if isinstance(file, str | os.PathLike):
+            path = Path(file)
+            if not path.is_file():
+                if path.exists():
+                    raise InvalidArgument(f"not a regular file: {path}")
+                raise NotFound(f"no such file: {path}", path=str(path))
+            return self.blobs.write_file(path, head, admit)
+        if hasattr(file, "read"):
+            if isinstance(file, io.TextIOBase):
+                raise InvalidArgument("file must be a binary file object (opened with 'rb')")
+            return self.blobs.write_stream(file, head, admit)
+        raise InvalidArgument(
+            f"file must be a path, bytes or a binary file object, not {type(file).__name__}"
+        )
+
+    def _check_quota(self, owner: str, digest: str, size: int) -> None:
+        quota = self.catalog.quota(owner)
+        if quota is None:
+            quota = self.default_quota
+        if quota is None or self.catalog.user_has_blob(owner, digest):
+            return
+        used = self.catalog.user_history_bytes(owner)
+        if used + size > quota:
+            raise QuotaExceeded(
+                f"storing {size} bytes would take {owner!r} past their quota of {quota} bytes"
+                f" ({used} used)",
+                user_id=owner,
+                quota_bytes=quota,
+            )
+
+    # -- 2-5, 15. content -----------------------------------------------------------------
+
+    @metered("get_content")
+    def get_content(self, content_id: str, user_id: str) -> Content:
+        """One content item, as it is now. Counts as a view in analytics."""
+        ids.check_id("content", content_id)
+        user_id = validate.user_id(user_id)
+        row = self._authorize(content_id, user_id, "read")
+        self.counters.count_read(content_id, user_id, day_of(self._now_ms()), True, 0)
+        return self._content(row)
+
+    @metered("delete_content")
+    def delete_content(self, content_id: str, user_id: str) -> None:
+        """Delete a content and all its versions (owner only). Final, even across replicas."""
+        ids.check_id("content", content_id)
+        user_id = validate.user_id(user_id)
+        with self.catalog.atomic():
+            self._authorize(content_id, user_id, "owner")
+            self._record(oplog.CONTENT_DELETE, content_id, {"author": user_id})
+
+    @metered("list_content")
+    def list_content(self, user_id: str, limit: int = 50, offset: int = 0) -> Page[Content]:
+        """A page of the user's own contents, newest first."""
+        user_id = validate.user_id(user_id)
+        limit = validate.integer(limit, "limit", 1, validate.MAX_LIMIT)
+        offset = validate.integer(offset, "offset", 0, validate.MAX_OFFSET)
+        with self.catalog.snapshot():
+            total = self.catalog.count_live(user_id)
+            rows = self.catalog.list_page(user_id, limit, offset) if offset < total else []
+        return Page(tuple(self._content(row) for row in rows), total, limit, offset)
+
+    @metered("update_metadata")
+    def update_metadata(
+        self,
+        content_id: str,
+        user_id: str,
+        description: str | None = None,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+    ) -> Content:
+        """Set the description and/or tags (``None`` keeps a field); appends a version."""
+        ids.check_id("content", content_id)
+        user_id = validate.user_id(user_id)
+        description = validate.description(description)
+        tag_list = validate.tags(tags)
+        if description is None and tag_list is None:
+            raise InvalidArgument("give a description or tags to update")
+        fields: dict[str, Any] = {}
+        if description is not None:
+            fields["description"] = description
+        if tag_list is not None:
+            fields["tags"] = list(tag_list)
+        with self.catalog.atomic():
+            self._authorize(content_id, user_id, "write")
+            data = {
+                "author": user_id,
+                "version_id": self._new_id("version"),
+                "fields": fields,
+                "changes": list(fields),
+            }
+            self._record(oplog.CONTENT_CHANGE, content_id, data)
+            row = self.catalog.content_row(content_id)
+        assert row is not None
+        return self._content(row)
+
+    @metered("get_content_versions")
+    def get_content_versions(self, content_id: str, user_id: str) -> list[Version]:
+        """Every version of a content, oldest first: each one's snapshot and its changes."""
+        ids.check_id("content", content_id)
+        user_id = validate.user_id(user_id)
+        with self.catalog.snapshot():
+            self._authorize(content_id, user_id, "read")
+            rows = self.catalog.versions_of(content_id)
+        return [self._version(row) for row in rows]
+
+    def _version(self, row: Row) -> Version:
+        return Version(
+            version_id=row["version_id"],
+            content_id=row["content_id"],
+            version=row["number"],
+            user_id=row["author"],
+            created_at=iso_ms(hlc_wall_ms(row["hlc"])),
+            hash=row["blob"],
+            size=row["size"],
+            filename=row["filename"],
+            mime_type=row["mime"],
+            description=row["description"],
+            tags=tags_from_sql(row["tags"]),
+            changes=tuple(row["changes"].split(",")) if row["changes"] else (),
+            width=row["width"],
+            height=row["height"],
+        )
+
+    @metered("get_storage_usage")
+    def get_storage_usage(self, user_id: str) -> StorageUsage:
+        """The user's storage: contents, versions, current bytes and bytes of all versions."""
+        user_id = validate.user_id(user_id)
+        with self.catalog.snapshot():
+            row = self.catalog.storage_row(user_id)
+            quota = self.catalog.quota(user_id)
+        if quota is None:
+            quota = self.default_quota
+        if row is None:
+            return StorageUsage(user_id, 0, 0, 0, 0, quota)
+        return StorageUsage(
+            user_id, row["contents"], row["versions"], row["bytes"], row["history_bytes"], quota
+        )
+
+    def set_quota(self, user_id: str, quota_bytes: int | None) -> None:
+        """Limit the bytes a user's contents keep over all versions (None: the default)."""
+        user_id = validate.user_id(user_id)
+        quota = validate.quota(quota_bytes)
+        with self.catalog.atomic():
+            self.catalog.set_quota(user_id, quota)
+
+    # -- reading bytes --------------------------------------------------------------------
+
+    @metered("open_content")
+    def open_content(self, content_id: str, user_id: str, version: int | None = None) -> BinaryIO:
+        """A binary file object over the bytes of the content (or of one of its versions).
+
+        The bytes are checked against their hash as they are read: corrupt bytes raise
+        IntegrityError instead of being returned. Counts as a download.
+        """
+        reader = self._open(content_id, user_id, version)
+        day = day_of(self._now_ms())
+        user_id = validate.user_id(user_id)
+        self.counters.count_read(content_id, user_id, day, False, 0)
+        return _CountingReader(reader, self, content_id, user_id, day)
+
+    @metered("read_content")
+    def read_content(self, content_id: str, user_id: str, version: int | None = None) -> bytes:
+        """All the bytes of the content (or of one of its versions), verified."""
+        reader = self._open(content_id, user_id, version)
+        with reader:
+            data = reader.read()
+        self.counters.count_read(content_id, user_id, day_of(self._now_ms()), False, len(data))
+        self._note(bytes_out=len(data))
+        return data
+
+    def _open(self, content_id: str, user_id: str, version: int | None) -> VerifiedReader:
+        ids.check_id("content", content_id)
+        user_id = validate.user_id(user_id)
+        with self.catalog.snapshot():
+            row = self._authorize(content_id, user_id, "read")
+            if version is None:
+                digest = row["blob"]
+            else:
+                number = validate.integer(version, "version", 1, 2**62)
+                version_row = self.catalog.version_row(content_id, number)
+                if version_row is None:
+                    raise NotFound(
+                        f"content {content_id} has no version {number}", content_id=content_id
+                    )
+                digest = version_row["blob"]
+        if not self.blobs.exists(digest):
+            self._fetch_remote_blob(digest)
+        return self.blobs.open(digest)
+
+    def _fetch_remote_blob(self, digest: str) -> None:
+        """Bring a lazily pulled blob home from its remote (verified), or say it is remote-only."""
+        remote = self.catalog.remote_of_blob(digest)
+        if remote is None:
+            return  # blobs.open reports the missing blob as an integrity error
+        from . import sync
+
+        try:
+            sync.fetch_blob(self, remote, digest)
+        except BlobUnavailable:
+            raise
+        except DreamflareError as exc:
+            raise BlobUnavailable(
+                f"the bytes of blob {digest} are only on remote {remote!r}, which cannot be"
+                f" reached: {exc.message}",
+                digest=digest,
+                remote=remote,
+            ) from exc
+
+    # Operations 7-14 (usage, keys, analytics, collaborations) live in accounts.py.
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def verify(self) -> list[Problem]:
+        """Re-hash every live blob and check every invariant; an empty list means healthy."""
+        self.flush()
+        problems: list[Problem] = []
+        with self.catalog.snapshot():
+            live = self.catalog.live_blobs()
+            remote_only = self.catalog.remote_blob_digests()
+            stored = self.catalog.stored_storage()
+            recount = self.catalog.recount_storage()
+            gaps = self.catalog.version_numbers_ok()
+        for digest in sorted(live):
+            if self.blobs.exists(digest):
+                if not self.blobs.check(digest):
+                    problems.append(
+                        Problem("corrupt_blob", digest, f"blob {digest} does not match its hash")
+                    )
+            elif digest not in remote_only:
+                problems.append(Problem("missing_blob", digest, f"blob {digest} is missing"))
+        for user in sorted(set(stored) | set(recount)):
+            if stored.get(user, (0, 0, 0, 0)) != recount.get(user, (0, 0, 0, 0)):
+                problems.append(
+                    Problem(
+                        "counter_mismatch",
+                        user,
+                        f"storage counters of {user!r} are {stored.get(user)}, a recount gives"
+                        f" {recount.get(user)}",
+                    )
+                )
+        for content_id in gaps:
+            problems.append(
+                Problem("version_gap", content_id, f"versions of {content_id} are not 1..n")
+            )
+        return problems
+
+    def gc(self, min_age: float = 3600.0) -> GcReport:
+        """Remove blobs no version references and temp files left by crashes.
+
+        Only files untouched for ``min_age`` seconds are removed: an upload in flight
+        touches the blob it is about to reference, so gc never takes it from under it.
+        """
+        cutoff = time.time() - min_age
+        removed = freed = temps = 0
+        with self.catalog.atomic():  # the write lock: no upload commits a reference meanwhile
+            live = self.catalog.live_blobs()
+            for digest, path in list(self.blobs.iter_digests()):
+                if digest in live:
+                    continue
+                try:
+                    if path.stat().st_mtime > cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
+                freed += self.blobs.remove(digest)
+                removed += 1
+        for temp in list(self.blobs.stale_temps(min_age)):
+            temp.unlink(missing_ok=True)
+            temps += 1
+        return GcReport(removed, freed, temps)
+
+    def state_digest(self) -> str:
+        """A hash of the materialised state: equal on replicas that have fully synced."""
+        self.flush()
+        hasher = blake3.blake3()
+        for row in self.catalog.digest_rows():
+            hasher.update(msgpack.packb(row, use_bin_type=True))
+        return hasher.hexdigest()
+
+
+def _default_filename(file: object) -> str:
+    if isinstance(file, str | os.PathLike):
+        name = Path(file).name
+    else:
+        name = getattr(file, "name", None)
+        name = Path(name).name if isinstance(name, str) else ""
+    try:
+        return validate.filename(name)
+    except InvalidArgument:
+        return "upload"
+
+
+class _CountingReader(io.RawIOBase):
+    """Passes reads through to a verified reader, counting the bytes served."""
+
+    def __init__(
+        self, reader: VerifiedReader, store: Store, content_id: str, user_id: str, day: str
+    ) -> None:
+        super().__init__()
+        self._reader = reader
+        self._store = store
+        self._content_id = content_id
+        self._user_id = user_id
+        self._day = day
+        self.size = reader.size
+        self.digest = reader.digest
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self._reader.readinto(buffer)
+        if count:
+            self._store.counters.add_served(self._content_id, self._day, count)
+            self._store.counters.add_bytes_out(self._user_id, "open_content", self._day, count)
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        self._reader.close()
+        super().close()
+
+
+@atexit.register
+def _flush_open_stores() -> None:
+    """A process that exits normally loses no buffered counter."""
+    for store in list(_OPEN_STORES):
+        try:
+            store.close()
+        except Exception:  # noqa: BLE001 (at exit there is no one left to tell)
+            pass

@@ -1,0 +1,120 @@
+"""Checks for every value that arrives from a caller.
+
+Each function returns the value in its canonical form or raises InvalidArgument with a
+message that names the parameter, before anything is read from or written to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import InvalidArgument
+
+MAX_USER_ID = 128
+MAX_TAGS = 32
+MAX_TAG = 64
+MAX_DESCRIPTION = 4096
+MAX_FILENAME = 255
+MAX_LIMIT = 1000
+MAX_OFFSET = 2**62
+PERMISSIONS = ("read", "write")
+
+
+def _printable(text: str) -> bool:
+    return text.isprintable()
+
+
+def user_id(value: Any, name: str = "user_id") -> str:
+    """1..128 printable characters."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidArgument(f"{name} must not be empty")
+    if len(value) > MAX_USER_ID:
+        raise InvalidArgument(f"{name} is longer than {MAX_USER_ID} characters")
+    if not _printable(value):
+        raise InvalidArgument(f"{name} must contain only printable characters")
+    return value
+
+
+def description(value: Any) -> str | None:
+    """None, or at most 4,096 characters without control characters (newlines and tabs allowed)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"description must be a string, not {type(value).__name__}")
+    if len(value) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"description is longer than {MAX_DESCRIPTION} characters")
+    if not value.replace("\n", "").replace("\t", "").replace("\r", "").isprintable():
+        raise InvalidArgument("description must not contain control characters")
+    return value
+
+
+def tags(value: Any) -> tuple[str, ...] | None:
+    """None, a comma-separated string, or an iterable of strings -> a tuple of unique tags."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(",")
+        from_string = True
+    elif isinstance(value, bytes | bytearray) or not isinstance(value, Iterable):
+        raise InvalidArgument("tags must be a comma-separated string or a list of strings")
+    else:
+        items = value
+        from_string = False
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidArgument(f"each tag must be a string, not {type(item).__name__}")
+        tag = item.strip()
+        if not tag:
+            if from_string:
+                continue  # "a,,b" and "" are forgiven in the comma form
+            raise InvalidArgument("tags must not be empty")
+        if len(tag) > MAX_TAG:
+            raise InvalidArgument(f"tag {tag[:20]!r}... is longer than {MAX_TAG} characters")
+        if "," in tag or not _printable(tag):
+            raise InvalidArgument(f"tag {tag!r} must not contain commas or control characters")
+        if tag not in out:
+            out.append(tag)
+        if len(out) > MAX_TAGS:
+            raise InvalidArgument(f"at most {MAX_TAGS} tags per content")
+    return tuple(out)
+
+
+def filename(value: Any) -> str:
+    """A display name, not a path: 1..255 printable characters, no slashes."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"filename must be a string, not {type(value).__name__}")
+    if not value or len(value) > MAX_FILENAME:
+        raise InvalidArgument(f"filename must be 1..{MAX_FILENAME} characters")
+    if "/" in value or "\\" in value or value in (".", "..") or not _printable(value):
+        raise InvalidArgument(
+            f"filename {value!r} must be a plain name (no slashes or control characters)"
+        )
+    return value
+
+
+def integer(value: Any, name: str, low: int, high: int) -> int:
+    """An int (not a bool) in low..high."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise InvalidArgument(f"{name} must be between {low} and {high}")
+    return value
+
+
+def permissions(value: Any) -> str:
+    if not isinstance(value, str) or value not in PERMISSIONS:
+        raise InvalidArgument(f"permissions must be 'read' or 'write', not {value!r}")
+    return value
+
+
+def quota(value: Any) -> int | None:
+    if value is None:
+        return None
+    return integer(value, "quota_bytes", 0, 2**62)
