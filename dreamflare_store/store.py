@@ -491,6 +491,33 @@ class Store(AccountsMixin):
 
     # Operations 7-14 (usage, keys, analytics, collaborations) live in accounts.py.
 
+    # -- sync (sync.py owns the remote side; fsspec is imported only when used) -----------
+
+    def add_remote(self, name: str, url: str, **storage_options: Any) -> None:
+        """Save a remote: an fsspec URL plus the options to open it (credentials from the
+        environment are better left out: fsspec finds them itself)."""
+        from . import sync
+
+        sync.add_remote(self, name, url, storage_options)
+
+    def push(self, remote: str) -> SyncReport:
+        """Send this replica's new ops (after the blobs they reference) and its counters."""
+        from . import sync
+
+        return sync.push(self, remote)
+
+    def pull(self, remote: str, blobs: str = "lazy") -> SyncReport:
+        """Apply other replicas' ops from a remote; fetch blobs "eager", "lazy" or "none"."""
+        from . import sync
+
+        return sync.pull(self, remote, blobs)
+
+    def sync(self, remote: str) -> SyncReport:
+        """Pull, then push."""
+        from . import sync
+
+        return sync.sync(self, remote)
+
     # -- maintenance ----------------------------------------------------------------------
 
     def verify(self) -> list[Problem]:
