@@ -6,6 +6,7 @@ message that names the parameter, before anything is read from or written to the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,7 @@ MAX_FILENAME = 255
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**62
 PERMISSIONS = ("read", "write")
+_DECIMAL = re.compile(r"-?[0-9]{1,100}")
 
 
 def _printable(text: str) -> bool:
@@ -99,10 +101,13 @@ def filename(value: Any) -> str:
 def integer(value: Any, name: str, low: int, high: int) -> int:
     """An int (not a bool) in low..high."""
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        # ASCII digits only, and few enough for int(): str.isdigit() also accepts "²",
+        # which int() rejects, and int() refuses strings of more than 4,300 digits.
+        if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
             value = int(value)
         else:
-            raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}")
+            shown = repr(value[:24]) if isinstance(value, str) else type(value).__name__
+            raise InvalidArgument(f"{name} must be an integer, not {shown}")
     if not low <= value <= high:
         raise InvalidArgument(f"{name} must be between {low} and {high}")
     return value
