@@ -156,9 +156,10 @@ class Store(AccountsMixin):
             bound = signature.bind(*args, **kwargs)
         except TypeError:
             return
-        user = bound.arguments.get("user_id")
-        if not isinstance(user, str) or not user or len(user) > validate.MAX_USER_ID:
-            return  # no user to charge it to
+        try:
+            user = validate.user_id(bound.arguments.get("user_id"))
+        except InvalidArgument:
+            return  # no valid user to charge it to: the call changes nothing at all
         if self._closed:
             return
         self.counters.count_call(
@@ -433,31 +434,38 @@ class Store(AccountsMixin):
         """A binary file object over the bytes of the content (or of one of its versions).
 
         The bytes are checked against their hash as they are read: corrupt bytes raise
-        IntegrityError instead of being returned. Counts as a download.
+        IntegrityError instead of being returned. Counts as a download. Besides ``size``
+        and ``digest``, it tells the ``filename`` and ``mime_type`` of the bytes, so a
+        server can answer a download with one call.
         """
-        reader = self._open(content_id, user_id, version)
+        reader, source = self._open(content_id, user_id, version)
         day = day_of(self._now_ms())
         user_id = validate.user_id(user_id)
         self.counters.count_read(content_id, user_id, day, False, 0)
-        return _CountingReader(reader, self, content_id, user_id, day)
+        counting = _CountingReader(reader, self, content_id, user_id, day)
+        counting.filename, counting.mime_type = source["filename"], source["mime"]
+        return counting
 
     @metered("read_content")
     def read_content(self, content_id: str, user_id: str, version: int | None = None) -> bytes:
         """All the bytes of the content (or of one of its versions), verified."""
-        reader = self._open(content_id, user_id, version)
+        reader, _ = self._open(content_id, user_id, version)
         with reader:
             data = reader.read()
         self.counters.count_read(content_id, user_id, day_of(self._now_ms()), False, len(data))
         self._note(bytes_out=len(data))
         return data
 
-    def _open(self, content_id: str, user_id: str, version: int | None) -> VerifiedReader:
+    def _open(
+        self, content_id: str, user_id: str, version: int | None
+    ) -> tuple[VerifiedReader, Row]:
+        """A verified reader over the bytes, and the content or version row they belong to."""
         ids.check_id("content", content_id)
         user_id = validate.user_id(user_id)
         with self.catalog.snapshot():
-            row = self._authorize(content_id, user_id, "read")
+            source = self._authorize(content_id, user_id, "read")
             if version is None:
-                digest = row["blob"]
+                digest = source["blob"]
             else:
                 number = validate.integer(version, "version", 1, 2**62)
                 version_row = self.catalog.version_row(content_id, number)
@@ -465,10 +473,10 @@ class Store(AccountsMixin):
                     raise NotFound(
                         f"content {content_id} has no version {number}", content_id=content_id
                     )
-                digest = version_row["blob"]
+                digest, source = version_row["blob"], version_row
         if not self.blobs.exists(digest):
             self._fetch_remote_blob(digest)
-        return self.blobs.open(digest)
+        return self.blobs.open(digest), source
 
     def _fetch_remote_blob(self, digest: str) -> None:
         """Bring a lazily pulled blob home from its remote (verified), or say it is remote-only."""
@@ -614,6 +622,8 @@ class _CountingReader(io.RawIOBase):
         self._day = day
         self.size = reader.size
         self.digest = reader.digest
+        self.filename: str | None = None
+        self.mime_type: str | None = None
 
     def readable(self) -> bool:
         return True
