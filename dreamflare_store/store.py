@@ -156,9 +156,10 @@ class Store(AccountsMixin):
             bound = signature.bind(*args, **kwargs)
         except TypeError:
             return
-        user = bound.arguments.get("user_id")
-        if not isinstance(user, str) or not user or len(user) > validate.MAX_USER_ID:
-            return  # no user to charge it to
+        try:
+            user = validate.user_id(bound.arguments.get("user_id"))
+        except InvalidArgument:
+            return  # no valid user to charge it to: the call changes nothing at all
         if self._closed:
             return
         self.counters.count_call(
