@@ -1,0 +1,383 @@
+"""The ``dreamflare`` command line: every operation of the store, for people and scripts.
+
+This module holds the root group and the content commands (init, upload, get, download,
+ls, rm, update, versions); ``cli_admin`` holds the rest and ``cli_base`` what they share
+(the lazily opened store, the one place errors become exit codes, the common options).
+Start-up matters, so fsspec, HTTP and sync machinery are imported only inside the
+commands that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import cli_admin
+from . import cli_format as fmt
+from .cli_base import (
+    DEFAULT_STORE,
+    DreamflareGroup,
+    State,
+    fail,
+    show_progress,
+    store_command,
+    user_option,
+)
+from .errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+# -- the root group --------------------------------------------------------------------
+
+
+@click.group(
+    cls=DreamflareGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Example session:
+  export DREAMFLARE_USER=alice
+  dreamflare init
+  dreamflare upload ./renders --tags sunset,v2
+  dreamflare ls
+  dreamflare versions cnt_...
+Run `dreamflare COMMAND --help` for each command's options.""",
+)
+@click.option(
+    "--store",
+    metavar="PATH",
+    envvar="DREAMFLARE_STORE",
+    default=DEFAULT_STORE,
+    show_default=True,
+    show_envvar=True,
+    help="Store folder.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON, for scripts.")
+@click.version_option(package_name="dreamflare-store", prog_name="dreamflare")
+@click.pass_context
+def cli(ctx: click.Context, store: str, as_json: bool) -> None:
+    """Store, version and share AI-generated images and videos, offline first.
+
+    A store is a folder: a SQLite catalog beside content-addressed files, deduplicated
+    across users. It syncs later with any fsspec location (a folder, S3, GCS).
+
+    Exit codes: 0 success, 1 an error (one line on stderr), 2 a usage error.
+    """
+    ctx.obj = State(ctx, store, as_json)
+
+
+# -- store ----------------------------------------------------------------------------
+
+
+@store_command(cli)
+def init(state: State) -> None:
+    """Create a store (nothing changes if one is already there).
+
+    \b
+    Example:
+      dreamflare --store ./dreamflare-data init
+    """
+    from .store import Store
+
+    path = Path(state.store_path)
+    created = not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    with Store(path) as store:
+        replica = store.replica_id
+    if state.as_json:
+        state.emit({"store": str(path), "created": created, "replicaId": replica})
+    elif created:
+        click.echo(f"Created a store at {path}")
+    else:
+        click.echo(f"A store already exists at {path}")
+
+
+# -- content --------------------------------------------------------------------------
+
+
+@store_command(cli)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@user_option
+@click.option("--description", "-d", help="Description for every file uploaded.")
+@click.option("--tags", "-t", metavar="A,B", help="Comma-separated tags for every file.")
+@click.option("--content-id", metavar="ID", help="Upload PATH as a new version of this content.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Files uploaded at once (default: 8).",
+)
+@click.option("--hidden", is_flag=True, help="Include hidden files and folders (names with a dot).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+def upload(
+    state: State,
+    paths: tuple[str, ...],
+    user: str,
+    description: str | None,
+    tags: str | None,
+    content_id: str | None,
+    jobs: int | None,
+    hidden: bool,
+    quiet: bool,
+) -> None:
+    """Upload files and folders (recursively), a content per file.
+
+    Bytes already in the store are not stored again. A file that cannot be read is
+    reported and the others still go in (the exit code is then 1). With --json, one file
+    prints its content; folders or several files print {"items", "errors", counts...}.
+
+    \b
+    Examples:
+      dreamflare upload ./renders --user alice --tags sunset,v2
+      dreamflare upload cat-v2.png --user alice --content-id cnt_...
+    """
+    from . import cli_upload, ids, validate
+
+    validate.user_id(user)  # bad shared arguments fail once, before any file is read
+    validate.description(description)
+    validate.tags(tags)
+    if content_id is not None:
+        ids.check_id("content", content_id)
+    items, failures = cli_upload.collect(paths, include_hidden=hidden)
+    single = len(paths) == 1 and not Path(paths[0]).is_dir()
+    if content_id is not None and (len(items) + len(failures) != 1 or not single):
+        raise click.UsageError("--content-id takes exactly one file")
+    store = state.store
+    bar = fmt.progress(
+        len(items), sum(item.size for item in items), show_progress(state) and not single
+    )
+
+    def report(outcome: cli_upload.Outcome) -> None:
+        if outcome.error is not None:
+            if not (single and state.as_json):
+                bar.echo(f"error: {outcome.error.message}", err=True)
+        elif not quiet and not state.as_json and outcome.content is not None:
+            content = outcome.content
+            note = "  (already stored)" if outcome.deduplicated else ""
+            bar.echo(
+                f"{content.content_id}  v{content.version}  {fmt.human_size(content.size):>10}"
+                f"  {outcome.path}{note}"
+            )
+
+    for failure in failures:
+        report(failure)
+    uploader = cli_upload.BatchUploader(
+        store, user, description, tags, bar, report, jobs or cli_upload.DEFAULT_JOBS
+    )
+    with bar:
+        if content_id is not None and items:
+            outcomes = [uploader.upload(items[0], content_id)]
+            seconds = 0.0
+        else:
+            outcomes, seconds = cli_upload.upload_batch(uploader, items)
+    summary = cli_upload.summarize([*failures, *outcomes], seconds)
+    if single and summary.errors and summary.errors[0].error is not None:
+        fail(summary.errors[0].error)  # one file: its error is the command's error
+    if state.as_json:
+        state.emit(summary.items[0] if single else summary)
+    elif not (single and not quiet):
+        click.echo(summary.text())
+    if summary.failed:
+        click.get_current_context().exit(1)
+
+
+@store_command(cli)
+@click.argument("content_id", metavar="ID")
+@user_option
+def get(state: State, content_id: str, user: str) -> None:
+    """Show one content: its file, metadata and current version.
+
+    \b
+    Example:
+      dreamflare get cnt_01J... --user alice
+    """
+    content = state.store.get_content(content_id, user)
+    if state.as_json:
+        state.emit(content)
+    else:
+        click.echo(fmt.content_details(content))
+
+
+@store_command(cli)
+@click.argument("content_id", metavar="ID")
+@user_option
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    help="Where to write: a file, a folder, or - for stdout (default: the content's"
+    " filename, here).",
+)
+@click.option("--version", "version", type=click.IntRange(min=1), help="A past version.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite FILE if it exists.")
+def download(
+    state: State, content_id: str, user: str, output: str | None, version: int | None, force: bool
+) -> None:
+    """Write a content's bytes (verified) to a file.
+
+    The bytes are checked against their hash as they are read. The file appears whole or
+    not at all (written beside it, then renamed), and an existing file is kept unless
+    --force is given.
+
+    \b
+    Examples:
+      dreamflare download cnt_01J... --user alice
+      dreamflare download cnt_01J... --user alice --version 1 -o old.png
+      dreamflare download cnt_01J... --user alice -o - | file -
+    """
+    store = state.store
+    if output == "-":
+        with store.open_content(content_id, user, version) as reader:
+            shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(output) if output is not None else None
+    if target is None or target.is_dir():
+        name = _filename_of(store, content_id, user, version)
+        target = target / name if target is not None else Path(name)
+    if target.exists() and not force:
+        fail(Conflict(f"{target} already exists (use --force to overwrite)", path=str(target)))
+    with store.open_content(content_id, user, version) as reader:
+        size = _write_atomically(reader, target, force)
+    if state.as_json:
+        state.emit({"contentId": content_id, "version": version, "path": str(target), "size": size})
+    else:
+        click.echo(f"Wrote {target} ({fmt.human_size(size)})")
+
+
+def _filename_of(store: Store, content_id: str, user: str, version: int | None) -> str:
+    """The filename the content had at ``version`` (the current one by default).
+
+    Versions, not ``get_content``: a download should not also count as a view.
+    """
+    versions = store.get_content_versions(content_id, user)
+    chosen = (
+        versions[-1]
+        if version is None
+        else next((item for item in versions if item.version == version), None)
+    )
+    if chosen is None:
+        fail(NotFound(f"content {content_id} has no version {version}", content_id=content_id))
+    name = Path(chosen.filename).name  # a filename is never a path; make sure of it
+    return name if name not in ("", ".", "..") else content_id
+
+
+def _write_atomically(reader: Any, target: Path, force: bool) -> int:
+    """Copy into a temp file beside ``target``, fsync, then rename (or link, to refuse an
+    overwrite that raced us). Returns the bytes written; leaves nothing behind on error."""
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(reader, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+            size = out.tell()
+        if force:
+            os.replace(temp, target)
+        else:
+            try:
+                os.link(temp, target)  # atomic "create only if absent"
+            except FileExistsError:
+                fail(Conflict(f"{target} already exists (use --force to overwrite)"))
+            except OSError:  # no hard links on this filesystem
+                os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return size
+
+
+@store_command(cli, "ls")
+@user_option
+@click.option("--limit", "-n", type=int, default=50, show_default=True, help="Contents per page.")
+@click.option("--offset", type=int, default=0, show_default=True, help="Contents to skip.")
+def list_(state: State, user: str, limit: int, offset: int) -> None:
+    """List your contents, newest first, a page at a time.
+
+    \b
+    Example:
+      dreamflare ls --user alice --limit 20 --offset 20
+    """
+    page = state.store.list_content(user, limit, offset)
+    if state.as_json:
+        state.emit(page)
+        return
+    if not page.items:
+        click.echo("No contents." if page.total == 0 else f"No contents past {offset}.")
+        return
+    click.echo(fmt.content_table(page.items))
+    last = page.offset + len(page.items)
+    more = f"; next: --offset {last}" if last < page.total else ""
+    click.echo(f"\n{page.offset + 1}-{last} of {page.total:,}{more}")
+
+
+@store_command(cli)
+@click.argument("content_id", metavar="ID")
+@user_option
+def rm(state: State, content_id: str, user: str) -> None:
+    """Delete a content and all its versions (owner only).
+
+    \b
+    Example:
+      dreamflare rm cnt_01J... --user alice
+    """
+    state.store.delete_content(content_id, user)
+    if state.as_json:
+        state.emit({"deleted": content_id})
+    else:
+        click.echo(f"Deleted {content_id}")
+
+
+@store_command(cli)
+@click.argument("content_id", metavar="ID")
+@user_option
+@click.option("--description", "-d", help="New description.")
+@click.option("--tags", "-t", metavar="A,B", help="New tags, replacing the old ones.")
+def update(
+    state: State, content_id: str, user: str, description: str | None, tags: str | None
+) -> None:
+    """Change a content's description and/or tags (adds a version).
+
+    \b
+    Example:
+      dreamflare update cnt_01J... --user alice --tags cat,cute,best
+    """
+    content = state.store.update_metadata(content_id, user, description, tags)
+    if state.as_json:
+        state.emit(content)
+    else:
+        click.echo(f"Updated {content_id} to version {content.version}")
+        click.echo(fmt.content_details(content))
+
+
+@store_command(cli)
+@click.argument("content_id", metavar="ID")
+@user_option
+def versions(state: State, content_id: str, user: str) -> None:
+    """Show a content's history, oldest first: who changed what, when.
+
+    \b
+    Example:
+      dreamflare versions cnt_01J... --user alice
+    """
+    history = state.store.get_content_versions(content_id, user)
+    if state.as_json:
+        state.emit({"items": [item.to_dict() for item in history]})
+    else:
+        click.echo(fmt.version_history(history))
+
+
+for _command in cli_admin.COMMANDS:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """The ``dreamflare`` executable."""
+    cli(prog_name="dreamflare")

@@ -1,0 +1,377 @@
+"""How the command line shows things to people: sizes, times, tables, histories, progress.
+
+Everything here turns records into text and nothing else: no store access, no click
+context. ``--json`` output does not come through here at all (it is the records' own
+``to_dict()``), so these functions are free to change for readability.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from .records import Analytics, ApiUsage, Content, StorageUsage, Version
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+RECENT_SECONDS = 7 * 24 * 3600  # within a week, "3 h ago" reads better than a date
+MAX_CELL = 40  # wider cells (descriptions, long tag lists) are cut with an ellipsis
+
+
+# -- values ----------------------------------------------------------------------------
+
+
+def human_size(size: int) -> str:
+    """``1536`` -> ``"1.5 KiB"``: binary units, one decimal, bytes as a whole number."""
+    value = float(size)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_time(iso: str) -> datetime:
+    """A record's ISO 8601 UTC time (``...Z``) as an aware datetime."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def relative_time(iso: str | None, now: float | None = None) -> str:
+    """``"5 min ago"`` within a week, else ``"2026-11-20 14:03"`` (UTC); ``"-"`` for None."""
+    if iso is None:
+        return "-"
+    moment = parse_time(iso)
+    seconds = (time.time() if now is None else now) - moment.timestamp()
+    if seconds < -60 or seconds >= RECENT_SECONDS:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    if seconds < 45:
+        return "just now"
+    for span, unit in ((86400, "day"), (3600, "h"), (60, "min")):
+        if seconds >= span:
+            count = round(seconds / span) if span == 60 else int(seconds // span)
+            plural = "s" if unit == "day" and count != 1 else ""
+            return f"{count} {unit}{plural} ago"
+    return "1 min ago"
+
+
+def full_time(iso: str | None, now: float | None = None) -> str:
+    """``"2026-11-28 10:57:25 UTC (5 min ago)"``; ``"-"`` for None."""
+    if iso is None:
+        return "-"
+    stamp = parse_time(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
+    relative = relative_time(iso, now)
+    recent = relative.endswith("ago") or relative == "just now"
+    return f"{stamp} ({relative})" if recent else stamp
+
+
+def tag_text(tags: Sequence[str]) -> str:
+    return ", ".join(tags) if tags else "-"
+
+
+def short_hash(digest: str) -> str:
+    return digest[:12]
+
+
+def _cut(text: str, width: int = MAX_CELL) -> str:
+    text = " ".join(text.split())  # a newline inside a cell would break the table
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- layouts ---------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[int] = ()) -> str:
+    """Columns padded to their widest cell; columns listed in ``right`` (numbers) align right."""
+    right_set = set(right)
+    body = [[_cut(str(cell)) for cell in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in body:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    lines = []
+    for row in [list(headers), *body]:
+        cells = [
+            cell.rjust(width) if index in right_set else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
+    """``label  value`` lines with the values in one column."""
+    width = max((len(label) for label, _ in pairs), default=0)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in pairs)
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+def media_text(mime: str, width: int | None, height: int | None) -> str:
+    return f"{mime} ({width}x{height})" if width and height else mime
+
+
+def content_details(content: Content, now: float | None = None) -> str:
+    """Every field of one content, one per line."""
+    return key_values(
+        [
+            ("id", content.content_id),
+            ("filename", content.filename),
+            ("type", media_text(content.mime_type, content.width, content.height)),
+            ("size", f"{human_size(content.size)} ({content.size:,} bytes)"),
+            ("hash", content.hash),
+            ("description", content.description or "-"),
+            ("tags", tag_text(content.tags)),
+            ("version", content.version),
+            ("owner", content.user_id),
+            ("created", full_time(content.created_at, now)),
+            ("updated", full_time(content.updated_at, now)),
+        ]
+    )
+
+
+def content_table(items: Sequence[Content], now: float | None = None) -> str:
+    rows = [
+        (
+            item.content_id,
+            item.filename,
+            item.mime_type,
+            human_size(item.size),
+            item.version,
+            tag_text(item.tags),
+            relative_time(item.updated_at, now),
+        )
+        for item in items
+    ]
+    headers = ("ID", "FILENAME", "TYPE", "SIZE", "VER", "TAGS", "UPDATED")
+    return table(headers, rows, right=(3, 4))
+
+
+def _change_text(version: Version) -> str:
+    """What one version did, in words: the fields it set and their new values."""
+    parts = []
+    for field in version.changes:
+        if field == "file":
+            verb = "created" if version.version == 1 else "new file"
+            parts.append(
+                f"{verb}: {human_size(version.size)} {version.mime_type}"
+                f" ({short_hash(version.hash)})"
+            )
+        elif field == "filename":
+            parts.append(f"filename: {version.filename}")
+        elif field == "description":
+            parts.append(f"description: {_cut(version.description or '-', 60)!s}")
+        elif field == "tags":
+            parts.append(f"tags: {tag_text(version.tags)}")
+        else:
+            parts.append(field)
+    return "; ".join(parts) or "-"
+
+
+def version_history(versions: Sequence[Version], now: float | None = None) -> str:
+    """A content's history, oldest first: when, who, and what each version changed."""
+    rows = [
+        (f"v{version.version}", relative_time(version.created_at, now), version.user_id)
+        for version in versions
+    ]
+    widths = [max((len(row[column]) for row in rows), default=0) for column in range(3)]
+    lines = []
+    for row, version in zip(rows, versions, strict=True):
+        head = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        lines.append(f"{head}  {_change_text(version)}")
+    return "\n".join(lines)
+
+
+def storage_text(usage: StorageUsage) -> str:
+    if usage.quota_bytes is None:
+        quota = "none"
+    else:
+        share = usage.history_bytes / usage.quota_bytes * 100 if usage.quota_bytes else 100.0
+        quota = f"{human_size(usage.quota_bytes)} ({share:.1f}% used)"
+    return key_values(
+        [
+            ("user", usage.user_id),
+            ("contents", f"{usage.content_count:,}"),
+            ("versions", f"{usage.version_count:,}"),
+            ("current size", human_size(usage.bytes)),
+            ("with history", human_size(usage.history_bytes)),
+            ("quota", quota),
+        ]
+    )
+
+
+def api_usage_text(usage: ApiUsage, days: int = 14) -> str:
+    """Totals, then calls per operation, then the last ``days`` days."""
+    parts = [
+        key_values(
+            [
+                ("user", usage.user_id),
+                ("calls", f"{usage.total_calls:,} ({usage.errors:,} failed)"),
+                ("bytes in", human_size(usage.bytes_in)),
+                ("bytes out", human_size(usage.bytes_out)),
+            ]
+        )
+    ]
+    if usage.by_operation:
+        rows = [
+            (name, f"{cell['calls']:,}", f"{cell['errors']:,}", human_size(cell["bytesIn"]),
+             human_size(cell["bytesOut"]))
+            for name, cell in usage.by_operation.items()
+        ]  # fmt: skip
+        parts.append(table(("OPERATION", "CALLS", "FAILED", "IN", "OUT"), rows, right=(1, 2, 3, 4)))
+    if usage.daily:
+        rows = [
+            (day["date"], f"{day['calls']:,}", f"{day['errors']:,}", human_size(day["bytesIn"]),
+             human_size(day["bytesOut"]))
+            for day in usage.daily[-days:]
+        ]  # fmt: skip
+        parts.append(table(("DATE", "CALLS", "FAILED", "IN", "OUT"), rows, right=(1, 2, 3, 4)))
+    return "\n\n".join(parts)
+
+
+def analytics_text(stats: Analytics, days: int = 14) -> str:
+    """Totals, the most viewed contents (for all of a user's contents), the last days."""
+    subject = ("content", stats.content_id) if stats.content_id else ("contents", "all yours")
+    parts = [
+        key_values(
+            [
+                ("user", stats.user_id),
+                subject,
+                ("views", f"{stats.views:,}"),
+                ("downloads", f"{stats.downloads:,}"),
+                ("bytes served", human_size(stats.bytes_served)),
+                ("unique viewers", f"{stats.unique_viewers:,}"),
+            ]
+        )
+    ]
+    if stats.top_content:
+        rows = [
+            (item["contentId"], f"{item['views']:,}", f"{item['downloads']:,}")
+            for item in stats.top_content
+        ]
+        parts.append(table(("MOST VIEWED", "VIEWS", "DOWNLOADS"), rows, right=(1, 2)))
+    if stats.daily:
+        days_rows = [
+            (day["date"], f"{day['views']:,}", f"{day['downloads']:,}",
+             human_size(day["bytesServed"]))
+            for day in stats.daily[-days:]
+        ]  # fmt: skip
+        parts.append(table(("DATE", "VIEWS", "DOWNLOADS", "SERVED"), days_rows, right=(1, 2, 3)))
+    return "\n\n".join(parts)
+
+
+# -- progress --------------------------------------------------------------------------
+
+
+class NullProgress:
+    """The progress interface with no bar: lines are printed, counts are ignored."""
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        """Count finished files and bytes."""
+
+    def echo(self, line: str, err: bool = False) -> None:
+        """Print a line (stdout, or stderr with ``err``)."""
+        stream = sys.stderr if err else sys.stdout
+        stream.write(line + "\n")
+        stream.flush()
+
+    def close(self) -> None:
+        """Remove the bar."""
+
+    def __enter__(self) -> NullProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Progress(NullProgress):
+    """A one-line files-and-bytes bar on stderr, redrawn at most ``rate`` times a second.
+
+    Nothing is drawn for work that ends within ``delay`` seconds, so quick commands stay
+    quiet. Thread-safe: upload workers advance it and print through it at once.
+    """
+
+    def __init__(
+        self,
+        total_files: int,
+        total_bytes: int,
+        label: str = "Uploading",
+        stream: TextIO | None = None,
+        delay: float = 0.5,
+        rate: float = 10.0,
+    ) -> None:
+        self.total_files = total_files
+        self.total_bytes = total_bytes
+        self.files = 0
+        self.nbytes = 0
+        self.label = label
+        self._stream = stream or sys.stderr
+        self._start = time.monotonic()
+        self._delay = delay
+        self._interval = 1.0 / rate
+        self._drawn_at = 0.0
+        self._shown = False
+        self._lock = threading.Lock()
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        with self._lock:
+            self.files += files
+            self.nbytes += nbytes
+            now = time.monotonic()
+            if now - self._start >= self._delay and now - self._drawn_at >= self._interval:
+                self._draw(now)
+
+    def echo(self, line: str, err: bool = False) -> None:
+        with self._lock:
+            self._clear()
+            super().echo(line, err)
+            if self._shown:
+                self._draw(time.monotonic())
+
+    def close(self) -> None:
+        with self._lock:
+            self._clear()
+            self._shown = False
+
+    def render(self, now: float | None = None) -> str:
+        """The bar's text for the current counts."""
+        elapsed = max((time.monotonic() if now is None else now) - self._start, 1e-6)
+        done = self.nbytes / self.total_bytes if self.total_bytes else 0.0
+        if not self.total_bytes and self.total_files:
+            done = self.files / self.total_files
+        speed = self.nbytes / elapsed
+        eta = ""
+        if 0 < done < 1:
+            left = int(elapsed / done * (1 - done))
+            eta = f"  ETA {left // 60}:{left % 60:02d}"
+        counts = (
+            f"{self.label} {self.files:,}/{self.total_files:,} files"
+            f"  {human_size(self.nbytes)}/{human_size(self.total_bytes)}"
+        )
+        tail = f"  {done * 100:3.0f}%  {human_size(int(speed))}/s{eta}"
+        columns = shutil.get_terminal_size((80, 24)).columns
+        room = columns - len(counts) - len(tail) - 5
+        if room < 10:
+            return (counts + tail)[: columns - 1]
+        filled = int(room * done)
+        return f"{counts}  [{'#' * filled}{'-' * (room - filled)}]{tail}"
+
+    def _draw(self, now: float) -> None:
+        self._stream.write("\r\x1b[K" + self.render(now))
+        self._stream.flush()
+        self._shown = True
+        self._drawn_at = now
+
+    def _clear(self) -> None:
+        if self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+
+def progress(total_files: int, total_bytes: int, enabled: bool) -> NullProgress:
+    """The one way commands get a progress bar: a real one only when ``enabled``."""
+    return Progress(total_files, total_bytes) if enabled else NullProgress()
