@@ -1,0 +1,57 @@
+"""Code run in child processes by the crash and multi-process tests.
+
+Run as a script: ``python workers.py crash STORE ACKS SEED`` uploads and updates forever,
+appending one line per acknowledged upload to ACKS (after the call returned).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+from dreamflare_store import Store
+
+
+def payload(seed: int, n: int) -> bytes:
+    """The bytes of upload n of a worker: reproducible, so the parent can check them."""
+    rng = random.Random(seed * 1_000_003 + n)
+    size = rng.choice([0, 1, 100, 4096, 70_000, 400_000])
+    return rng.randbytes(size)
+
+
+def crash_loop(store_path: str, acks_path: str, seed: int) -> None:
+    with Store(store_path) as store, open(acks_path, "a", encoding="utf-8") as acks:
+        n = 0
+        last = None
+        while True:
+            data = payload(seed, n)
+            if last is not None and n % 3 == 0:
+                c = store.upload(file=data, user_id=f"u{seed % 3}", content_id=last)
+            else:
+                c = store.upload(file=data, user_id=f"u{seed % 3}", tags=f"n{n}")
+            acks.write(f"{c.content_id} {c.version} {seed} {n}\n")
+            acks.flush()
+            os.fsync(acks.fileno())
+            if n % 4 == 1:
+                store.update_metadata(c.content_id, f"u{seed % 3}", description=f"d{n}")
+            last = c.content_id
+            n += 1
+
+
+def upload_many(store_path: str, user: str, count: int, out: str) -> None:
+    """Upload ``count`` files (some shared between workers) and write their ids to ``out``."""
+    ids = []
+    with Store(store_path) as store:
+        for i in range(count):
+            data = f"shared-{i % 10}".encode() if i % 2 else f"{user}-{i}".encode() * 100
+            ids.append(store.upload(file=data, user_id=user, tags=f"w,{i}").content_id)
+            if i % 5 == 0:
+                store.get_content(ids[-1], user)
+    Path(out).write_text("\n".join(ids), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "crash":
+        crash_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
