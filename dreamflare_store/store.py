@@ -44,6 +44,7 @@ from .records import (
     Page,
     Problem,
     StorageUsage,
+    SyncReport,
     Version,
 )
 
