@@ -233,6 +233,35 @@ class BlobStore:
         finally:
             temp.unlink(missing_ok=True)
 
+    def download_path(self) -> Path:
+        """A fresh name in tmp/ for bytes another writer fills (a sync download).
+
+        Hand the file to ``adopt`` once written; a crash leaves it for gc's stale-temp sweep.
+        """
+        return self.tmp / f"{secrets.token_hex(8)}.part"
+
+    def adopt(self, temp: Path, digest: str) -> bool:
+        """Publish a file written in tmp/ as blob ``digest``, only if its bytes hash to it.
+
+        The temp file is consumed either way. Raises IntegrityError (and stores nothing)
+        when the bytes are not the blob's; returns whether the blob is new here.
+        """
+        self.path(digest)  # rejects a malformed digest before anything else
+        try:
+            if hash_file(temp) != digest:
+                raise IntegrityError(f"received bytes do not match blob {digest}", digest=digest)
+            fd = os.open(temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            created = self._publish(temp, digest)
+            if not created:
+                self.touch(digest)  # as write_bytes does: a concurrent gc keeps it
+            return created
+        finally:
+            temp.unlink(missing_ok=True)
+
     # -- reading ----------------------------------------------------------------------
 
     def open(self, digest: str) -> VerifiedReader:
