@@ -1,0 +1,245 @@
+"""The ASGI application: routes, API-key authentication, and errors as JSON.
+
+Each request is served in the same steps: authenticate the key, gather the parameters
+(``params``), check that ``userId`` is the key's user, then make exactly one ``Store`` call
+in a worker thread (the store blocks on SQLite and the disk) and answer with the record's
+JSON. Uploads and downloads stream (``upload``, ``download``). Errors of every kind are
+answered as ``{"error": {"code", "message"}}`` with the status from ``errors.STATUS``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import DreamflareError, InvalidArgument, Unauthenticated
+from ..records import Record
+from . import download, openapi, params
+from .errors import HttpError, status_of
+from .operations import BY_NAME, OPERATIONS, Operation
+from .upload import stream_upload
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+MAX_BODY = 1024 * 1024  # parameters only: uploads stream and are not bounded by this
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class DreamflareAPI(FastAPI):
+    """The FastAPI application over one store; its OpenAPI document is written out."""
+
+    def __init__(self, store: Store, version: str) -> None:
+        super().__init__(
+            title="DreamFlare Store API",
+            version=version,
+            openapi_url="/openapi.json",
+            docs_url="/docs",
+            redoc_url="/redoc",
+        )
+        self.store = store
+        self._document = openapi.document(version)
+
+    def openapi(self) -> dict[str, Any]:
+        return self._document
+
+
+def create_app(store: Store) -> FastAPI:
+    """The HTTP adapter over ``store``: the 15 documented operations, downloads, health."""
+    from .. import __version__
+
+    app = DreamflareAPI(store, __version__)
+    # Fixed paths first, so /content/list is never taken for /content/{contentId}.
+    for op in sorted(OPERATIONS, key=lambda op: "{" in op.path):
+        if op.name == "upload":
+            endpoint = _upload_endpoint(store)
+        elif op.name == "open_content":
+            endpoint = _download_endpoint(store)
+        else:
+            endpoint = _endpoint(store, op)
+        app.add_route(op.path, endpoint, methods=[op.method], name=op.name)
+        if op.path == "/content/list":
+            app.add_route(op.path, _list_only, methods=["PUT", "POST", "DELETE", "PATCH"])
+    app.add_route("/health", _health, methods=["GET"], name="health")
+    app.add_exception_handler(DreamflareError, _dreamflare_error)
+    app.add_exception_handler(HttpError, _http_error)
+    app.add_exception_handler(HTTPException, _starlette_error)
+    app.add_exception_handler(Exception, _internal_error)
+    return app
+
+
+# -- the steps of every request -----------------------------------------------------------
+
+
+def _api_key(request: Request) -> str:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key`` (one key, one header)."""
+    bearer = request.headers.getlist("authorization")
+    header = request.headers.getlist("x-api-key")
+    keys: list[str] = []
+    for value in bearer:
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise Unauthenticated("the Authorization header must be 'Bearer <apiKey>'")
+        keys.append(credentials.strip())
+    keys += [value.strip() for value in header]
+    if not keys:
+        raise Unauthenticated(
+            "an API key is required: send 'Authorization: Bearer <apiKey>' or 'X-API-Key'"
+        )
+    if len(set(keys)) > 1:
+        raise Unauthenticated("the request carries more than one API key")
+    return keys[0]
+
+
+async def _authenticate(store: Store, request: Request) -> str:
+    """The user whose valid, unrevoked key the request carries (else Unauthenticated)."""
+    key = _api_key(request)
+    return await anyio.to_thread.run_sync(store.authenticate, key)
+
+
+def _items(op: Operation, request: Request) -> list[params.Item]:
+    path = [(name, request.path_params[name]) for name in op.path_params]
+    return path + params.query_items(request.scope.get("query_string", b""))
+
+
+async def _body(request: Request) -> bytes:
+    """The whole (small) body of a POST or PUT that carries parameters."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> HttpError:
+    return HttpError(413, "request_too_large", f"a parameter body may be at most {MAX_BODY} bytes")
+
+
+def _render(op: Operation, result: Any) -> Response:
+    if result is None:
+        return Response(status_code=op.status)
+    if isinstance(result, list):
+        body: Any = {"items": [item.to_dict() for item in result]}
+    else:
+        assert isinstance(result, Record)
+        body = result.to_dict()
+    return JSONResponse(body, status_code=op.status)
+
+
+# -- endpoints ------------------------------------------------------------------------------
+
+
+def _endpoint(store: Store, op: Operation) -> Endpoint:
+    method = getattr(store, op.name)
+
+    async def endpoint(request: Request) -> Response:
+        user = await _authenticate(store, request)
+        items = _items(op, request)
+        if op.has_body:
+            body = await _body(request)
+            items += params.body_items(request.headers.get("content-type"), body)
+        kwargs = params.bind(op, items)
+        params.check_user(kwargs, user)
+        result = await anyio.to_thread.run_sync(functools.partial(method, **kwargs))
+        return _render(op, result)
+
+    endpoint.__name__ = op.name
+    return endpoint
+
+
+def _upload_endpoint(store: Store) -> Endpoint:
+    op = BY_NAME["upload"]
+
+    async def upload(request: Request) -> Response:
+        user = await _authenticate(store, request)
+        items = _items(op, request)
+        ctype, options = params.media_type(request.headers.get("content-type"))
+        if ctype != "multipart/form-data":
+            raise HttpError(
+                415,
+                "unsupported_media_type",
+                "an upload is a multipart/form-data body with a 'file' part",
+            )
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise InvalidArgument("a multipart/form-data body needs a boundary")
+        content = await stream_upload(store, user, items, boundary, request.stream())
+        return _render(op, content)
+
+    return upload
+
+
+def _download_endpoint(store: Store) -> Endpoint:
+    op = BY_NAME["open_content"]
+
+    async def content_data(request: Request) -> Response:
+        user = await _authenticate(store, request)
+        kwargs = params.bind(op, _items(op, request))
+        params.check_user(kwargs, user)
+        reader = await anyio.to_thread.run_sync(functools.partial(store.open_content, **kwargs))
+        return await download.respond(request, reader)
+
+    return content_data
+
+
+async def _list_only(request: Request) -> Response:
+    raise HttpError(405, "method_not_allowed", "/content/list only lists (GET)", {"Allow": "GET"})
+
+
+async def _health(request: Request) -> Response:
+    from .. import __version__
+
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _error(status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> Response:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="dreamflare"'
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _dreamflare_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DreamflareError)
+    status = status_of(exc)
+    if status >= 500:
+        log.error("%s %s: %s", request.method, request.url.path, exc.message)
+    return _error(status, exc.to_dict())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return _error(exc.status, exc.to_dict(), exc.headers)
+
+
+_STARLETTE_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _STARLETTE_CODES.get(exc.status_code, "http_error")
+    message = "no such path" if exc.status_code == 404 else str(exc.detail)
+    return _error(exc.status_code, {"error": {"code": code, "message": message}}, exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("internal error serving %s %s", request.method, request.url.path)
+    return _error(500, {"error": {"code": "internal", "message": "internal server error"}})
