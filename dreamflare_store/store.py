@@ -7,7 +7,7 @@ step: the blob store for bytes, the catalog for rows, the op log for changes.
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import inspect
 import io
 import os
@@ -49,7 +49,6 @@ from .records import (
 )
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
-_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
 class Store(AccountsMixin):
@@ -70,10 +69,10 @@ class Store(AccountsMixin):
         randbits: Callable[[int], int] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.default_quota = validate.quota(quota_bytes)  # checked before anything is made
         if self.path.exists() and not self.path.is_dir():
             raise InvalidArgument(f"store path {self.path} exists and is not a folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.default_quota = validate.quota(quota_bytes)
         self.wall = clock or SystemClock()
         self._randbits = randbits or secrets.randbits
         self.blobs = BlobStore(self.path)
@@ -83,7 +82,11 @@ class Store(AccountsMixin):
         self.counters = CounterBuffer(self.catalog, self.replica_id, time.monotonic)
         self._local = threading.local()
         self._closed = False
-        _OPEN_STORES.add(self)
+        # A store dropped without close(), or still open when the interpreter exits, still
+        # writes its buffered counters: a process that ends normally loses no count.
+        self._finalizer = weakref.finalize(
+            self, _flush_and_close, self.counters, self.catalog, os.getpid()
+        )
 
     def _replica_id(self) -> str:
         with self.catalog.atomic():
@@ -108,12 +111,12 @@ class Store(AccountsMixin):
         """Flush buffered counters and close the catalog. Idempotent."""
         if self._closed:
             return
+        self._finalizer.detach()
         try:
             self.counters.flush()
         finally:
             self._closed = True
             self.catalog.close()
-            _OPEN_STORES.discard(self)
 
     def flush(self) -> None:
         """Write buffered usage and analytics counters now."""
@@ -650,11 +653,10 @@ class _CountingReader(io.RawIOBase):
         super().close()
 
 
-@atexit.register
-def _flush_open_stores() -> None:
-    """A process that exits normally loses no buffered counter."""
-    for store in list(_OPEN_STORES):
-        try:
-            store.close()
-        except Exception:  # noqa: BLE001 (at exit there is no one left to tell)
-            pass
+def _flush_and_close(counters: CounterBuffer, catalog: Catalog, pid: int) -> None:
+    """Write a forgotten store's buffered counters (at garbage collection or at exit)."""
+    if os.getpid() != pid:
+        return  # a forked child's copy: these counts are its parent's to write
+    with contextlib.suppress(Exception):  # at exit or in gc there is no one left to tell
+        counters.flush()
+    catalog.close()
