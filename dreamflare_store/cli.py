@@ -14,7 +14,7 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -29,16 +29,13 @@ from .cli_base import (
     store_command,
     user_option,
 )
-from .errors import Conflict, NotFound
-
-if TYPE_CHECKING:
-    from .store import Store
-
+from .errors import Conflict
 
 # -- the root group --------------------------------------------------------------------
 
 
 @click.group(
+    "dreamflare",
     cls=DreamflareGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
@@ -156,7 +153,7 @@ def upload(
 
     def report(outcome: cli_upload.Outcome) -> None:
         if outcome.error is not None:
-            if not (single and state.as_json):
+            if not single:  # a single file's error is the command's error, shown once
                 bar.echo(f"error: {outcome.error.message}", err=True)
         elif not quiet and not state.as_json and outcome.content is not None:
             content = outcome.content
@@ -232,19 +229,20 @@ def download(
       dreamflare download cnt_01J... --user alice --version 1 -o old.png
       dreamflare download cnt_01J... --user alice -o - | file -
     """
-    store = state.store
-    if output == "-":
-        with store.open_content(content_id, user, version) as reader:
-            shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
-        sys.stdout.buffer.flush()
-        return
-    target = Path(output) if output is not None else None
-    if target is None or target.is_dir():
-        name = _filename_of(store, content_id, user, version)
-        target = target / name if target is not None else Path(name)
-    if target.exists() and not force:
+    target = Path(output) if output not in (None, "-") else None
+    if target is not None and not target.is_dir() and target.exists() and not force:
         fail(Conflict(f"{target} already exists (use --force to overwrite)", path=str(target)))
-    with store.open_content(content_id, user, version) as reader:
+    # One call: the reader also tells the filename the bytes have (at that version).
+    with state.store.open_content(content_id, user, version) as reader:
+        if output == "-":
+            shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+            return
+        if target is None or target.is_dir():
+            name = _plain_name(getattr(reader, "filename", None), content_id)
+            target = target / name if target is not None else Path(name)
+        if target.exists() and not force:
+            fail(Conflict(f"{target} already exists (use --force to overwrite)", path=str(target)))
         size = _write_atomically(reader, target, force)
     if state.as_json:
         state.emit({"contentId": content_id, "version": version, "path": str(target), "size": size})
@@ -252,21 +250,10 @@ def download(
         click.echo(f"Wrote {target} ({fmt.human_size(size)})")
 
 
-def _filename_of(store: Store, content_id: str, user: str, version: int | None) -> str:
-    """The filename the content had at ``version`` (the current one by default).
-
-    Versions, not ``get_content``: a download should not also count as a view.
-    """
-    versions = store.get_content_versions(content_id, user)
-    chosen = (
-        versions[-1]
-        if version is None
-        else next((item for item in versions if item.version == version), None)
-    )
-    if chosen is None:
-        fail(NotFound(f"content {content_id} has no version {version}", content_id=content_id))
-    name = Path(chosen.filename).name  # a filename is never a path; make sure of it
-    return name if name not in ("", ".", "..") else content_id
+def _plain_name(filename: str | None, fallback: str) -> str:
+    """A stored filename as a name in the current folder: never a path out of it."""
+    name = Path(filename or "").name
+    return name if name not in ("", ".", "..") else fallback
 
 
 def _write_atomically(reader: Any, target: Path, force: bool) -> int:
