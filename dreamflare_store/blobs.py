@@ -13,13 +13,15 @@ never a reference to missing bytes.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import os
 import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -31,6 +33,16 @@ from .errors import IntegrityError, InvalidArgument, NotFound
 CHUNK = 1 << 20
 # Above this size hashing uses BLAKE3's threads; below, thread start-up costs more than it saves.
 THREADED_HASH_MIN = 1 << 21
+# Files up to this size are read whole: one read and one hash (the bytes hashed are the bytes
+# written, whatever happens to the file meanwhile), no second pass.
+SMALL_FILE = 4 << 20
+# Larger files are copied in pieces of this size; after each one the kernel is asked to
+# start writing it out, so the disk works while the next piece is read and hashed and the
+# final fsync has little left to wait for (a plain write-then-fsync idles the disk first).
+COPY_PIECE = 8 << 20
+# Hashing a file maps this much of it at a time: big inputs for BLAKE3's threads, and never
+# more than this much of the file resident in the process (memory stays bounded).
+MAP_WINDOW = 32 << 20
 _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
 
 # Called with (digest, size) once both are known and before the blob is published; it may
@@ -55,13 +67,44 @@ def hash_bytes(data: bytes | memoryview) -> str:
 
 def hash_file(path: str | os.PathLike[str]) -> str:
     """The BLAKE3 hex digest of a file's bytes (memory-mapped, threaded when large)."""
-    size = os.stat(path).st_size
-    if size == 0:
-        return hash_bytes(b"")
-    return _hasher(size).update_mmap(os.fspath(path)).hexdigest()
+    with open(path, "rb", buffering=0) as source:
+        return _hash_fd(source.fileno(), os.fstat(source.fileno()).st_size)
 
 
-def fsync_dir(path: Path) -> None:
+def _hash_fd(fd: int, size: int) -> str:
+    """The digest of the first ``size`` bytes of an open file, mapped a window at a time."""
+    hasher = _hasher(size)
+    offset = 0
+    while offset < size:
+        length = min(MAP_WINDOW, size - offset)
+        with mmap.mmap(fd, length, offset=offset, access=mmap.ACCESS_READ) as window:
+            hasher.update(window)
+        offset += length
+    return hasher.hexdigest()
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing a range of a file out now, without waiting for it.
+
+    On Linux, POSIX_FADV_DONTNEED starts writeback of the range's dirty pages (and drops
+    the clean ones: nobody reads a temp file back). Elsewhere the final fsync does it all.
+    """
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def _discard(temp: str | os.PathLike[str]) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a rename or creation inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -89,7 +132,11 @@ class BlobStore:
         self.tmp = root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
-        self._known_dirs: set[Path] = set()
+        # Plain strings on the write path: pathlib costs more than the syscalls it wraps.
+        self._objects = os.fspath(self.objects)
+        self._tmp = os.fspath(self.tmp)
+        # Folders under objects/ whose own entries this process has made durable.
+        self._known_dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
 
     # -- names ------------------------------------------------------------------------
@@ -123,6 +170,10 @@ class BlobStore:
             return False
         return True
 
+    def _name(self, digest: str) -> str:
+        """``path`` for digests this module computed itself (no check, no pathlib)."""
+        return f"{self._objects}/{digest[:2]}/{digest[2:4]}/{digest}"
+
     def iter_digests(self) -> Iterator[tuple[str, Path]]:
         """Every blob on disk (foreign files are skipped)."""
         for path in self.objects.glob("*/*/*"):
@@ -132,30 +183,54 @@ class BlobStore:
 
     # -- writing ----------------------------------------------------------------------
 
-    def _temp(self) -> tuple[Path, BinaryIO]:
-        path = self.tmp / f"{secrets.token_hex(8)}.part"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        return path, os.fdopen(fd, "wb", buffering=0)
+    def _temp(self) -> tuple[str, int]:
+        path = f"{self._tmp}/{secrets.token_hex(8)}.part"
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
-    def _ensure_dir(self, directory: Path) -> None:
-        if directory in self._known_dirs:
+    def _sync_name(self, leaf: str) -> None:
+        """Make a blob's name in folder ``leaf`` durable, and the folders above it once.
+
+        Called for new blobs and for found ones alike: a blob found may have been renamed
+        into place a moment ago by another writer that has not synced its folder yet, and
+        a reference must never become durable before the name it points to.
+        """
+        fsync_dir(leaf)
+        if leaf in self._known_dirs:
             return
-        if not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True)
-            fsync_dir(directory.parent)
-            fsync_dir(directory.parent.parent)
+        top = os.path.dirname(leaf)
+        # After the leaf's fsync these are nearly free on journalling file systems, and
+        # they are needed on the rest: POSIX makes a new folder's entry durable only so.
+        fsync_dir(top)
+        if top not in self._known_dirs:
+            fsync_dir(self._objects)
         with self._dirs_lock:
-            self._known_dirs.add(directory)
+            self._known_dirs.update((leaf, top))
 
-    def _publish(self, temp: Path, digest: str) -> bool:
-        """Rename a durable temp file to its name; False if the blob was already there."""
-        target = self.path(digest)
-        if target.is_file():
-            temp.unlink(missing_ok=True)
+    def _found(self, digest: str) -> bool:
+        """True (and the blob marked as used, its name durable) if ``digest`` is stored."""
+        target = self._name(digest)
+        try:
+            os.utime(target)
+        except FileNotFoundError:
             return False
-        self._ensure_dir(target.parent)
+        self._sync_name(os.path.dirname(target))
+        return True
+
+    def _publish(self, temp: str | os.PathLike[str], digest: str) -> bool:
+        """Rename a durable temp file to its name; False if the blob was already there.
+
+        The temp file is consumed either way.
+        """
+        target = self._name(digest)
+        leaf = os.path.dirname(target)
+        if os.path.isfile(target):
+            _discard(temp)
+            self._sync_name(leaf)
+            return False
+        if leaf not in self._known_dirs:
+            os.makedirs(leaf, exist_ok=True)  # made durable by _sync_name, after the rename
         os.replace(temp, target)
-        fsync_dir(target.parent)
+        self._sync_name(leaf)
         return True
 
     def write_bytes(self, data: bytes, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
@@ -163,75 +238,115 @@ class BlobStore:
         digest = hash_bytes(data)
         head = bytes(data[:head_size])
         admit(digest, len(data))
-        if self.touch(digest):
+        if self._found(digest):
             return StoredBlob(digest, len(data), head, created=False)
-        temp, out = self._temp()
+        view = memoryview(data)
+        pieces = (view[at : at + COPY_PIECE] for at in range(0, len(view), COPY_PIECE))
+        temp = self._write_temp(pieces)
         try:
-            with out:
-                out.write(data)
-                os.fsync(out.fileno())
-            return StoredBlob(digest, len(data), head, created=self._publish(temp, digest))
-        finally:
-            temp.unlink(missing_ok=True)
+            created = self._publish(temp, digest)
+        except BaseException:
+            _discard(temp)
+            raise
+        return StoredBlob(digest, len(data), head, created)
 
     def write_file(self, path: Path, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
         """Store a file's bytes. Hashes first, so re-uploading stored bytes writes nothing."""
         try:
-            known = hash_file(path)
+            source = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below)
         except FileNotFoundError as exc:
             raise NotFound(f"no such file: {path}", path=str(path)) from exc
         except IsADirectoryError as exc:
             raise InvalidArgument(f"is a directory, not a file: {path}") from exc
         except PermissionError as exc:
             raise InvalidArgument(f"cannot read {path}: permission denied") from exc
-        if self.exists(known):
-            size = self.path(known).stat().st_size
-            admit(known, size)
-            if self.touch(known):
-                with open(path, "rb") as source:
-                    head = source.read(head_size)
-                return StoredBlob(known, size, head, created=False)
-        # The name stored is the hash of the bytes actually copied (the file may change
-        # between the two passes); the first pass only avoids writing known bytes.
-        with open(path, "rb") as source:
-            size_hint = os.fstat(source.fileno()).st_size
-            return self.write_stream(source, head_size, admit, size_hint)
+        with source:
+            fd = source.fileno()
+            size = os.fstat(fd).st_size
+            if size <= SMALL_FILE:
+                return self.write_bytes(source.readall(), head_size, admit)
+            known = _hash_fd(fd, size)
+            if os.path.isfile(self._name(known)):
+                admit(known, size)
+                if self._found(known):
+                    return StoredBlob(known, size, os.pread(fd, head_size, 0), created=False)
+            # The name stored is the hash of the bytes actually copied (the file may change
+            # between the two passes); the first pass only avoids writing known bytes.
+            source.seek(0)
+            buffer = bytearray(COPY_PIECE)
+            view = memoryview(buffer)
+
+            def pieces() -> Iterator[memoryview]:
+                while count := source.readinto(buffer):
+                    yield view[:count]
+
+            return self._write_new(pieces(), head_size, admit, size)
 
     def write_stream(
         self, source: IO[bytes], head_size: int, admit: Admit = _admit_all, size_hint: int = 0
     ) -> StoredBlob:
         """Store what ``source.read`` yields, hashing while writing, in bounded memory."""
+
+        def pieces() -> Iterator[bytes]:
+            while True:
+                try:
+                    chunk = source.read(CHUNK)
+                except Exception as exc:
+                    raise InvalidArgument(f"reading the file failed: {exc}") from exc
+                if not chunk:
+                    return
+                if not isinstance(chunk, bytes | bytearray | memoryview):
+                    raise InvalidArgument("file must be a binary file object (opened with 'rb')")
+                yield chunk
+
+        return self._write_new(pieces(), head_size, admit, size_hint)
+
+    def _write_new(
+        self, pieces: Iterable[bytes | memoryview], head_size: int, admit: Admit, size_hint: int
+    ) -> StoredBlob:
+        """Hash ``pieces`` while writing them to a durable temp file, then publish it."""
         hasher = _hasher(size_hint)
         head = bytearray()
         size = 0
-        temp, out = self._temp()
+
+        def hashed() -> Iterator[bytes | memoryview]:
+            nonlocal size
+            for piece in pieces:
+                if len(head) < head_size:
+                    head.extend(piece[: head_size - len(head)])
+                hasher.update(piece)
+                size += len(piece)
+                yield piece
+
+        temp = self._write_temp(hashed())
         try:
-            with out:
-                while True:
-                    try:
-                        chunk = source.read(CHUNK)
-                    except Exception as exc:
-                        raise InvalidArgument(f"reading the file failed: {exc}") from exc
-                    if not chunk:
-                        break
-                    if not isinstance(chunk, bytes | bytearray | memoryview):
-                        raise InvalidArgument(
-                            "file must be a binary file object (opened with 'rb')"
-                        )
-                    if len(head) < head_size:
-                        head += chunk[: head_size - len(head)]
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                os.fsync(out.fileno())
             digest = hasher.hexdigest()
             admit(digest, size)
             created = self._publish(temp, digest)
-            if not created:
-                self.touch(digest)
-            return StoredBlob(digest, size, bytes(head), created)
-        finally:
-            temp.unlink(missing_ok=True)
+        except BaseException:
+            _discard(temp)
+            raise
+        return StoredBlob(digest, size, bytes(head), created)
+
+    def _write_temp(self, pieces: Iterable[bytes | memoryview]) -> str:
+        """Write ``pieces`` to a new temp file and fsync it; its path."""
+        temp, fd = self._temp()
+        try:
+            try:
+                written = started = 0
+                for piece in pieces:
+                    _write_all(fd, piece)
+                    written += len(piece)
+                    if written - started >= COPY_PIECE:
+                        _start_writeback(fd, started, written - started)
+                        started = written
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _discard(temp)
+            raise
+        return temp
 
     def download_path(self) -> Path:
         """A fresh name in tmp/ for bytes another writer fills (a sync download).
