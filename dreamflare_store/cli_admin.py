@@ -7,7 +7,6 @@ other commands start fast.
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ import click
 from . import cli_format as fmt
 from .cli_base import State, fail, store_command, user_option
 from .errors import InvalidArgument
+from .records import SyncReport
 
 DEFAULT_REMOTE = "origin"
 
@@ -296,15 +296,11 @@ def remote_add(state: State, name: str, url: str, options: tuple[str, ...]) -> N
         click.echo(f"Added remote {name}: {url}")
 
 
-def _sync_report(state: State, verb: str, report: Any) -> None:
+def _sync_report(state: State, remote_name: str, report: SyncReport) -> None:
     if state.as_json:
         state.emit(report)
         return
-    click.echo(
-        f"{verb}: sent {report.ops_sent:,} changes and {report.blobs_sent:,} files"
-        f" ({fmt.human_size(report.bytes_sent)}), received {report.ops_received:,} changes"
-        f" and {report.blobs_received:,} files ({fmt.human_size(report.bytes_received)})."
-    )
+    click.echo(f"{remote_name}: {fmt.sync_text(report)}")
 
 
 remote_argument = click.argument("remote_name", metavar="[REMOTE]", default=DEFAULT_REMOTE)
@@ -321,7 +317,7 @@ def push(state: State, remote_name: str) -> None:
     Example:
       dreamflare push origin
     """
-    _sync_report(state, "Pushed", state.store.push(remote_name))
+    _sync_report(state, remote_name, state.store.push(remote_name))
 
 
 @store_command()
@@ -339,7 +335,7 @@ def pull(state: State, remote_name: str, blobs: str) -> None:
     Example:
       dreamflare pull origin --blobs eager
     """
-    _sync_report(state, "Pulled", state.store.pull(remote_name, blobs))
+    _sync_report(state, remote_name, state.store.pull(remote_name, blobs))
 
 
 @store_command()
@@ -353,7 +349,7 @@ def sync(state: State, remote_name: str) -> None:
     Example:
       dreamflare sync origin
     """
-    _sync_report(state, "Synced", state.store.sync(remote_name))
+    _sync_report(state, remote_name, state.store.sync(remote_name))
 
 
 @store_command()
@@ -370,17 +366,12 @@ def serve(state: State, host: str, port: int) -> None:
       curl -H "Authorization: Bearer dfk_..." "http://127.0.0.1:8000/content/list?userId=alice"
     """
     state.require_store()
+    from .serve import serve as run_server
+
     try:
-        # By name: the adapter (and uvicorn behind it) is an optional extra.
-        adapter = importlib.import_module("dreamflare_store.serve")
-    except ImportError as exc:
-        fail(
-            InvalidArgument(
-                f"the HTTP server is not available ({exc}); install it with"
-                " pip install 'dreamflare-store[http]'"
-            )
-        )
-    adapter.serve(state.store_path, host, port)
+        run_server(state.store_path, host, port)
+    except ImportError as exc:  # the http extra is not installed: its message says how
+        fail(InvalidArgument(str(exc)))
 
 
 # -- maintenance ----------------------------------------------------------------------

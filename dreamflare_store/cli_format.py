@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from .records import Analytics, ApiUsage, Content, StorageUsage, Version
+from .records import Analytics, ApiUsage, Content, StorageUsage, SyncReport, Version
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 RECENT_SECONDS = 7 * 24 * 3600  # within a week, "3 h ago" reads better than a date
@@ -261,6 +261,25 @@ def analytics_text(stats: Analytics, days: int = 14) -> str:
         ]  # fmt: skip
         parts.append(table(("DATE", "VIEWS", "DOWNLOADS", "SERVED"), days_rows, right=(1, 2, 3)))
     return "\n\n".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def sync_text(report: SyncReport) -> str:
+    """``"sent 3 changes and 2 files (1.2 MiB); received nothing"``."""
+    parts = []
+    for verb, ops, blobs, nbytes in (
+        ("sent", report.ops_sent, report.blobs_sent, report.bytes_sent),
+        ("received", report.ops_received, report.blobs_received, report.bytes_received),
+    ):
+        if ops or blobs:
+            moved = f"{_count(ops, 'change')} and {_count(blobs, 'file')}"
+            parts.append(f"{verb} {moved} ({human_size(nbytes)})")
+        else:
+            parts.append(f"{verb} nothing new")
+    return "; ".join(parts) + "."
 
 
 # -- progress --------------------------------------------------------------------------

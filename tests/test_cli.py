@@ -585,6 +585,29 @@ def test_remote_add_rejects_a_bad_option(run: Cli) -> None:
     assert "is not KEY=VALUE" in result.stderr
 
 
+def test_push_and_pull_through_a_folder_remote(run: Cli, tmp_path: Path) -> None:
+    """The sync commands are thin wrappers; sync itself is tested in its own suite."""
+    cid = upload_one(run, png(run.cwd / "a.png"))["contentId"]
+    folder = str(tmp_path / "remote")
+    assert run.json("remote", "add", "origin", folder) == {"remote": "origin", "url": folder}
+    pushed = run.json("push")
+    assert pushed["opsSent"] == 1 and pushed["blobsSent"] == 1
+    other = Cli(tmp_path / "other", run.cwd)
+    other("init")
+    other("remote", "add", "origin", folder)
+    out = other("pull", "--blobs", "eager").stdout
+    assert out.startswith("origin: sent nothing new; received 1 change and 1 file")
+    assert other.json("get", cid, "--user", "alice")["contentId"] == cid
+    assert "nothing new" in other("sync", "origin").stdout
+    assert "no remote named 'elsewhere'" in other("push", "elsewhere", code=1).stderr
+
+
+def test_serve_needs_an_existing_store(tmp_path: Path) -> None:
+    result = Cli(tmp_path / "none", tmp_path)("serve", "--port", "0", code=1)
+    assert "no store at" in result.stderr
+    assert not (tmp_path / "none").exists()
+
+
 # -- formatting and progress -------------------------------------------------------------
 
 
