@@ -247,15 +247,22 @@ class Catalog:
             "SELECT hlc, op_id FROM ops WHERE entity = ? ORDER BY hlc DESC, op_id DESC LIMIT 1",
             (op.entity,),
         ).fetchone()
-        conn.execute(
-            "INSERT INTO ops (op_id, hlc, replica, rseq, entity, kind, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (op.op_id, op.hlc, op.replica, op.rseq, op.entity, op.kind, op.encode()),
-        )
-        if newest is None or op.sort_key > (newest[0], newest[1]):
-            self._step(op)
-        else:
-            self._rebuild(op.entity, op.kind)
+        try:
+            conn.execute(
+                "INSERT INTO ops (op_id, hlc, replica, rseq, entity, kind, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (op.op_id, op.hlc, op.replica, op.rseq, op.entity, op.kind, op.encode()),
+            )
+            if newest is None or op.sort_key > (newest[0], newest[1]):
+                self._step(op)
+            else:
+                self._rebuild(op.entity, op.kind)
+        except sqlite3.IntegrityError as exc:
+            # Only a malformed op pulled from elsewhere gets here (another op already holds
+            # its replica and rseq, or a field is missing); the caller's transaction rolls back.
+            raise IntegrityError(
+                f"op {op.op_id} contradicts the log: {exc}", op_id=op.op_id
+            ) from exc
         return True
 
     def _rebuild(self, entity: str, kind: str) -> None:
@@ -837,6 +844,11 @@ class Catalog:
 
     def remote_blob_digests(self) -> set[str]:
         return {str(row[0]) for row in self.conn.execute("SELECT blob FROM remote_blobs")}
+
+    def remote_blob_sources(self) -> dict[str, str]:
+        """Every blob recorded as remote-only, with the remote it can be fetched from."""
+        rows = self.conn.execute("SELECT blob, remote FROM remote_blobs")
+        return {str(row[0]): str(row[1]) for row in rows}
 
     def set_remote_blob(self, blob: str, remote: str, size: int) -> None:
         self.conn.execute(
