@@ -147,9 +147,7 @@ def upload(
     if content_id is not None and (len(items) + len(failures) != 1 or not single):
         raise click.UsageError("--content-id takes exactly one file")
     store = state.store
-    bar = fmt.progress(
-        len(items), sum(item.size for item in items), show_progress(state) and not single
-    )
+    bar = fmt.progress(len(items), sum(item.size for item in items), show_progress(state))
 
     def report(outcome: cli_upload.Outcome) -> None:
         if outcome.error is not None:
@@ -166,14 +164,10 @@ def upload(
     for failure in failures:
         report(failure)
     uploader = cli_upload.BatchUploader(
-        store, user, description, tags, bar, report, jobs or cli_upload.DEFAULT_JOBS
+        store, user, description, tags, content_id, bar, report, jobs or cli_upload.DEFAULT_JOBS
     )
     with bar:
-        if content_id is not None and items:
-            outcomes = [uploader.upload(items[0], content_id)]
-            seconds = 0.0
-        else:
-            outcomes, seconds = cli_upload.upload_batch(uploader, items)
+        outcomes, seconds = cli_upload.upload_batch(uploader, items)
     summary = cli_upload.summarize([*failures, *outcomes], seconds)
     if single and summary.errors and summary.errors[0].error is not None:
         fail(summary.errors[0].error)  # one file: its error is the command's error

@@ -367,11 +367,13 @@ class Progress(NullProgress):
         if 0 < done < 1:
             left = int(elapsed / done * (1 - done))
             eta = f"  ETA {left // 60}:{left % 60:02d}"
+        # Fixed widths, so the bar does not jump as the numbers grow.
+        files = f"{self.files:,}".rjust(len(f"{self.total_files:,}"))
         counts = (
-            f"{self.label} {self.files:,}/{self.total_files:,} files"
-            f"  {human_size(self.nbytes)}/{human_size(self.total_bytes)}"
+            f"{self.label} {files}/{self.total_files:,} files"
+            f"  {human_size(self.nbytes):>9}/{human_size(self.total_bytes)}"
         )
-        tail = f"  {done * 100:3.0f}%  {human_size(int(speed))}/s{eta}"
+        tail = f"  {done * 100:3.0f}%  {human_size(int(speed)):>9}/s{eta}"
         columns = shutil.get_terminal_size((80, 24)).columns
         room = columns - len(counts) - len(tail) - 5
         if room < 10:

@@ -190,7 +190,9 @@ class _CountingReader:
 class BatchUploader:
     """Uploads files for one user with shared description and tags, counting as it goes.
 
-    ``on_done`` is called (from worker threads) with each file's outcome as it finishes.
+    With ``content_id``, each file becomes a new version of that content instead (the CLI
+    allows one file then). ``on_done`` is called (from worker threads) with each file's
+    outcome as it finishes.
     """
 
     def __init__(
@@ -199,6 +201,7 @@ class BatchUploader:
         user_id: str,
         description: str | None = None,
         tags: str | None = None,
+        content_id: str | None = None,
         progress: NullProgress | None = None,
         on_done: Callable[[Outcome], None] | None = None,
         jobs: int = DEFAULT_JOBS,
@@ -207,6 +210,7 @@ class BatchUploader:
         self.user_id = user_id
         self.description = description
         self.tags = tags
+        self.content_id = content_id
         self.progress = progress or NullProgress()
         self.on_done = on_done
         self.jobs = max(1, jobs)
@@ -228,30 +232,28 @@ class BatchUploader:
         finally:
             pool.shutdown(wait=True)
 
-    def upload(self, item: Item, content_id: str | None = None) -> Outcome:
+    def upload(self, item: Item) -> Outcome:
         """Upload one file; errors are returned in the outcome, never raised."""
         outcome = Outcome(item.path)
         counted = 0
         try:
             # A new version keeps the content's filename, as Store.upload does by default.
-            name = _filename(item.path) if content_id is None else None
+            name = _filename(item.path) if self.content_id is None else None
             if item.size <= SMALL_FILE:
                 data = item.path.read_bytes()
                 outcome.deduplicated = self._claim(hash_bytes(data))
-                source: Any = data
+                outcome.content = self._store(data, name)
+            elif self._claim(hash_file(item.path)):
+                outcome.deduplicated = True  # the store hashes it again, and writes nothing
+                outcome.content = self._store(item.path, name)
             else:
-                outcome.deduplicated = self._claim(hash_file(item.path))
-                source = item.path
-            if isinstance(source, Path) and not outcome.deduplicated:
                 # New large bytes: one streaming pass that moves the bar as it goes.
-                with open(source, "rb") as raw:
+                with open(item.path, "rb") as raw:
                     reader = _CountingReader(raw, self.progress)
                     try:
-                        outcome.content = self._store(reader, name, content_id)
+                        outcome.content = self._store(reader, name)
                     finally:
                         counted = reader.counted
-            else:
-                outcome.content = self._store(source, name, content_id)
         except DreamflareError as exc:
             outcome.error = exc
         except OSError as exc:
@@ -261,13 +263,13 @@ class BatchUploader:
             self.on_done(outcome)
         return outcome
 
-    def _store(self, source: Any, name: str | None, content_id: str | None) -> Content:
+    def _store(self, source: Any, name: str | None) -> Content:
         return self.store.upload(
             file=source,
             user_id=self.user_id,
             description=self.description,
             tags=self.tags,
-            content_id=content_id,
+            content_id=self.content_id,
             filename=name,
         )
 

@@ -644,7 +644,7 @@ def test_progress_bar_draws_files_and_bytes_only_when_enabled() -> None:
     bar = cli_format.Progress(4, 4 * 2**20, stream=stream, delay=0.0, rate=1e9)
     bar.advance(files=1, nbytes=2**20)
     bar.advance(files=1, nbytes=2**20)
-    assert "Uploading 2/4 files  2.0 MiB/4.0 MiB" in stream.getvalue()
+    assert "Uploading 2/4 files    2.0 MiB/4.0 MiB" in stream.getvalue()
     assert " 50%" in bar.render()
     bar.close()
     assert stream.getvalue().endswith("\r\x1b[K")
