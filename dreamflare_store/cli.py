@@ -21,6 +21,7 @@ import click
 from . import cli_admin
 from . import cli_format as fmt
 from .cli_base import (
+    CATALOG_FILE,
     DEFAULT_STORE,
     DreamflareGroup,
     State,
@@ -84,7 +85,7 @@ def init(state: State) -> None:
     from .store import Store
 
     path = Path(state.store_path)
-    created = not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    created = not (path / CATALOG_FILE).is_file()
     with Store(path) as store:
         replica = store.replica_id
     if state.as_json:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 DEFAULT_STORE = "./dreamflare-data"
+CATALOG_FILE = "catalog.db"  # Store(path) keeps its catalog here (store.py)
 
 
 # -- state and errors ------------------------------------------------------------------
@@ -52,7 +53,9 @@ class State:
     def require_store(self) -> None:
         """Only ``init`` creates a store: a mistyped path is an error, not a new store."""
         path = Path(self.store_path)
-        if not path.is_dir():
+        # The catalog file is what makes a folder a store: `--store ~` must not fill a
+        # home folder with a new store's files.
+        if not (path / CATALOG_FILE).is_file():
             raise NotFound(
                 f"no store at {path} (create one with `dreamflare init`, or point --store or"
                 " DREAMFLARE_STORE at an existing one)",

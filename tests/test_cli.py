@@ -142,6 +142,11 @@ def test_commands_other_than_init_need_an_existing_store(tmp_path: Path) -> None
     result = runner("ls", "--user", "alice", code=1)
     assert "no store at" in result.stderr and "dreamflare init" in result.stderr
     assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    runner = Cli(tmp_path / "photos", tmp_path)
+    assert "no store at" in runner("ls", "--user", "alice", code=1).stderr
+    assert sorted(path.name for path in (tmp_path / "photos").iterdir()) == ["a.jpg"]
 
 
 def test_store_and_user_come_from_the_environment(run: Cli, tmp_path: Path) -> None:
