@@ -30,7 +30,7 @@ from .cli_base import (
     store_command,
     user_option,
 )
-from .errors import Conflict
+from .errors import Conflict, NotFound
 
 # -- the root group --------------------------------------------------------------------
 
@@ -238,6 +238,8 @@ def download(
             target = target / name if target is not None else Path(name)
         if target.exists() and not force:
             fail(Conflict(f"{target} already exists (use --force to overwrite)", path=str(target)))
+        if not target.parent.is_dir():
+            fail(NotFound(f"no folder {target.parent} to write {target.name} in", path=str(target)))
         size = _write_atomically(reader, target, force)
     if state.as_json:
         state.emit({"contentId": content_id, "version": version, "path": str(target), "size": size})

@@ -472,6 +472,9 @@ def test_download_of_corrupt_bytes_leaves_no_file(run: Cli) -> None:
 def test_download_into_a_missing_folder_is_one_error_line(run: Cli) -> None:
     cid = upload_one(run, png(run.cwd / "a.png"))["contentId"]
     result = run("download", cid, "-u", "alice", "-o", "no/such/dir/a.png", code=1)
+    assert result.stderr == "error: no folder no/such/dir to write a.png in\n"
+    (run.cwd / "plain").write_text("x")
+    result = run("download", cid, "-u", "alice", "-o", "plain/a.png", code=1)
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
 
 
