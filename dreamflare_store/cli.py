@@ -257,7 +257,10 @@ def _write_atomically(reader: Any, target: Path, force: bool) -> int:
     """Copy into a temp file beside ``target``, fsync, then rename (or link, to refuse an
     overwrite that raced us). Returns the bytes written; leaves nothing behind on error."""
     temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:  # name the file the user asked for, not our temp file
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     try:
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(reader, out, 1 << 20)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .errors import DreamflareError, InvalidArgument, NotFound
+from .errors import DreamflareError, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
     from .store import Store
@@ -102,9 +102,17 @@ class DreamflareGroup(click.Group):
             sys.exit(1)
         except OSError as exc:
             # A user's file or folder (download target, store path) that cannot be used.
-            where = f"{exc.filename}: " if exc.filename else ""
-            error = InvalidArgument(f"{where}{exc.strerror or exc}")
-            raise CommandFailed(error, _json_mode(ctx)) from exc
+            raise CommandFailed(_os_error(exc), _json_mode(ctx)) from exc
+
+
+def _os_error(exc: OSError) -> DreamflareError:
+    """The closest DreamflareError for a failed file operation, naming the file."""
+    message = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(message)
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(message)
+    return DreamflareError(message)
 
 
 def _json_mode(ctx: click.Context) -> bool:
