@@ -10,6 +10,7 @@ answered as ``{"error": {"code", "message"}}`` with the status from ``errors.STA
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,13 @@ def _render(op: Operation, result: Any) -> Response:
 
 def _endpoint(store: Store, op: Operation) -> Endpoint:
     method = getattr(store, op.name)
+    # Store arguments the seed lists as optional but the method needs (the permissions of
+    # an update): left out, they reach the store as None, which refuses them.
+    needed = [
+        name
+        for name, param in inspect.signature(method).parameters.items()
+        if param.default is inspect.Parameter.empty
+    ]
 
     async def endpoint(request: Request) -> Response:
         user = await _authenticate(store, request)
@@ -155,6 +163,7 @@ def _endpoint(store: Store, op: Operation) -> Endpoint:
             items += params.body_items(request.headers.get("content-type"), body)
         kwargs = params.bind(op, items)
         params.check_user(kwargs, user)
+        kwargs = {**dict.fromkeys(needed), **kwargs}
         result = await anyio.to_thread.run_sync(functools.partial(method, **kwargs))
         return _render(op, result)
 

@@ -48,12 +48,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise _unsatisfiable(size)
         return max(0, size - count), size - 1
     start = int(first)
-    end = size - 1 if last == "" else int(last)
-    if end < start:
+    if last != "" and int(last) < start:
         return None  # not a valid range: ignored, as RFC 9110 says
     if start >= size:
         raise _unsatisfiable(size)
-    return start, min(end, size - 1)
+    return start, size - 1 if last == "" else min(int(last), size - 1)
 
 
 def _unsatisfiable(size: int) -> HttpError:

@@ -128,7 +128,7 @@ def bind(op: Operation, items: Iterable[Item]) -> dict[str, Any]:
 
     JSON ``null`` means "not given". Repeated ``tags`` (``tags=a&tags=b``) are joined;
     any other parameter given twice (in the path and the query, say) is refused. A missing
-    ``userId`` is ``InvalidArgument``.
+    ``userId`` (or any other required parameter) is ``InvalidArgument``.
     """
     values: dict[str, Any] = {}
     for name, raw in items:
@@ -146,8 +146,9 @@ def bind(op: Operation, items: Iterable[Item]) -> dict[str, Any]:
                 continue
             raise InvalidArgument(f"{name} is given more than once")
         values[name] = value
-    if not values.get("userId"):
-        raise InvalidArgument("userId is required")
+    for param in op.params:
+        if param.required and param.kind != "file" and not values.get(param.name):
+            raise InvalidArgument(f"{param.name} is required")
     return {op.by_name[name].arg: value for name, value in values.items()}
 
 

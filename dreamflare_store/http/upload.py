@@ -61,7 +61,7 @@ class UploadPipe(io.RawIOBase):
         return True
 
     def end(self) -> None:
-        """No more bytes: the reader sees the end of the file."""
+        """No more bytes: the reader sees the end of the file. Idempotent."""
         self._send.close()
 
     def fail(self, exc: BaseException) -> None:
@@ -134,6 +134,9 @@ async def stream_upload(
         finally:
             source.stop_reading()
 
+    refused: Exception | None = None  # refused before the store call began
+    # Nothing may escape the task group's body but cancellation: anyio would wrap it in an
+    # ExceptionGroup. Errors are kept and raised once the store call has finished.
     async with anyio.create_task_group() as group:
         try:
             async for chunk in body:
@@ -148,7 +151,13 @@ async def stream_upload(
                     elif isinstance(event, FileStart):
                         if pipe is not None:
                             raise InvalidArgument("a body may carry only one file part")
-                        kwargs = bind(op, fields)
+                        try:
+                            kwargs = bind(op, fields)
+                        except InvalidArgument as exc:
+                            raise InvalidArgument(
+                                f"{exc.message} before the file part (send the other fields"
+                                " first)"
+                            ) from None
                         check_user(kwargs, key_user)
                         pipe = UploadPipe(event.filename)
                         group.start_soon(run, kwargs, pipe)
@@ -156,8 +165,6 @@ async def stream_upload(
                         assert pipe is not None
                         if not await pipe.put(event.data):
                             raise _StoreStopped
-                    elif isinstance(event, FileEnd):
-                        pass
             parser.finish()
             if pipe is None:
                 raise InvalidArgument("the multipart body has no file part")
@@ -166,16 +173,18 @@ async def stream_upload(
             pass  # the store refused early; its error is in `outcome`
         except Exception as exc:
             if pipe is None:
-                await _drain(body)
-                raise
-            pipe.fail(exc)  # the store call fails, keeping nothing; its error is the answer
-        except BaseException as exc:  # cancelled: stop the store call before leaving
+                refused = exc
+            else:
+                pipe.fail(exc)  # the store call fails, keeping nothing; its error is the answer
+        except BaseException:  # cancelled: stop the store call before leaving
             if pipe is not None:
                 pipe.fail(ClientGone("the upload was cancelled"))
-            raise exc
-    if "error" in outcome:
+            raise
+    if pipe is not None:
+        pipe.end()
+    if refused is not None or "error" in outcome:
         await _drain(body)
-        raise outcome["error"]
+        raise refused or outcome["error"]
     return outcome["content"]  # type: ignore[no-any-return]
 
 
