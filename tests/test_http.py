@@ -748,7 +748,9 @@ class ServeProcess:
             self.proc.stdout.close()
 
 
-def test_serve_prints_a_first_key_and_a_working_curl_line(tmp_path: Path) -> None:
+def test_serve_prints_a_first_key_and_a_working_curl_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = ServeProcess(tmp_path / "store", free_port())
     try:
         server.wait_until_up()
@@ -766,6 +768,7 @@ def test_serve_prints_a_first_key_and_a_working_curl_line(tmp_path: Path) -> Non
         assert usage["userId"] == "alice" and usage["contentCount"] == 0
     finally:
         server.stop()
+    monkeypatch.setenv("DREAMFLARE_USER", "alice")
     with Store(tmp_path / "store") as store:  # alice has a key now: no second one is made
         out = io.StringIO()
         assert print_welcome(store, "127.0.0.1", server.url, out) is None
