@@ -332,8 +332,8 @@ class Catalog:
         )
         n = keep_n if keep_n is not None else cursor.lastrowid
         self._adjust_list_block(data["owner"], int(n or 0), +1)
-        self._insert_version(op, 1, data["owner"], fields, data["changes"])
-        self._add_usage(data["owner"], contents=1, size=fields["size"])
+        history = self._insert_version(op, 1, data["owner"], fields, data["changes"])
+        self._add_usage(data["owner"], 1, 1, fields["size"], history)
 
     def _step_content_change(self, op: Op) -> None:
         row = self.content_row(op.entity)
@@ -361,8 +361,8 @@ class Catalog:
                 op.entity,
             ),
         )
-        self._insert_version(op, number, row["owner"], snapshot, op.data["changes"])
-        self._add_usage(row["owner"], contents=0, size=snapshot["size"] - row["size"])
+        history = self._insert_version(op, number, row["owner"], snapshot, op.data["changes"])
+        self._add_usage(row["owner"], 0, 1, snapshot["size"] - row["size"], history)
 
     def _step_content_delete(self, op: Op) -> None:
         row = self.content_row(op.entity)
@@ -379,7 +379,8 @@ class Catalog:
 
     def _insert_version(
         self, op: Op, number: int, owner: str, snapshot: dict[str, Any], changes: list[str]
-    ) -> None:
+    ) -> int:
+        """Add a version row; the change it makes to the owner's history bytes."""
         self.conn.execute(
             "INSERT INTO versions (version_id, content_id, number, hlc, author, filename, mime,"
             " size, blob, description, tags, width, height, changes)"
@@ -401,10 +402,7 @@ class Catalog:
                 ",".join(changes),
             ),
         )
-        self._ref_blob(owner, snapshot["blob"], snapshot["size"], +1)
-        self.conn.execute(
-            "UPDATE storage_usage SET versions = versions + 1 WHERE user = ?", (owner,)
-        )
+        return self._ref_blob(owner, snapshot["blob"], snapshot["size"], +1)
 
     def _drop_content_versions(self, row: Row) -> None:
         """Take a live content's versions, and their counters, out of the tables."""
@@ -412,47 +410,36 @@ class Catalog:
         versions = self.conn.execute(
             "SELECT blob, size FROM versions WHERE content_id = ?", (row["content_id"],)
         ).fetchall()
+        history = 0
         for version in versions:
-            self._ref_blob(owner, version["blob"], version["size"], -1)
+            history += self._ref_blob(owner, version["blob"], version["size"], -1)
         self.conn.execute("DELETE FROM versions WHERE content_id = ?", (row["content_id"],))
+        self._add_usage(owner, -1, -len(versions), -row["size"], history)
+
+    def _add_usage(self, user: str, contents: int, versions: int, size: int, history: int) -> None:
+        """Adjust a user's storage counters (one statement: this runs on every write)."""
         self.conn.execute(
-            "UPDATE storage_usage SET contents = contents - 1, versions = versions - ?,"
-            " bytes = bytes - ? WHERE user = ?",
-            (len(versions), row["size"], owner),
+            "INSERT INTO storage_usage (user, contents, versions, bytes, history_bytes)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
+            " contents = contents + excluded.contents, versions = versions + excluded.versions,"
+            " bytes = bytes + excluded.bytes,"
+            " history_bytes = history_bytes + excluded.history_bytes",
+            (user, contents, versions, size, history),
         )
 
-    def _add_usage(self, user: str, contents: int, size: int) -> None:
-        self.conn.execute(
-            "UPDATE storage_usage SET contents = contents + ?, bytes = bytes + ? WHERE user = ?",
-            (contents, size, user),
-        )
-
-    def _ref_blob(self, user: str, blob: str, size: int, delta: int) -> None:
+    def _ref_blob(self, user: str, blob: str, size: int, delta: int) -> int:
+        """Count one more (or one fewer) version of ``user`` referencing ``blob``; the
+        change to the user's history bytes (each distinct blob counts once per user)."""
         conn = self.conn
-        conn.execute("INSERT OR IGNORE INTO storage_usage (user) VALUES (?)", (user,))
-        row = conn.execute(
-            "SELECT refs FROM user_blobs WHERE user = ? AND blob = ?", (user, blob)
-        ).fetchone()
-        refs = (row[0] if row else 0) + delta
+        (refs,) = conn.execute(
+            "INSERT INTO user_blobs (user, blob, size, refs) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user, blob) DO UPDATE SET refs = refs + excluded.refs RETURNING refs",
+            (user, blob, size, delta),
+        ).fetchall()[0]
         if refs <= 0:
             conn.execute("DELETE FROM user_blobs WHERE user = ? AND blob = ?", (user, blob))
-            conn.execute(
-                "UPDATE storage_usage SET history_bytes = history_bytes - ? WHERE user = ?",
-                (size, user),
-            )
-        elif row is None:
-            conn.execute(
-                "INSERT INTO user_blobs (user, blob, size, refs) VALUES (?, ?, ?, ?)",
-                (user, blob, size, refs),
-            )
-            conn.execute(
-                "UPDATE storage_usage SET history_bytes = history_bytes + ? WHERE user = ?",
-                (size, user),
-            )
-        else:
-            conn.execute(
-                "UPDATE user_blobs SET refs = ? WHERE user = ? AND blob = ?", (refs, user, blob)
-            )
+            return -size
+        return size if refs == delta else 0  # refs == delta: the row was just made
 
     def _adjust_list_block(self, owner: str, n: int, delta: int) -> None:
         self.conn.execute(

@@ -181,3 +181,8 @@ CREATE TABLE remote_blobs (
     remote TEXT NOT NULL,
     size   INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- migration 2
+-- Every local write reads the newest HLC in the log (other processes write to it too):
+-- without this index that is a scan of the whole log.
+CREATE INDEX ops_hlc ON ops (hlc);
