@@ -139,11 +139,11 @@ class Client:
             form=True,
         )
         if tags is not None:
-            # Repeated fields are a list of tags on the server; check them here, as the
-            # store would, so a tag with a comma cannot pass for two tags.
-            fields_["tags"] = tags if isinstance(tags, str) else list(validate.tags(tags) or ())
-            if fields_["tags"] == []:
-                fields_["tags"] = ""
+            # A list goes as repeated fields, but one field alone reads as the comma form:
+            # check the list here as the store would, so ["a,b"] cannot pass for two tags,
+            # and send the empty list (which clears a new version's tags) as "".
+            checked = tags if isinstance(tags, str) else list(validate.tags(tags) or ())
+            fields_["tags"] = checked or ""
         with _file_part(file) as part:
             data = self._send("upload", data=fields_, files={"file": part})
         return self._result("upload", data)  # type: ignore[no-any-return]

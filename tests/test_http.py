@@ -284,6 +284,8 @@ def test_tags_as_a_json_list_or_repeated_fields(env: Env) -> None:
     assert response.json()["tags"] == ["m", "n"]
     response = env.request("PUT", path, json={"userId": "alice", "tags": ["a,b"]})
     assert response.status_code == 400  # a tag with a comma is never two tags
+    response = env.request("PUT", path, **raw(b"userId=alice&tags=a,b&tags=c", FORM))
+    assert response.status_code == 400  # nor in the repeated form
 
 
 def test_json_null_means_not_given(env: Env) -> None:

@@ -28,8 +28,8 @@ JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def query_items(raw: bytes) -> list[Item]:
-    """The name-value pairs of a raw query string, strictly decoded as UTF-8."""
+def query_items(raw: bytes, what: str = "the query string") -> list[Item]:
+    """The name-value pairs of a raw query string (or form body), strictly decoded as UTF-8."""
     if not raw:
         return []
     try:
@@ -41,9 +41,9 @@ def query_items(raw: bytes) -> list[Item]:
             max_num_fields=MAX_FIELDS,
         )
     except UnicodeDecodeError as exc:
-        raise InvalidArgument("the query string is not valid UTF-8") from exc
+        raise InvalidArgument(f"{what} is not valid UTF-8") from exc
     except ValueError as exc:
-        raise InvalidArgument(f"the query string has more than {MAX_FIELDS} fields") from exc
+        raise InvalidArgument(f"{what} has more than {MAX_FIELDS} fields") from exc
 
 
 def media_type(content_type: str | None) -> tuple[str, dict[bytes, bytes]]:
@@ -60,11 +60,7 @@ def body_items(content_type: str | None, body: bytes) -> list[Item]:
     if ctype in JSON_TYPES or ctype.endswith("+json"):
         return _json_items(body)
     if ctype == "application/x-www-form-urlencoded":
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgument("the form body is not valid UTF-8") from exc
-        return query_items(text.encode("utf-8"))
+        return query_items(body, "the form body")
     if ctype == "multipart/form-data":
         boundary = options.get(b"boundary")
         if not boundary:
@@ -126,8 +122,8 @@ def _checked(op: Operation, name: str, value: Any) -> Any:
 def bind(op: Operation, items: Iterable[Item]) -> dict[str, Any]:
     """Map a request's parameters, by wire name, to the keywords of ``op``'s store method.
 
-    JSON ``null`` means "not given". Repeated ``tags`` (``tags=a&tags=b``) are joined;
-    any other parameter given twice (in the path and the query, say) is refused. A missing
+    JSON ``null`` means "not given". Repeated ``tags`` (``tags=a&tags=b``) are a list of
+    tags; any other parameter given twice (in the path and the query, say) is refused. A missing
     ``userId`` (or any other required parameter) is ``InvalidArgument``.
     """
     values: dict[str, Any] = {}
@@ -137,12 +133,9 @@ def bind(op: Operation, items: Iterable[Item]) -> dict[str, Any]:
             continue
         if name in values:
             first = values[name]
-            if (
-                op.by_name[name].kind == "tags"
-                and isinstance(first, str)
-                and isinstance(value, str)
-            ):
-                values[name] = f"{first},{value}"
+            if op.by_name[name].kind == "tags" and isinstance(value, str):
+                # Repeated fields are the list form: one tag each, as in a JSON list.
+                values[name] = [*([first] if isinstance(first, str) else first), value]
                 continue
             raise InvalidArgument(f"{name} is given more than once")
         values[name] = value

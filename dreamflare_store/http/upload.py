@@ -22,7 +22,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import InvalidArgument
-from .multipart import Field, FileData, FileEnd, FileStart, MultipartStream
+from .multipart import Field, FileData, FileStart, MultipartStream
 from .operations import BY_NAME
 from .params import Item, bind, check_user
 
@@ -155,8 +155,7 @@ async def stream_upload(
                             kwargs = bind(op, fields)
                         except InvalidArgument as exc:
                             raise InvalidArgument(
-                                f"{exc.message} before the file part (send the other fields"
-                                " first)"
+                                f"{exc.message} before the file part (send the other fields first)"
                             ) from None
                         check_user(kwargs, key_user)
                         pipe = UploadPipe(event.filename)
