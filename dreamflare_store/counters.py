@@ -8,6 +8,7 @@ so replicas merge by taking, for each other replica, the larger of two snapshots
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -32,7 +33,7 @@ class CounterBuffer:
         self.replica = replica
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self._flush_lock = threading.RLock()
         self._reset()
         self._last_flush = monotonic()
 
@@ -88,8 +89,23 @@ class CounterBuffer:
             return bool(self.usage or self.stats or self.viewers or self.last_used)
 
     def maybe_flush(self) -> None:
-        if self.events >= FLUSH_EVENTS or self._monotonic() - self._last_flush >= FLUSH_SECONDS:
-            self.flush()
+        """Write a batch if the buffer is large or old enough, on behalf of a read.
+
+        The read must not pay for others: when another thread is already writing a batch
+        the counts simply join the next one, and a batch that cannot be written now (the
+        lock held past the busy timeout, a full disk) stays buffered for the next try, or
+        for ``flush()`` and close, which do raise.
+        """
+        if self.events < FLUSH_EVENTS and self._monotonic() - self._last_flush < FLUSH_SECONDS:
+            return
+        if not self._flush_lock.acquire(blocking=False):
+            return
+        try:
+            self.flush()  # re-enters the (reentrant) flush lock
+        except sqlite3.Error:
+            pass  # flush() put the counts back
+        finally:
+            self._flush_lock.release()
 
     def flush(self) -> None:
         """Write every buffered count in one transaction (a no-op when there are none)."""
