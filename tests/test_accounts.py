@@ -504,6 +504,73 @@ def test_reads_take_no_write_lock(store: Store, monkeypatch: pytest.MonkeyPatch)
     assert (analytics.views, analytics.downloads) == (200, 200)
 
 
+def test_a_read_never_fails_because_its_counters_could_not_be_written(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that cannot be written now (the lock held too long, a full disk) stays
+    buffered for the next one; the read that happened to trigger it still succeeds."""
+    monkeypatch.setattr(counters_module, "FLUSH_EVENTS", 1)
+    c = store.upload(b"abc", "alice").content_id
+    real = store.catalog.add_counters
+    failures = [3]
+
+    def failing(*args: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        real(*args)
+
+    monkeypatch.setattr(store.catalog, "add_counters", failing)
+    for _ in range(2):
+        assert store.get_content(c, "alice").content_id == c
+        assert store.read_content(c, "alice") == b"abc"
+    assert failures == [0]
+    analytics = store.get_analytics("alice", c)  # nothing lost, nothing counted twice
+    assert (analytics.views, analytics.downloads, analytics.bytes_served) == (2, 2, 6)
+    usage = store.get_api_usage("alice").by_operation
+    assert usage["get_content"] == _cell(2) and usage["read_content"] == _cell(2, bytes_out=6)
+
+
+def test_readers_do_not_wait_for_another_readers_flush(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one reader's batch waits for the write lock, the other readers go on."""
+    monkeypatch.setattr(counters_module, "FLUSH_SECONDS", 0.0)
+    c = store.upload(b"abc", "alice").content_id
+    store.flush()
+    blocker = sqlite3.connect(store.path / "catalog.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    entered = threading.Event()
+    real_flush = store.counters.flush
+
+    def flush() -> None:
+        entered.set()
+        real_flush()
+
+    monkeypatch.setattr(store.counters, "flush", flush)
+    first = threading.Thread(target=store.get_content, args=(c, "alice"))
+    others_done = threading.Event()
+
+    def others() -> None:
+        for _ in range(100):
+            store.get_content(c, "alice")
+        others_done.set()
+
+    second = threading.Thread(target=others)
+    try:
+        first.start()
+        assert entered.wait(20)  # the first reader's batch now waits for the write lock
+        second.start()
+        assert others_done.wait(20), "a reader waited for another reader's flush"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        for thread in (first, second):
+            if thread.ident is not None:
+                thread.join()
+    assert store.get_analytics("alice", c).views == 101
+
+
 def test_counters_flush_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(counters_module, "FLUSH_SECONDS", 3600.0)
     monkeypatch.setattr(counters_module, "FLUSH_EVENTS", 50)
