@@ -720,6 +720,24 @@ def test_a_process_that_exits_normally_loses_no_count(tmp_path: Path, mode: str)
         assert usage["read_content"] == _cell(30, bytes_out=30 * len(b"child reads these"))
 
 
+def test_counts_from_several_processes_add_up(tmp_path: Path) -> None:
+    """Processes sharing one store folder share its replica: their batches add up."""
+    path = tmp_path / "store"
+    with Store(path) as store:
+        c = store.upload(b"read by many processes", "alice").content_id
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    children = [
+        subprocess.Popen([sys.executable, str(script), str(path), c, mode])
+        for mode in ("kept", "dropped", "thread")
+    ]
+    assert [child.wait(timeout=60) for child in children] == [0, 0, 0]
+    with Store(path) as store:
+        analytics = store.get_analytics("alice", c)
+        assert (analytics.views, analytics.downloads) == (90, 90)
+        assert store.get_api_usage("alice").by_operation["get_content"] == _cell(90)
+
+
 def test_a_store_dropped_without_close_writes_its_counts(tmp_path: Path) -> None:
     path = tmp_path / "store"
     store = Store(path)
