@@ -152,14 +152,17 @@ def _bad_secrets(secret: str) -> list[Any]:
     ]
 
 
-def test_authenticate_refuses_unknown_and_malformed_keys(store: Store) -> None:
+def test_authenticate_refuses_revoked_unknown_and_malformed_keys(store: Store) -> None:
     secret = store.generate_api_key("alice").api_key
+    revoked = store.generate_api_key("alice")
+    store.revoke_api_key(revoked.key_id, "alice")
     before = store.state_digest()
-    for bad in _bad_secrets(secret):
+    for bad in [revoked.api_key, *_bad_secrets(secret)]:
         with pytest.raises(Unauthenticated) as raised:
             store.authenticate(bad)
         assert raised.value.status == 401 and raised.value.code == "unauthenticated"
     assert store.state_digest() == before
+    assert store.list_api_keys("alice")[1].last_used_at is None  # a refused key is not used
     assert store.authenticate(secret) == "alice"
 
 
