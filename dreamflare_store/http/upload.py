@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from starlette.requests import ClientDisconnect
 
 from ..errors import InvalidArgument
 from .multipart import Field, FileData, FileStart, MultipartStream
@@ -171,6 +172,8 @@ async def stream_upload(
         except _StoreStopped:
             pass  # the store refused early; its error is in `outcome`
         except Exception as exc:
+            if isinstance(exc, ClientDisconnect):
+                exc = ClientGone("the client disconnected before the upload was complete")
             if pipe is None:
                 refused = exc
             else:
