@@ -503,7 +503,7 @@ def test_access_rules_hold_in_every_sequence() -> None:
     run_state_machine_as_test(
         AccessMachine,
         settings=settings(
-            max_examples=30,
+            max_examples=25,
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
