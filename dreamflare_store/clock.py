@@ -8,11 +8,25 @@ Python compare them correctly as plain text.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
+
+
+# Encoded timestamps compare as text only while their fields keep their widths: 13 digits
+# of milliseconds last until the year 2286, and a counter that would pass 6 digits moves
+# the clock to the next millisecond instead.
+MAX_WALL_MS = 10**13 - 1
+MAX_COUNTER = 999_999
+_ENCODED = re.compile(r"\A\d{13}\.\d{6}\.[0-9a-z]{1,64}\Z")
+
+
+def is_hlc(text: object) -> bool:
+    """True if ``text`` is a well-formed encoded timestamp (checked on ops from remotes)."""
+    return isinstance(text, str) and _ENCODED.match(text) is not None
 
 
 class WallClock(Protocol):
@@ -76,11 +90,13 @@ class HybridClock:
     def now(self) -> str:
         """A timestamp greater than every one this clock has issued or observed."""
         with self._lock:
-            physical = self.wall.time_ms()
+            physical = min(self.wall.time_ms(), MAX_WALL_MS)
             if physical > self._wall_ms:
                 self._wall_ms, self._counter = physical, 0
-            else:
+            elif self._counter < MAX_COUNTER:
                 self._counter += 1
+            else:
+                self._wall_ms, self._counter = self._wall_ms + 1, 0
             return Timestamp(self._wall_ms, self._counter, self.replica).encode()
 
     def observe(self, encoded: str) -> None:

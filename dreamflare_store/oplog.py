@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 
+from .clock import is_hlc
 from .errors import InvalidArgument
 
 CONTENT_CREATE = "content.create"
@@ -109,6 +110,8 @@ def op_from_obj(obj: Any) -> Op:
         raise InvalidArgument("malformed op record: wrong field types")
     if not isinstance(op.rseq, int) or op.rseq < 1 or not isinstance(op.data, dict):
         raise InvalidArgument("malformed op record: wrong field types")
+    if not is_hlc(op.hlc):
+        raise InvalidArgument(f"malformed op record: bad timestamp {op.hlc!r}")
     if op.kind not in KINDS:
         raise InvalidArgument(f"malformed op record: unknown kind {op.kind!r}")
     return op

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import dreamflare_store
 from dreamflare_store import IntegrityError, InvalidArgument, Store, ids, oplog
 from dreamflare_store.blobs import BlobStore
-from dreamflare_store.clock import HybridClock, Timestamp
+from dreamflare_store import clock as clock_module
+from dreamflare_store.clock import MAX_WALL_MS, HybridClock, Timestamp, is_hlc
 
 
 def test_public_api_is_exported_and_sorted() -> None:
@@ -55,18 +56,27 @@ def test_hlc_never_goes_backwards_even_if_the_wall_clock_does() -> None:
     assert Timestamp.decode(third).wall_ms == 5000
 
 
-@given(st.lists(st.tuples(st.integers(0, 10**13), st.booleans()), max_size=50))
+@given(st.lists(st.tuples(st.integers(0, 10**14), st.booleans()), max_size=50))
 def test_hlc_is_strictly_increasing(steps: list[tuple[int, bool]]) -> None:
     wall = _Wall(0)
     clock = HybridClock("abc", wall)
     last = clock.now()
     for ms, observe in steps:
         wall.ms = ms
-        if observe:
+        if observe and ms <= MAX_WALL_MS:
             clock.observe(Timestamp(ms, 3, "zzz").encode())
         now = clock.now()
         assert now > last
         last = now
+
+
+def test_hlc_counter_overflow_moves_to_the_next_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock_module, "MAX_COUNTER", 999)  # the real limit is 999,999
+    clock = HybridClock("r", _Wall(5))
+    stamps = [clock.now() for _ in range(1003)]
+    assert all(is_hlc(s) for s in stamps[-5:])
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert Timestamp.decode(stamps[-1]).wall_ms == 6
 
 
 def test_op_codec_round_trips_and_rejects_garbage() -> None:
