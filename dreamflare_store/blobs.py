@@ -250,8 +250,18 @@ class BlobStore:
             raise
         return StoredBlob(digest, len(data), head, created)
 
-    def write_file(self, path: Path, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
-        """Store a file's bytes. Hashes first, so re-uploading stored bytes writes nothing."""
+    def write_file(
+        self,
+        path: Path,
+        head_size: int,
+        admit: Admit = _admit_all,
+        maybe_stored: Callable[[int], bool] | None = None,
+    ) -> StoredBlob:
+        """Store a file's bytes. Hashes first, so re-uploading stored bytes writes nothing.
+
+        ``maybe_stored(size)`` may say that no stored bytes have the file's size: then a
+        large file skips that first hashing pass and is copied (and hashed) at once.
+        """
         try:
             source = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below)
         except FileNotFoundError as exc:
@@ -265,14 +275,15 @@ class BlobStore:
             size = os.fstat(fd).st_size
             if size <= SMALL_FILE:
                 return self.write_bytes(source.readall(), head_size, admit)
-            known = _hash_fd(fd, size)
-            if os.path.isfile(self._name(known)):
-                admit(known, size)
-                if self._found(known):
-                    return StoredBlob(known, size, os.pread(fd, head_size, 0), created=False)
+            if maybe_stored is None or maybe_stored(size):
+                known = _hash_fd(fd, size)
+                if os.path.isfile(self._name(known)):
+                    admit(known, size)
+                    if self._found(known):
+                        return StoredBlob(known, size, os.pread(fd, head_size, 0), False)
+                source.seek(0)
             # The name stored is the hash of the bytes actually copied (the file may change
             # between the two passes); the first pass only avoids writing known bytes.
-            source.seek(0)
             buffer = bytearray(COPY_PIECE)
             view = memoryview(buffer)
 

@@ -598,6 +598,12 @@ class Catalog:
         )
         return {str(row[0]): int(row[1]) for row in rows}
 
+    def size_referenced(self, size: int) -> bool:
+        """Whether some version references bytes of exactly ``size`` bytes (if none does,
+        bytes of that size are new here, but for unreferenced blobs gc has not taken)."""
+        row = self.conn.execute("SELECT 1 FROM versions WHERE size = ? LIMIT 1", (size,))
+        return row.fetchone() is not None
+
     def blob_referenced(self, blob: str) -> bool:
         return (
             self.conn.execute("SELECT 1 FROM versions WHERE blob = ? LIMIT 1", (blob,)).fetchone()

@@ -186,3 +186,8 @@ CREATE TABLE remote_blobs (
 -- Every local write reads the newest HLC in the log (other processes write to it too):
 -- without this index that is a scan of the whole log.
 CREATE INDEX ops_hlc ON ops (hlc);
+
+-- migration 3
+-- Bytes of a size no version has cannot be stored yet: an upload of a large file skips
+-- its hashing pass before the copy when no version has that size.
+CREATE INDEX versions_size ON versions (size);

@@ -294,7 +294,7 @@ class Store(AccountsMixin):
                 if path.exists():
                     raise InvalidArgument(f"not a regular file: {path}")
                 raise NotFound(f"no such file: {path}", path=str(path))
-            return self.blobs.write_file(path, head, admit)
+            return self.blobs.write_file(path, head, admit, self.catalog.size_referenced)
         if hasattr(file, "read"):
             if isinstance(file, io.TextIOBase):
                 raise InvalidArgument("file must be a binary file object (opened with 'rb')")
