@@ -26,7 +26,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -598,10 +598,11 @@ _Snapshot = tuple[str, str | None, dict[str, list[list[Any]]]]  # replica, tag, 
 
 @dataclass(slots=True)
 class _BlobPlan:
-    """What a pull does with bytes: fetch now, record as remote-only, or knows is missing."""
+    """What a pull does with bytes: fetch them now, or record them as remote-only."""
 
     record: dict[str, int]  # digest -> size: to record as remote-only
     fetch: dict[str, int]  # digest -> size: to download now (eager)
+    forget: set[str] = field(default_factory=set)  # remote-only records no longer needed
 
 
 def _plan_blobs(store: Store, rem: Remote, ops: list[Op], mode: str) -> _BlobPlan:
@@ -648,7 +649,10 @@ def _plan_blobs(store: Store, rem: Remote, ops: list[Op], mode: str) -> _BlobPla
         )
     found = {d: s for d, s in {**hydrate, **needed}.items() if d in present}
     if mode == "eager":
-        return _BlobPlan({}, found)
+        # Records of bytes that are here after all (uploaded again since), or that no live
+        # content needs any more, go too: afterwards only bytes this remote lacks remain.
+        stale = {d for d in sources if d not in live or store.blobs.exists(d)}
+        return _BlobPlan({}, found, stale | set(found))
     return _BlobPlan(found, {})
 
 
@@ -709,7 +713,7 @@ def _apply(
     key = _progress_key(spec)
     source = NO_SOURCE if mode == "none" else spec.identity
     received = 0
-    if not (ops or plan.record or plan.fetch or counters):
+    if not (ops or plan.record or plan.forget or counters):
         return
     with catalog.atomic():
         for op in ops:
@@ -725,7 +729,7 @@ def _apply(
             catalog.set_remote_progress(key, replica, last)
         for digest, size in plan.record.items():
             catalog.set_remote_blob(digest, source, size)
-        for digest in plan.fetch:
+        for digest in plan.forget:
             catalog.forget_remote_blob(digest)
         for replica, tag, snapshot in counters:
             catalog.merge_counter_snapshot(replica, snapshot)
