@@ -18,7 +18,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import blake3
 import msgpack
@@ -48,6 +48,9 @@ from .records import (
     SyncReport,
     Version,
 )
+
+if TYPE_CHECKING:
+    from .sync import Progress
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 
@@ -513,23 +516,30 @@ class Store(AccountsMixin):
 
         sync.add_remote(self, name, url, storage_options)
 
-    def push(self, remote: str) -> SyncReport:
-        """Send this replica's new ops (after the blobs they reference) and its counters."""
+    def push(self, remote: str, progress: Progress | None = None) -> SyncReport:
+        """Send this replica's new ops (after the blobs they reference) and its counters.
+
+        ``progress`` (see ``sync.Progress``) hears of each file and change sent.
+        """
         from . import sync
 
-        return sync.push(self, remote)
+        return sync.push(self, remote, progress)
 
-    def pull(self, remote: str, blobs: str = "lazy") -> SyncReport:
+    def pull(
+        self, remote: str, blobs: str = "lazy", progress: Progress | None = None
+    ) -> SyncReport:
         """Apply other replicas' ops from a remote; fetch blobs "eager", "lazy" or "none"."""
         from . import sync
 
-        return sync.pull(self, remote, blobs)
+        return sync.pull(self, remote, blobs, progress)
 
-    def sync(self, remote: str) -> SyncReport:
-        """Pull, then push."""
+    def sync(
+        self, remote: str, blobs: str = "lazy", progress: Progress | None = None
+    ) -> SyncReport:
+        """Pull (fetching blobs as ``blobs`` says), then push."""
         from . import sync
 
-        return sync.sync(self, remote)
+        return sync.sync(self, remote, blobs, progress)
 
     # -- maintenance ----------------------------------------------------------------------
 

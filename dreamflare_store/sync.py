@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
 
@@ -130,21 +130,31 @@ def chain(segments: list[Segment], done: int) -> list[Segment]:
 # -- progress reporting ---------------------------------------------------------------------
 
 
-class Progress:
-    """Told what a transfer is doing, to draw a bar; this base class ignores it all.
+class Progress(Protocol):
+    """What a transfer reports, to draw a bar (the CLI's); the engine knows no UI.
 
     ``start`` opens a phase ("Uploading files", ...) with its totals, ``advance`` reports
-    files and bytes done, ``finish`` closes the phase.
+    files and bytes done, ``finish`` closes the phase (also when it failed).
     """
 
+    def start(self, label: str, files: int, nbytes: int) -> None: ...
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class _Silent:
+    """The progress of a caller who asked for none."""
+
     def start(self, label: str, files: int, nbytes: int) -> None:
-        """A phase begins."""
+        return None
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
-        """Some of the phase is done."""
+        return None
 
     def finish(self) -> None:
-        """The phase ended (or failed)."""
+        return None
 
 
 @contextlib.contextmanager
@@ -293,7 +303,7 @@ def push(store: Store, remote: str, progress: Progress | None = None) -> SyncRep
     spec = resolve(store, remote)
     tally = _Tally()
     with _sync_lock(store):
-        _push(store, spec, progress or Progress(), tally)
+        _push(store, spec, progress or _Silent(), tally)
     return tally.report()
 
 
@@ -311,7 +321,7 @@ def pull(
     spec = resolve(store, remote)
     tally = _Tally()
     with _sync_lock(store):
-        _pull(store, spec, mode, progress or Progress(), tally)
+        _pull(store, spec, mode, progress or _Silent(), tally)
     return tally.report()
 
 
@@ -324,8 +334,8 @@ def sync(
     tally = _Tally()
     with _sync_lock(store):
         _open(spec).make_root()  # a first sync to a new folder is a push
-        _pull(store, spec, mode, progress or Progress(), tally)
-        _push(store, spec, progress or Progress(), tally)
+        _pull(store, spec, mode, progress or _Silent(), tally)
+        _push(store, spec, progress or _Silent(), tally)
     return tally.report()
 
 
