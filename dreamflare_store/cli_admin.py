@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from . import cli_format as fmt
-from .cli_base import State, fail, store_command, user_option
+from .cli_base import State, fail, show_progress, store_command, user_option
 from .errors import InvalidArgument
 from .records import SyncReport
 
@@ -296,6 +296,24 @@ def remote_add(state: State, name: str, url: str, options: tuple[str, ...]) -> N
         click.echo(f"Added remote {name}: {url}")
 
 
+class _SyncBar:
+    """The engine's sync progress (``sync.Progress``) as bars: one per phase, on stderr,
+    only for people at a terminal."""
+
+    def __init__(self, state: State) -> None:
+        self._enabled = show_progress(state)
+        self._bar = fmt.NullProgress()
+
+    def start(self, label: str, files: int, nbytes: int) -> None:
+        self._bar = fmt.Progress(files, nbytes, label) if self._enabled else fmt.NullProgress()
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        self._bar.advance(files, nbytes)
+
+    def finish(self) -> None:
+        self._bar.close()
+
+
 def _sync_report(state: State, remote_name: str, report: SyncReport) -> None:
     if state.as_json:
         state.emit(report)
@@ -317,7 +335,7 @@ def push(state: State, remote_name: str) -> None:
     Example:
       dreamflare push origin
     """
-    _sync_report(state, remote_name, state.store.push(remote_name))
+    _sync_report(state, remote_name, state.store.push(remote_name, _SyncBar(state)))
 
 
 @store_command()
@@ -335,12 +353,16 @@ def pull(state: State, remote_name: str, blobs: str) -> None:
     Example:
       dreamflare pull origin --blobs eager
     """
-    _sync_report(state, remote_name, state.store.pull(remote_name, blobs))
+    _sync_report(state, remote_name, state.store.pull(remote_name, blobs, _SyncBar(state)))
 
 
 @store_command()
 @remote_argument
-def sync(state: State, remote_name: str) -> None:
+@click.option(
+    "--blobs", type=click.Choice(["eager", "lazy", "none"]), default="lazy", show_default=True,
+    help="While pulling: fetch files now (eager), on first read (lazy), or not at all.",
+)  # fmt: skip
+def sync(state: State, remote_name: str, blobs: str) -> None:
     """Pull, then push.
 
     REMOTE is a name saved with `remote add` (default: origin) or a URL.
@@ -349,7 +371,7 @@ def sync(state: State, remote_name: str) -> None:
     Example:
       dreamflare sync origin
     """
-    _sync_report(state, remote_name, state.store.sync(remote_name))
+    _sync_report(state, remote_name, state.store.sync(remote_name, blobs, _SyncBar(state)))
 
 
 @store_command()

@@ -478,7 +478,8 @@ def _send_segments(
 ) -> None:
     """Write ops ``after+1..top`` as segments, in order, recording each once it is there."""
     me = store.replica_id
-    with _phase(progress, "Sending changes", top - after, 0):
+    segments = -(-(top - after) // SEGMENT_OPS)
+    with _phase(progress, "Sending changes", segments, 0):
         for ops in _own_ops(store, after, top):
             data = oplog.encode_segment(ops)
             rem.write(segment_key(me, ops[0].rseq, ops[-1].rseq), data)
@@ -486,7 +487,7 @@ def _send_segments(
                 store.catalog.set_remote_progress(key, me, ops[-1].rseq)
             tally.ops_sent += len(ops)
             tally.bytes_sent += len(data)
-            progress.advance(len(ops), len(data))
+            progress.advance(1, len(data))
 
 
 def _remote_blobs(rem: Remote, wanted: dict[str, int]) -> set[str]:

@@ -12,12 +12,14 @@ filesystem: it counts the calls sync makes, fails chosen ones, or kills its proc
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +30,7 @@ import msgpack
 import pytest
 from fsspec.spec import AbstractFileSystem
 
-from backends import Remote
+from backends import Remote, local_remote
 from dreamflare_store import (
     BlobUnavailable,
     InvalidArgument,
@@ -65,7 +67,7 @@ class FlakyFileSystem(AbstractFileSystem):  # type: ignore[misc]
     chance that a call fails; a bulk put/get first moves a random part of its files, and a
     write may fail after it happened, as when an acknowledgement is lost), ``seed``, and
     ``kill_on`` (kill this process with SIGKILL part-way through the ``kill_nth`` call of
-    that method).
+    that method), ``delay`` (seconds each bulk put or get waits first: a slow network).
     """
 
     protocol = "flaky"
@@ -80,6 +82,7 @@ class FlakyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         seed: int = 0,
         kill_on: str | None = None,
         kill_nth: int = 1,
+        delay: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,6 +95,7 @@ class FlakyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.rng = random.Random(seed)
         self.kill_on = kill_on
         self.kill_nth = kill_nth
+        self.delay = delay
         self.seen: Counter[str] = Counter()
 
     @classmethod
@@ -115,6 +119,8 @@ class FlakyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         first = args[0] if args else None
         FlakyFileSystem.objects[name] += len(first) if isinstance(first, list) else 1
         self.seen[name] += 1
+        if name in ("put", "get"):
+            time.sleep(self.delay)
         kill = name == self.kill_on and self.seen[name] == self.kill_nth
         fail = kill or self.rng.random() < self.fail_rate
         if not fail:
@@ -760,3 +766,47 @@ def test_killed_pull_resumes(remote: Remote, stores: Any, tmp_path: Path) -> Non
     assert b.state_digest() == a.state_digest()
     assert b.verify() == []
     assert b.catalog.remote_blob_sources() == {}
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_sync_commands_show_progress_and_hide_secrets(
+    stores: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """remote add / push / pull / sync: a bar per phase on a terminal (here: pretended),
+    reports on stdout, and a credential given as an option is never printed."""
+    from click.testing import CliRunner
+
+    from dreamflare_store import cli_admin
+    from dreamflare_store.cli import cli
+
+    folder = local_remote(tmp_path / "remote")
+    monkeypatch.setattr(cli_admin, "show_progress", lambda state: True)
+    runner = CliRunner()
+
+    def run(store: str, *args: str) -> Any:
+        result = runner.invoke(cli, ["--store", str(tmp_path / store), *args])
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+        return result
+
+    a = stores("a")
+    populate(a, "alice", 20, "cli")
+    a.close()
+    added = run(
+        "a", "remote", "add", "origin", flaky_url(folder),
+        "-o", "target_protocol=file", "-o", "delay=0.7",
+        "-o", "target_options=" + json.dumps({"auto_mkdir": True, "token": "s3cr3t-token"}),
+    )  # fmt: skip
+    pushed = run("a", "push")
+    assert "s3cr3t-token" not in added.output + pushed.output
+    assert "Uploading files" in pushed.stderr and "/20 files" in pushed.stderr
+    assert pushed.stdout.startswith("origin: sent 20 changes and 20 files")
+    run("b", "init")
+    run("b", "remote", "add", "origin", flaky_url(folder), "-o", "target_protocol=file",
+        "-o", "delay=0.7")  # fmt: skip
+    pulled = run("b", "pull", "--blobs", "eager")
+    assert "Downloading files" in pulled.stderr
+    assert "received 20 changes and 20 files" in pulled.stdout
+    synced = json.loads(run("b", "--json", "sync", "--blobs", "none").stdout)
+    assert synced["opsReceived"] == 0
