@@ -138,6 +138,21 @@ class BlobStore:
         # Folders under objects/ whose own entries this process has made durable.
         self._known_dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
+        self._make_top_dirs()
+
+    def _make_top_dirs(self) -> None:
+        """Give a new store objects/00..ff at once: one fsync for all 256, instead of one
+        per first blob in each (the folders in them still come one by one, as needed)."""
+        with os.scandir(self._objects) as entries:
+            if any(entries):
+                return
+        tops = [f"{self._objects}/{n:02x}" for n in range(256)]
+        for top in tops:
+            os.makedirs(top, exist_ok=True)
+        fsync_dir(self._objects)
+        fsync_dir(self.root)  # objects/ and tmp/ themselves
+        with self._dirs_lock:
+            self._known_dirs.update(tops)
 
     # -- names ------------------------------------------------------------------------
 
