@@ -21,10 +21,11 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, TypeVar
 
 import blake3
 
@@ -97,6 +98,41 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     """
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+# Files a batch writes at once (write_many): one group's temp files stay open until their
+# fsync, so this bounds open files and memory as well.
+_GROUP = 256
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A blob of a batch between its write and its publication."""
+
+    blob: StoredBlob
+    temp: str | None = None
+    fd: int | None = None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _each(
+    pool: ThreadPoolExecutor, action: Callable[[_T], _R], items: Iterable[_T]
+) -> list[_R | Exception]:
+    """``action`` over ``items`` in ``pool``, in order, each exception returned in its place."""
+
+    def attempt(item: _T) -> _R | Exception:
+        try:
+            return action(item)
+        except Exception as exc:  # noqa: BLE001 (handed back to the caller, per item)
+            return exc
+
+    return list(pool.map(attempt, items))
 
 
 def _discard(temp: str | os.PathLike[str]) -> None:
@@ -236,17 +272,21 @@ class BlobStore:
 
         The temp file is consumed either way.
         """
+        created, leaf = self._place(temp, digest)
+        self._sync_name(leaf)
+        return created
+
+    def _place(self, temp: str | os.PathLike[str], digest: str) -> tuple[bool, str]:
+        """``_publish`` but for the fsync of the folder: whether the blob is new, its folder."""
         target = self._name(digest)
         leaf = os.path.dirname(target)
         if os.path.isfile(target):
             _discard(temp)
-            self._sync_name(leaf)
-            return False
+            return False, leaf
         if leaf not in self._known_dirs:
             os.makedirs(leaf, exist_ok=True)  # made durable by _sync_name, after the rename
         os.replace(temp, target)
-        self._sync_name(leaf)
-        return True
+        return True, leaf
 
     def write_bytes(self, data: bytes, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
         """Store ``data`` (hashing first: bytes already stored are never written again)."""
@@ -373,6 +413,77 @@ class BlobStore:
             _discard(temp)
             raise
         return temp
+
+    def write_many(
+        self, loaders: Sequence[Callable[[], bytes]], head_size: int, jobs: int = 8
+    ) -> list[StoredBlob | Exception]:
+        """Store many byte strings (small files) durably, sharing the disk's flushes.
+
+        Each loader runs in one of ``jobs`` threads and returns the bytes to store; what it
+        raises is returned in its place, and the others go on. The write order is the one
+        ``write_bytes`` keeps, a group at a time: every new temp file is written, then all
+        are fsynced at once (flushes run in parallel and the file system merges them),
+        renamed, and their folders fsynced at once. Memory holds one group's bytes at most.
+        """
+        results: list[StoredBlob | Exception] = []
+        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-blobs") as pool:
+            for start in range(0, len(loaders), _GROUP):
+                group = loaders[start : start + _GROUP]
+                results.extend(self._write_group(pool, group, head_size))
+        return results
+
+    def _write_group(
+        self, pool: ThreadPoolExecutor, loaders: Sequence[Callable[[], bytes]], head_size: int
+    ) -> list[StoredBlob | Exception]:
+        def stage(load: Callable[[], bytes]) -> _Staged:
+            data = load()
+            digest = hash_bytes(data)
+            staged = _Staged(StoredBlob(digest, len(data), bytes(data[:head_size]), False))
+            try:
+                os.utime(self._name(digest))  # stored already: mark as used, write nothing
+            except FileNotFoundError:
+                staged.temp, staged.fd = self._temp()
+                try:
+                    _write_all(staged.fd, data)
+                except BaseException:
+                    staged.close()
+                    _discard(staged.temp)
+                    raise
+            return staged
+
+        def make_durable(staged: _Staged) -> None:
+            try:
+                if staged.fd is not None:
+                    os.fsync(staged.fd)
+            finally:
+                staged.close()
+
+        staged = _each(pool, stage, loaders)
+        ready = [item for item in staged if isinstance(item, _Staged)]
+        failed = _each(pool, make_durable, ready)
+        leaves: set[str] = set()
+        out: list[StoredBlob | Exception] = []
+        outcome = iter(failed)
+        for item in staged:
+            if not isinstance(item, _Staged):
+                out.append(item)
+                continue
+            problem = next(outcome)
+            if isinstance(problem, Exception):
+                if item.temp is not None:
+                    _discard(item.temp)
+                out.append(problem)
+                continue
+            blob, leaf = item.blob, os.path.dirname(self._name(item.blob.digest))
+            if item.temp is not None:
+                created, leaf = self._place(item.temp, blob.digest)
+                blob = StoredBlob(blob.digest, blob.size, blob.head, created)
+            leaves.add(leaf)
+            out.append(blob)
+        for problem in _each(pool, self._sync_name, sorted(leaves)):
+            if isinstance(problem, Exception):
+                raise problem  # a folder that cannot be made durable fails the whole group
+        return out
 
     def download_path(self) -> Path:
         """A fresh name in tmp/ for bytes another writer fills (a sync download).
