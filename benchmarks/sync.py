@@ -43,13 +43,13 @@ def _reset(server: S3Server) -> None:
         pass
 
 
-def _client(server: S3Server, bucket_url: str) -> tuple[Any, str]:
-    """A warmed s3fs client of one bucket, for the baselines."""
+def _client(server: S3Server) -> Any:
+    """One warmed s3fs client for every baseline bucket (as one program would hold)."""
     import fsspec  # type: ignore[import-untyped]
 
-    fs, root = fsspec.url_to_fs(bucket_url, **server.storage_options())
-    fs.ls(root)  # the first request sets the client up
-    return fs, root
+    fs = fsspec.filesystem("s3", **server.storage_options())
+    fs.ls("")  # the first request sets the client up
+    return fs
 
 
 def put_loop(fs: Any, pairs: list[tuple[str, str]]) -> None:
@@ -97,6 +97,7 @@ class Transfer:
             self.pairs = _blob_pairs(store)
         self.work_bytes = sum(Path(local).stat().st_size for local, _ in self.pairs)
         self.times: dict[str, list[float]] = {}
+        self.client = _client(server)
 
     def _record(self, name: str, seconds: float) -> None:
         self.times.setdefault(name, []).append(seconds)
@@ -126,8 +127,9 @@ class Transfer:
     def _baselines(self, number: int) -> None:
         """Both baselines, each pushing into its own bucket and pulling back from it."""
         for kind, (put, get) in BASELINES.items():
-            fs, root = _client(self.server, self.server.new_bucket(f"{kind}-{number}").url)
+            root = self.server.new_bucket(f"{kind}-{number}").url.split("://", 1)[1]
             up = [(local, f"{root}/{key}") for local, key in self.pairs]
+            fs = self.client
             self._record(f"push {kind}", harness.timed(partial(put, fs, up)))
             target = self.config.fresh(f"{self.label}-get-{kind}-{number}")
             down = [(key, str(target / f"{i:06d}")) for i, (_, key) in enumerate(up)]

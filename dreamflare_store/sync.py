@@ -455,6 +455,16 @@ def _send_blobs(
             )
         # The others belong only to deleted contents whose bytes gc removed: the delete
         # travels in this same push, so no replica will ever need them.
+    # Corrupt bytes must not reach the remote, where every replica would trip on them.
+    with ThreadPoolExecutor(ADOPT_THREADS) as pool:
+        checks = dict(zip(local, pool.map(store.blobs.check, local), strict=True))
+    corrupt = sorted(digest for digest, ok in checks.items() if not ok)
+    if corrupt:
+        raise IntegrityError(
+            f"cannot push: {len(corrupt)} blob(s) here do not match their hash, e.g."
+            f" {corrupt[0]} (run verify); nothing was sent",
+            digest=corrupt[0],
+        )
     pairs = [(store.blobs.path(digest), blob_key(digest)) for digest in sorted(local)]
     total = sum(local.values())
 
