@@ -14,6 +14,7 @@ never a reference to missing bytes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import mmap
 import os
@@ -88,6 +89,27 @@ def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data).cast("B")
     while view:
         view = view[os.write(fd, view) :]
+
+
+# copy_file_range errors that mean "not here" (old kernels, file systems, devices).
+_NO_KERNEL_COPY = {
+    getattr(errno, name)
+    for name in ("EXDEV", "ENOSYS", "EINVAL", "EOPNOTSUPP", "ENOTSUP", "EBADF", "EPERM")
+    if hasattr(errno, name)
+}
+
+
+def _copy_piece(source: int, target: int, offset: int) -> int:
+    """Copy up to COPY_PIECE bytes at ``offset`` from one file to the other in the kernel;
+    the count (short only at the end of the source, so pieces stay map-aligned)."""
+    done = 0
+    while done < COPY_PIECE:
+        at = offset + done
+        count = os.copy_file_range(source, target, COPY_PIECE - done, offset_src=at, offset_dst=at)
+        if not count:
+            break
+        done += count
+    return done
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:
@@ -339,6 +361,9 @@ class BlobStore:
                 source.seek(0)
             # The name stored is the hash of the bytes actually copied (the file may change
             # between the two passes); the first pass only avoids writing known bytes.
+            copied = self._copy_in(fd, size, head_size, admit)
+            if copied is not None:
+                return copied
             buffer = bytearray(COPY_PIECE)
             view = memoryview(buffer)
 
@@ -347,6 +372,46 @@ class BlobStore:
                     yield view[:count]
 
             return self._write_new(pieces(), head_size, admit, size)
+
+    def _copy_in(
+        self, source: int, size_hint: int, head_size: int, admit: Admit
+    ) -> StoredBlob | None:
+        """Store a file's bytes by the kernel's own copy (as ``cp`` does: no trip through
+        this process, and a shared-extent clone where the file system can), hashing the
+        copy itself a piece at a time through a memory map; None where the kernel cannot."""
+        if not hasattr(os, "copy_file_range"):
+            return None
+        temp = f"{self._tmp}/{secrets.token_hex(8)}.part"
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        hasher = _hasher(size_hint)
+        offset = 0
+        try:
+            try:
+                while True:
+                    try:
+                        count = _copy_piece(source, fd, offset)
+                    except OSError as exc:
+                        if offset == 0 and exc.errno in _NO_KERNEL_COPY:
+                            _discard(temp)
+                            return None
+                        raise
+                    if not count:
+                        break
+                    with mmap.mmap(fd, count, offset=offset, access=mmap.ACCESS_READ) as piece:
+                        hasher.update(piece)
+                    _start_writeback(fd, offset, count)
+                    offset += count
+                head = os.pread(fd, head_size, 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            digest = hasher.hexdigest()
+            admit(digest, offset)
+            created = self._publish(temp, digest)
+        except BaseException:
+            _discard(temp)
+            raise
+        return StoredBlob(digest, offset, head, created)
 
     def write_stream(
         self, source: IO[bytes], head_size: int, admit: Admit = _admit_all, size_hint: int = 0
