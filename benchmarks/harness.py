@@ -74,6 +74,12 @@ class Config:
             return path
         raise RuntimeError(f"no free folder name for {name}")
 
+    def discard(self, *paths: Path) -> None:
+        """Delete folders of a few large files now (cheap, unlike thousands of small ones),
+        so that a full run needs the disk space of one round, not of all of them."""
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+
 
 @dataclass
 class Result:

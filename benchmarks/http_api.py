@@ -86,8 +86,11 @@ def run(config: Config) -> list[Result]:
             return harness.timed(lambda: client.upload(sources[number], USER))
 
         def direct_upload(number: int) -> float:
-            with Store(config.fresh(f"direct-{number}") / "store") as store:
-                return harness.timed(lambda: store.upload(sources[number], USER))
+            folder = config.fresh(f"direct-{number}")
+            with Store(folder / "store") as store:
+                seconds = harness.timed(lambda: store.upload(sources[number], USER))
+            config.discard(folder)
+            return seconds
 
         engine, baseline = harness.rounds(config, http_upload, direct_upload)
         results.append(

@@ -110,7 +110,10 @@ def measure(config: Config, case: str, source: Path) -> int:
         str(folder / "copy"),
     ]
     harness.settle()
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+    finally:
+        config.discard(folder)
     return int(json.loads(done.stdout.strip().splitlines()[-1])["growth"])
 
 
