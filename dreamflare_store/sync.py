@@ -13,7 +13,8 @@ other replica's ops were applied) and checked against the remote's own listing, 
 interrupted push or pull resumes without losing or duplicating anything.
 
 Planning (which ops, which blobs) is set algebra over rseq ranges and digests in the small
-functions below; every byte moves through ``remote.Remote``, in bulk calls.
+functions below; names and codecs of the layout live in ``layout``, and every byte moves
+through ``remote.Remote``, in bulk calls.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import msgpack
-
-from . import ids, oplog
+from . import ids, layout, oplog
 from .blobs import hash_bytes
 from .errors import (
     BlobUnavailable,
@@ -54,77 +53,13 @@ except ImportError:  # not on Windows: pushes there are serialised per process o
 
 MODES = ("eager", "lazy", "none")
 SEGMENT_OPS = 10_000  # ops per remote segment: ~3 MB, one request each
-RSEQ_DIGITS = 12  # zero-padded, so segment names sort by position
 # Checking which of a few blobs a remote has lists only their shard folders; past this
 # many folders one listing of objects/ is cheaper than a request per folder.
 SHARD_LISTINGS_MAX = 8
-ADOPT_THREADS = 8
+ADOPT_THREADS = 8  # hashing and fsync of downloads run well in parallel
 # The remote a blob is recorded on when it was pulled with blobs="none": no source.
 NO_SOURCE = ""
-COUNTERS_FORMAT = 1
-
-_REPLICA = r"[A-Za-z0-9_-]{1,64}"
-_SEGMENT = re.compile(rf"\Aops/({_REPLICA})/(\d{{{RSEQ_DIGITS}}})-(\d{{{RSEQ_DIGITS}}})\Z")
-_BLOB = re.compile(r"\Aobjects/([0-9a-f]{2})/([0-9a-f]{2})/(\1\2[0-9a-f]{60})\Z")
-_COUNTERS = re.compile(rf"\Acounters/({_REPLICA})\Z")
-_DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
-_HLC = re.compile(r"\A\d{13}\.\d{6}\.(.+)\Z")
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-
-
-# -- names on the remote ------------------------------------------------------------------
-
-
-def blob_key(digest: str) -> str:
-    return f"objects/{digest[:2]}/{digest[2:4]}/{digest}"
-
-
-def segment_key(replica: str, first: int, last: int) -> str:
-    return f"ops/{replica}/{first:0{RSEQ_DIGITS}d}-{last:0{RSEQ_DIGITS}d}"
-
-
-def counters_key(replica: str) -> str:
-    return f"counters/{replica}"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Segment:
-    """One segment on the remote: ops ``first..last`` of ``replica``."""
-
-    first: int
-    last: int
-    replica: str
-    key: str
-
-
-def parse_segments(listing: dict[str, dict[str, Any]]) -> dict[str, list[Segment]]:
-    """Segments per replica from a listing of ``ops/``; foreign names are ignored."""
-    found: dict[str, list[Segment]] = {}
-    for rel in listing:
-        match = _SEGMENT.match(rel)
-        if match is None:
-            continue
-        first, last = int(match[2]), int(match[3])
-        if 1 <= first <= last:
-            found.setdefault(match[1], []).append(Segment(first, last, match[1], rel))
-    for segments in found.values():
-        segments.sort()
-    return found
-
-
-def chain(segments: list[Segment], done: int) -> list[Segment]:
-    """The segments that extend ``1..done`` without a gap, furthest-reaching first.
-
-    Overlaps (two pushes that raced) are harmless: ops are applied by id, once.
-    """
-    picked: list[Segment] = []
-    while True:
-        reach = [s for s in segments if s.first <= done + 1 <= s.last]
-        if not reach:
-            return picked
-        best = max(reach, key=lambda s: s.last)
-        picked.append(best)
-        done = best.last
 
 
 # -- progress reporting ---------------------------------------------------------------------
@@ -355,7 +290,7 @@ def fetch_blob(store: Store, remote: str, digest: str) -> None:
     rem = _open(spec)
     temp = store.blobs.download_path()
     try:
-        rem.get_files([(blob_key(digest), temp)], {}, _no_progress)
+        rem.get_files([(layout.blob_key(digest), temp)], {}, _no_progress)
         store.blobs.adopt(temp, digest)
     except IntegrityError as exc:
         raise rem.error(
@@ -382,7 +317,7 @@ def _push(store: Store, spec: RemoteSpec, progress: Progress, tally: _Tally) -> 
     with catalog.snapshot():
         pushed = catalog.remote_progress(key).get(me, 0)
         top = catalog.max_rseq(me)
-        counters = encode_counters(me, catalog.counter_snapshot(me))
+        counters = layout.encode_counters(me, catalog.counter_snapshot(me))
     counters_tag = hash_bytes(counters)
     counters_meta = f"sync.counters-pushed {key}"
     counters_due = catalog.meta(counters_meta) != counters_tag
@@ -394,8 +329,8 @@ def _push(store: Store, spec: RemoteSpec, progress: Progress, tally: _Tally) -> 
         # The remote's own listing is the truth: a push cut short after writing a segment
         # (before recording it here) must not send those ops again, and a remote that
         # lost segments gets them again.
-        mine = parse_segments(rem.listing(f"ops/{me}")).get(me, [])
-        reached = chain(mine, 0)
+        mine = layout.parse_segments(rem.listing(f"ops/{me}")).get(me, [])
+        reached = layout.chain(mine, 0)
         pushed = min(reached[-1].last if reached else 0, top)
     if top > pushed:
         _send_blobs(store, rem, pushed, top, progress, tally)
@@ -404,7 +339,7 @@ def _push(store: Store, spec: RemoteSpec, progress: Progress, tally: _Tally) -> 
         with catalog.atomic():
             catalog.set_remote_progress(key, me, pushed)
     if counters_due:
-        rem.write(counters_key(me), counters)
+        rem.write(layout.counters_key(me), counters)
         tally.bytes_sent += len(counters)
         with catalog.atomic():
             catalog.set_meta(counters_meta, counters_tag)
@@ -428,7 +363,7 @@ def _send_blobs(
     refs: dict[str, int] = {}
     for ops in _own_ops(store, after, top):
         for op in ops:
-            ref = _blob_of(op)
+            ref = layout.blob_of(op)
             if ref is not None:
                 refs[ref[0]] = ref[1]
     if not refs:
@@ -465,7 +400,7 @@ def _send_blobs(
             f" {corrupt[0]} (run verify); nothing was sent",
             digest=corrupt[0],
         )
-    pairs = [(store.blobs.path(digest), blob_key(digest)) for digest in sorted(local)]
+    pairs = [(store.blobs.path(digest), layout.blob_key(digest)) for digest in sorted(local)]
     total = sum(local.values())
 
     def done(nbytes: int) -> None:
@@ -492,7 +427,7 @@ def _send_segments(
     with _phase(progress, "Sending changes", segments, 0):
         for ops in _own_ops(store, after, top):
             data = oplog.encode_segment(ops)
-            rem.write(segment_key(me, ops[0].rseq, ops[-1].rseq), data)
+            rem.write(layout.segment_key(me, ops[0].rseq, ops[-1].rseq), data)
             with store.catalog.atomic():
                 store.catalog.set_remote_progress(key, me, ops[-1].rseq)
             tally.ops_sent += len(ops)
@@ -508,7 +443,7 @@ def _remote_blobs(rem: Remote, wanted: dict[str, int]) -> set[str]:
     """
     if not wanted:
         return set()
-    shards = sorted({blob_key(digest).rsplit("/", 1)[0] for digest in wanted})
+    shards = sorted({layout.blob_key(digest).rsplit("/", 1)[0] for digest in wanted})
     if len(shards) <= SHARD_LISTINGS_MAX:
         listing: dict[str, dict[str, Any]] = {}
         for shard in shards:
@@ -517,20 +452,10 @@ def _remote_blobs(rem: Remote, wanted: dict[str, int]) -> set[str]:
         listing = rem.listing("objects")
     present: set[str] = set()
     for rel, info in listing.items():
-        match = _BLOB.match(rel)
+        match = layout.BLOB.match(rel)
         if match is not None and wanted.get(match[3]) == info.get("size"):
             present.add(match[3])
     return present
-
-
-def _blob_of(op: Op) -> tuple[str, int] | None:
-    """The blob (digest, size) an op makes a version reference, if any."""
-    if op.kind not in (oplog.CONTENT_CREATE, oplog.CONTENT_CHANGE):
-        return None
-    fields = op.data.get("fields")
-    if not isinstance(fields, dict) or "blob" not in fields:
-        return None
-    return fields["blob"], fields["size"]
 
 
 # -- pull -----------------------------------------------------------------------------------
@@ -556,12 +481,12 @@ def _fetch_ops(
     """Read and check every segment beyond what was applied; their new ops, deduplicated."""
     done = store.catalog.remote_progress(key)
     me = store.replica_id
-    wanted: list[tuple[Segment, int]] = []
-    for replica, segments in parse_segments(rem.listing("ops")).items():
+    wanted: list[tuple[layout.Segment, int]] = []
+    for replica, segments in layout.parse_segments(rem.listing("ops")).items():
         if replica == me:
             continue
         start = done.get(replica, 0)
-        wanted.extend((segment, start) for segment in chain(segments, start))
+        wanted.extend((segment, start) for segment in layout.chain(segments, start))
     if not wanted:
         return [], {}
     with _phase(progress, "Receiving changes", len(wanted), 0):
@@ -579,39 +504,17 @@ def _fetch_ops(
     return sorted(ops.values(), key=lambda op: op.sort_key), reached
 
 
-def _check_segment(rem: Remote, segment: Segment, data: bytes) -> list[Op]:
+def _check_segment(rem: Remote, segment: layout.Segment, data: bytes) -> list[Op]:
     """Decode a segment and check it is what its name says: any doubt is a RemoteError."""
     try:
         ops = oplog.decode_segment(data)
         if len(ops) != segment.last - segment.first + 1:
             raise InvalidArgument(f"{len(ops)} ops where the name promises a different count")
         for position, op in enumerate(ops, start=segment.first):
-            _check_op(op, segment.replica, position)
+            layout.check_op(op, segment.replica, position)
     except InvalidArgument as exc:
         raise rem.error(f"segment {segment.key} is corrupt: {exc.message}") from exc
     return ops
-
-
-def _check_op(op: Op, replica: str, rseq: int) -> None:
-    """The parts of an op sync relies on before applying it."""
-    if op.replica != replica or op.rseq != rseq:
-        raise InvalidArgument(f"op {op.op_id!r} is not op {rseq} of replica {replica}")
-    ids.check_id("op", op.op_id)
-    hlc = _HLC.match(op.hlc)
-    if hlc is None or hlc[1] != replica:
-        raise InvalidArgument(f"op {op.op_id} has a malformed timestamp {op.hlc!r}")
-    kind = {"content": "content", "collab": "collaboration", "key": "key"}[op.kind.split(".")[0]]
-    ids.check_id(kind, op.entity, "entity")
-    if op.kind in (oplog.CONTENT_CREATE, oplog.CONTENT_CHANGE):
-        fields = op.data.get("fields")
-        if not isinstance(fields, dict):
-            raise InvalidArgument(f"op {op.op_id} has no fields")
-        if "blob" in fields or op.kind == oplog.CONTENT_CREATE:
-            digest, size = fields.get("blob"), fields.get("size")
-            if not isinstance(digest, str) or not _DIGEST.match(digest):
-                raise InvalidArgument(f"op {op.op_id} names a malformed blob {digest!r}")
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise InvalidArgument(f"op {op.op_id} gives a malformed size {size!r}")
 
 
 _Snapshot = tuple[str, str | None, dict[str, list[list[Any]]]]  # replica, tag, counters
@@ -634,7 +537,7 @@ def _plan_blobs(store: Store, rem: Remote, ops: list[Op], mode: str) -> _BlobPla
     dead = {op.entity for op in ops if op.kind == oplog.CONTENT_DELETE}
     with catalog.snapshot():
         for op in ops:
-            ref = _blob_of(op)
+            ref = layout.blob_of(op)
             if ref is not None:
                 entities_of.setdefault(ref[0], set()).add(op.entity)
                 sizes[ref[0]] = ref[1]
@@ -684,7 +587,7 @@ def _download(
     if not fetch:
         return
     temps = {digest: store.blobs.download_path() for digest in sorted(fetch)}
-    sizes = {blob_key(digest): size for digest, size in fetch.items()}
+    sizes = {layout.blob_key(digest): size for digest, size in fetch.items()}
     total = sum(fetch.values())
 
     def done(nbytes: int) -> None:
@@ -692,7 +595,7 @@ def _download(
 
     try:
         with _phase(progress, "Downloading files", len(temps), total):
-            rem.get_files([(blob_key(d), temp) for d, temp in temps.items()], sizes, done)
+            rem.get_files([(layout.blob_key(d), temp) for d, temp in temps.items()], sizes, done)
         # Hashing and fsync dominate for many small blobs, and both run well in parallel.
         with ThreadPoolExecutor(ADOPT_THREADS) as pool:
             outcomes = list(pool.map(_adopt, [store] * len(temps), temps.items()))
@@ -785,75 +688,22 @@ def _check_blobs_reachable(store: Store, rem: Remote, entities: set[str]) -> Non
 # -- counters -------------------------------------------------------------------------------
 
 
-def encode_counters(replica: str, snapshot: dict[str, list[list[Any]]]) -> bytes:
-    """A replica's counter snapshot as stored on the remote."""
-    packed: bytes = msgpack.packb(
-        {"format": COUNTERS_FORMAT, "replica": replica, **snapshot}, use_bin_type=True
-    )
-    return packed
-
-
-_COUNTER_SHAPES: dict[str, tuple[type, ...]] = {
-    "api_usage": (str, str, str, int, int, int, int),
-    "content_stats": (str, str, int, int, int),
-    "viewers": (str, str, str),
-}
-
-
-def decode_counters(data: bytes, replica: str) -> dict[str, list[list[Any]]]:
-    """Parse and check a counter snapshot; InvalidArgument if it is not one of ``replica``."""
-    try:
-        obj = msgpack.unpackb(data, raw=False)
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise InvalidArgument(f"not msgpack: {exc}") from exc
-    if not isinstance(obj, dict) or obj.get("replica") != replica:
-        raise InvalidArgument("not a counter snapshot of this replica")
-    if obj.get("format") != COUNTERS_FORMAT:
-        raise InvalidArgument(f"unknown counter format {obj.get('format')!r}")
-    snapshot: dict[str, list[list[Any]]] = {}
-    for table, shape in _COUNTER_SHAPES.items():
-        rows = obj.get(table, [])
-        if not isinstance(rows, list):
-            raise InvalidArgument(f"{table} is not a list")
-        for row in rows:
-            if (
-                not isinstance(row, list)
-                or len(row) != len(shape)
-                or not all(
-                    isinstance(value, kind) and not isinstance(value, bool)
-                    for value, kind in zip(row, shape, strict=True)
-                )
-                or any(isinstance(value, int) and value < 0 for value in row)
-            ):
-                raise InvalidArgument(f"malformed {table} row {row!r}")
-        snapshot[table] = rows
-    return snapshot
-
-
-def _info_tag(info: dict[str, Any]) -> str | None:
-    """A cheap version tag of a listed object, to skip snapshots already merged."""
-    for name in ("ETag", "etag", "generation", "md5Hash", "mtime", "LastModified"):
-        if info.get(name) is not None:
-            return f"{name}={info[name]} size={info.get('size')}"
-    return None
-
-
 def _fetch_counters(store: Store, rem: Remote, key: str, tally: _Tally) -> list[_Snapshot]:
     """The checked counter snapshots of other replicas that changed since last merged."""
     catalog = store.catalog
     due: dict[str, tuple[str, str | None]] = {}
     for rel, info in rem.listing("counters").items():
-        match = _COUNTERS.match(rel)
+        match = layout.COUNTERS.match(rel)
         if match is None or match[1] == store.replica_id:
             continue
-        tag = _info_tag(info)
+        tag = layout.info_tag(info)
         if tag is None or catalog.meta(f"sync.counters-seen {key} {match[1]}") != tag:
             due[rel] = (match[1], tag)
     raw = rem.read_many(sorted(due))
     snapshots: list[_Snapshot] = []
     for rel, (replica, tag) in sorted(due.items()):
         try:
-            snapshots.append((replica, tag, decode_counters(raw[rel], replica)))
+            snapshots.append((replica, tag, layout.decode_counters(raw[rel], replica)))
         except InvalidArgument as exc:
             raise rem.error(f"counter snapshot {rel} is corrupt: {exc.message}") from exc
         tally.bytes_received += len(raw[rel])

@@ -359,6 +359,26 @@ def test_repointed_remote_gets_everything(stores: Any, tmp_path: Path) -> None:
     assert (a.push("origin").ops_sent, a.push("origin").ops_sent) == (3, 0)
 
 
+def test_counter_snapshots_written_within_one_clock_tick(stores: Any, tmp_path: Path) -> None:
+    """Two snapshots of one size that a folder remote stamps with the same modification
+    time (one tick of the file system's clock) are both merged."""
+    folder = tmp_path / "remote"
+    a, b = stores("a"), stores("b")
+    cid = a.upload(b"x", "alice").content_id
+    a.get_content(cid, "alice")
+    a.push(str(folder))
+    b.pull(str(folder))
+    snapshot = folder / "counters" / a.replica_id
+    stamp = snapshot.stat()
+    a.get_content(cid, "alice")
+    a.push(str(folder))
+    assert snapshot.stat().st_size == stamp.st_size
+    os.utime(snapshot, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    b.pull(str(folder))
+    assert b.state_digest() == a.state_digest()
+    assert b.get_analytics("alice", cid).views == 2
+
+
 # -- blobs: eager, lazy, none -----------------------------------------------------------------
 
 
