@@ -29,6 +29,7 @@ from .oplog import Op
 Row = sqlite3.Row
 BUSY_TIMEOUT_MS = 60_000
 BLOCK_BITS = 10  # list_blocks group 1024 arrival numbers
+SUPER_BITS = 5  # list_supers group 32 blocks (schema.sql's migration 4 fills them so)
 SNAPSHOT_COLUMNS = ("filename", "mime", "size", "blob", "description", "tags", "width", "height")
 
 
@@ -442,10 +443,16 @@ class Catalog:
         return size if refs == delta else 0  # refs == delta: the row was just made
 
     def _adjust_list_block(self, owner: str, n: int, delta: int) -> None:
+        block = n >> BLOCK_BITS
         self.conn.execute(
             "INSERT INTO list_blocks (owner, block, live) VALUES (?, ?, ?)"
             " ON CONFLICT (owner, block) DO UPDATE SET live = live + excluded.live",
-            (owner, n >> BLOCK_BITS, delta),
+            (owner, block, delta),
+        )
+        self.conn.execute(
+            "INSERT INTO list_supers (owner, super, live) VALUES (?, ?, ?)"
+            " ON CONFLICT (owner, super) DO UPDATE SET live = live + excluded.live",
+            (owner, block >> SUPER_BITS, delta),
         )
 
     # -- collaboration and key steps -----------------------------------------------------
@@ -527,25 +534,39 @@ class Catalog:
     def list_page(self, owner: str, limit: int, offset: int) -> list[Row]:
         """Live contents of ``owner``, newest first, skipping ``offset`` of them.
 
-        The block whose running count passes ``offset`` is found from list_blocks, so a
-        deep page costs at most a block (1024 rows) of stepping, not ``offset`` rows.
+        The group of 32 blocks whose running count passes ``offset`` is found from
+        list_supers, then the block within it from list_blocks, so a deep page costs the
+        counts of (contents / 32768) groups and of 32 blocks, then at most a block (1024
+        rows) of stepping: never ``offset`` rows.
         """
         conn = self.conn
-        found = conn.execute(
-            "SELECT block, total - live FROM ("
-            " SELECT block, live, sum(live) OVER (ORDER BY block DESC) AS total"
-            " FROM list_blocks WHERE owner = ? AND live > 0"
-            ") WHERE total > ? ORDER BY block DESC LIMIT 1",
-            (owner, offset),
-        ).fetchone()
+        found = _passing(
+            conn.execute(
+                "SELECT super, live FROM list_supers WHERE owner = ? AND live > 0"
+                " ORDER BY super DESC",
+                (owner,),
+            ),
+            offset,
+        )
         if found is None:
             return []
-        block, skipped = int(found[0]), int(found[1])
+        group, skipped = found
+        found = _passing(
+            conn.execute(
+                "SELECT block, live FROM list_blocks WHERE owner = ? AND block BETWEEN ? AND ?"
+                " AND live > 0 ORDER BY block DESC",
+                (owner, group << SUPER_BITS, ((group + 1) << SUPER_BITS) - 1),
+            ),
+            offset - skipped,
+        )
+        if found is None:
+            return []
+        block, skipped_in_group = found
         top = ((block + 1) << BLOCK_BITS) - 1
         return conn.execute(
             "SELECT * FROM contents WHERE owner = ? AND deleted = 0 AND n <= ?"
             " ORDER BY n DESC LIMIT ? OFFSET ?",
-            (owner, top, limit, offset - skipped),
+            (owner, top, limit, offset - skipped - skipped_in_group),
         ).fetchall()
 
     def storage_row(self, user: str) -> Row | None:
@@ -876,6 +897,17 @@ class Catalog:
             for number, query in enumerate(self.DIGEST_QUERIES):
                 for row in conn.execute(query):
                     yield (number, *tuple(row))
+
+
+def _passing(rows: Iterable[tuple[int, int]], offset: int) -> tuple[int, int] | None:
+    """The first ``(key, live)`` row, in the order given, where the running count of live
+    rows passes ``offset``: its key and the count before it (None if none does)."""
+    total = 0
+    for key, live in rows:
+        if total + live > offset:
+            return int(key), total
+        total += live
+    return None
 
 
 _STEPS: dict[str, Callable[[Catalog, Op], None]] = {

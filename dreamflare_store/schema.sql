@@ -191,3 +191,16 @@ CREATE INDEX ops_hlc ON ops (hlc);
 -- Bytes of a size no version has cannot be stored yet: an upload of a large file skips
 -- its hashing pass before the copy when no version has that size.
 CREATE INDEX versions_size ON versions (size);
+
+-- migration 4
+-- Live contents per owner in groups of 32 list_blocks (32768 arrival numbers), so that a
+-- list page finds its block by summing (contents / 32768) + 32 counts, not one per block.
+-- The 5 in "block >> 5" is catalog.SUPER_BITS.
+CREATE TABLE list_supers (
+    owner TEXT NOT NULL,
+    super INTEGER NOT NULL,
+    live  INTEGER NOT NULL,
+    PRIMARY KEY (owner, super)
+) WITHOUT ROWID;
+INSERT INTO list_supers (owner, super, live)
+    SELECT owner, block >> 5, sum(live) FROM list_blocks GROUP BY owner, block >> 5;
