@@ -74,7 +74,7 @@ def run(config: Config) -> list[Result]:
     """Every HTTP benchmark, at the sizes of ``config.mode``."""
     from dreamflare_store.client import Client
 
-    size = config.size(512 * MiB, 128 * MiB, 4 * MiB)
+    size = config.size(512 * MiB, 64 * MiB, 4 * MiB)
     calls = config.size(2_000, 300, 30)
     source_dir = config.fresh("src")
     make_large_files(source_dir, config.rounds, size, seed=4)

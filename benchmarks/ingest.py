@@ -238,7 +238,7 @@ def folder(config: Config, label: str, source: Path, work_bytes: int, count: int
 def run(config: Config) -> list[Result]:
     """Every ingest benchmark, at the sizes of ``config.mode``."""
     small_src = config.fresh("src-small")
-    small_bytes = make_small_files(small_src, config.size(5000, 500, 20))
+    small_bytes = make_small_files(small_src, config.size(5000, 300, 20))
     large_src = config.fresh("src-large")
     large_count = config.size(3, 2, 1)
     large_bytes = make_large_files(

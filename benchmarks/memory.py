@@ -119,7 +119,7 @@ def measure(config: Config, case: str, source: Path) -> int:
 
 def run(config: Config) -> list[Result]:
     """Every memory benchmark, at the size of ``config.mode``."""
-    size = config.size(1024 * MiB, 256 * MiB, 8 * MiB)
+    size = config.size(1024 * MiB, 128 * MiB, 8 * MiB)
     source_dir = config.fresh("src")
     make_large_files(source_dir, 1, size, seed=3, exact=True)
     source = next(source_dir.iterdir())
