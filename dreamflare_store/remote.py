@@ -23,6 +23,7 @@ import os
 # otherwise probes every bucket's layout over gRPC and retries it for up to a minute.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
+import asyncio  # noqa: E402
 import secrets  # noqa: E402
 from collections.abc import Callable, Iterable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -31,6 +32,7 @@ from typing import Any  # noqa: E402
 from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 import fsspec  # type: ignore[import-untyped]  # noqa: E402
+import fsspec.asyn  # type: ignore[import-untyped]  # noqa: E402
 from fsspec.callbacks import Callback  # type: ignore[import-untyped]  # noqa: E402
 
 from .errors import DreamflareError, RemoteError  # noqa: E402
@@ -221,14 +223,26 @@ class Remote:
 
     # -- the one error boundary ----------------------------------------------------------
 
-    def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a method of the filesystem; whatever it raises becomes a RemoteError."""
+    def _call(self, action: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the filesystem; whatever it raises becomes a RemoteError."""
         try:
-            return getattr(self.fs, method)(*args, **kwargs)
+            return call(*args, **kwargs)
         except DreamflareError:
             raise
         except Exception as exc:  # a foreign filesystem may raise anything: translate it
             raise _translate(exc, action, self.identity, self.url, self._secrets) from exc
+
+    def _find_many(self, paths: list[str]) -> dict[str, dict[str, Any]]:
+        """``find`` of several prefixes gathered on an async filesystem's own loop."""
+
+        async def gather() -> list[dict[str, dict[str, Any]]]:
+            finds = [self.fs._find(path, detail=True) for path in paths]
+            return list(await asyncio.gather(*finds))
+
+        found: dict[str, dict[str, Any]] = {}
+        for part in fsspec.asyn.sync(self.fs.loop, gather):
+            found.update(part)
+        return found
 
     def error(self, message: str) -> RemoteError:
         """A RemoteError about this remote (for problems sync finds in what it read)."""
@@ -249,16 +263,25 @@ class Remote:
 
     def root_exists(self) -> bool:
         """Whether the bucket or folder is there (one request)."""
-        return bool(self._call("check", "exists", self.base))
+        return bool(self._call("check", self.fs.exists, self.base))
 
     def make_root(self) -> None:
         """Create a local folder remote on first push (buckets must exist already)."""
         if self.kind == "local":
-            self._call("create folder", "makedirs", self.base, exist_ok=True)
+            self._call("create folder", self.fs.makedirs, self.base, exist_ok=True)
 
-    def listing(self, prefix: str) -> dict[str, dict[str, Any]]:
-        """Every object under ``prefix`` (relative path -> fsspec info), in one listing."""
-        found = self._call("list", "find", self.path(prefix), detail=True)
+    def listing(self, *prefixes: str) -> dict[str, dict[str, Any]]:
+        """Every object under the prefixes (relative path -> fsspec info).
+
+        One listing per prefix; on an async filesystem (S3, GCS) they run at once.
+        """
+        paths = [self.path(prefix) for prefix in prefixes]
+        if len(paths) > 1 and getattr(self.fs, "async_impl", False):
+            found = self._call("list", self._find_many, paths)
+        else:
+            found = {}
+            for path in paths:
+                found.update(self._call("list", self.fs.find, path, detail=True))
         listing: dict[str, dict[str, Any]] = {}
         for path, info in found.items():
             rel = self._rel(path)
@@ -276,7 +299,7 @@ class Remote:
         kwargs: dict[str, Any] = {}
         if "s3" in self.protocols:
             kwargs["max_concurrency"] = 1  # else s3fs sends a HEAD before every GET
-        found = self._call("read", "cat", paths, **kwargs)
+        found = self._call("read", self.fs.cat, paths, **kwargs)
         by_path = {path.rstrip("/"): data for path, data in found.items()}
         out: dict[str, bytes] = {}
         for rel, path in zip(rels, paths, strict=True):
@@ -306,7 +329,7 @@ class Remote:
                 continue
             rpaths = [self.path(rel) for rel, _ in group]
             lpaths = [str(local) for _, local in group]
-            self._call("download", "get", rpaths, lpaths, callback=callback, **kwargs)
+            self._call("download", self.fs.get, rpaths, lpaths, callback=callback, **kwargs)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -331,12 +354,12 @@ class Remote:
         lpaths = [local for local, _ in bulk]
         if self.kind == "object":
             rpaths = [self.path(rel) for _, rel in bulk]
-            self._call("upload", "put", lpaths, rpaths, callback=callback)
+            self._call("upload", self.fs.put, lpaths, rpaths, callback=callback)
             return
         finals = [self.path(rel) for _, rel in bulk]
         temps = [_temp_name(final) for final in finals]
         try:
-            self._call("upload", "put", lpaths, temps, callback=callback)
+            self._call("upload", self.fs.put, lpaths, temps, callback=callback)
             for temp, final in zip(temps, finals, strict=True):
                 self._publish(temp, final)
         except BaseException:
@@ -350,11 +373,11 @@ class Remote:
         if self.is_gcs and len(data) and GCS_BOUNDARY in data:
             kwargs["chunksize"] = len(data)  # one resumable chunk instead of multipart
         if self.kind == "object":
-            self._call("upload", "pipe_file", final, data, **kwargs)
+            self._call("upload", self.fs.pipe_file, final, data, **kwargs)
             return
         temp = _temp_name(final)
         try:
-            self._call("upload", "pipe_file", temp, data, **kwargs)
+            self._call("upload", self.fs.pipe_file, temp, data, **kwargs)
             self._publish(temp, final)
         except BaseException:
             self._discard([temp])
@@ -373,7 +396,7 @@ class Remote:
             except OSError as exc:
                 raise _translate(exc, "upload", self.identity, self.url, self._secrets) from exc
         else:
-            self._call("upload", "mv", temp, final)
+            self._call("upload", self.fs.mv, temp, final)
 
     def _discard(self, temps: Iterable[str]) -> None:
         """Best effort: remove temporary uploads after a failure (listings ignore them)."""

@@ -444,12 +444,7 @@ def _remote_blobs(rem: Remote, wanted: dict[str, int]) -> set[str]:
     if not wanted:
         return set()
     shards = sorted({layout.blob_key(digest).rsplit("/", 1)[0] for digest in wanted})
-    if len(shards) <= SHARD_LISTINGS_MAX:
-        listing: dict[str, dict[str, Any]] = {}
-        for shard in shards:
-            listing.update(rem.listing(shard))
-    else:
-        listing = rem.listing("objects")
+    listing = rem.listing(*shards) if len(shards) <= SHARD_LISTINGS_MAX else rem.listing("objects")
     present: set[str] = set()
     for rel, info in listing.items():
         match = layout.BLOB.match(rel)
