@@ -21,7 +21,6 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -661,9 +660,9 @@ def test_payload_with_gcs_multipart_boundary(remote: Remote, stores: Any) -> Non
 
 
 def many_blobs(store: Store, count: int) -> None:
-    """``count`` contents with distinct bytes (uploads in threads: fsync-bound otherwise)."""
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: store.upload(f"blob {i}".encode(), "alice"), range(count)))
+    """``count`` contents with distinct bytes, through the batch upload path."""
+    made = store.upload_many([f"blob {i}".encode() for i in range(count)], "alice")
+    assert all(not isinstance(outcome, Exception) for outcome in made)
 
 
 def check_batched_transfers(remote: Remote, stores: Any, count: int) -> None:
