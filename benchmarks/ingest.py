@@ -21,9 +21,11 @@ same disk in the same run (sources, stores and copies all live in one work folde
   metadata transaction), for the small files and for the large files, against
   ``cp -r SRC DST`` followed by ``sync`` (two processes, as a person would type them).
 
+In the one-file-per-call benchmarks the engine and the baseline take turns file by file
+(who goes first alternating), so both meet the same load from the rest of the machine.
 Sources are written once and stay in the page cache, so engine and baseline read the
-same cached bytes and the disk sees only their writes. Before every timed part, ``sync``
-empties the dirty pages the previous one left.
+same cached bytes and the disk sees only their writes. Before every round (and every
+folder measurement), ``sync`` empties the dirty pages the previous one left.
 """
 
 from __future__ import annotations
