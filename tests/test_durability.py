@@ -31,7 +31,12 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) ->
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        time.sleep(rng.uniform(0.2, 0.6))
+        # Wait until the worker has opened the store (start-up is slow on a loaded machine),
+        # then kill it at a random moment of its work.
+        deadline = time.monotonic() + 30
+        while not acks.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.4))
         if child.poll() is not None:
             pytest.fail(f"worker died on its own: {child.stderr.read().decode()[-2000:]}")
         child.send_signal(signal.SIGKILL)

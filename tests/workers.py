@@ -23,6 +23,7 @@ def payload(seed: int, n: int) -> bytes:
 
 def crash_loop(store_path: str, acks_path: str, seed: int) -> None:
     with Store(store_path) as store, open(acks_path, "a", encoding="utf-8") as acks:
+        os.fsync(acks.fileno())  # the parent waits for this file: the store is open
         n = 0
         last = None
         while True:
