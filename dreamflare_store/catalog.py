@@ -12,6 +12,7 @@ full recount at every commit (invariant 5).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -166,10 +167,8 @@ class Catalog:
             self._closed = True
             connections, self._connections = self._connections, []
         for conn in connections:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # closing is best effort
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._local = threading.local()
 
     def _migrate(self) -> None:

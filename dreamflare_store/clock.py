@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-
 # Encoded timestamps compare as text only while their fields keep their widths: 13 digits
 # of milliseconds last until the year 2286, and a counter that would pass 6 digits moves
 # the clock to the next millisecond instead.

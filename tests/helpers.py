@@ -12,13 +12,22 @@ from dreamflare_store import Store
 
 def png_bytes(width: int, height: int, seed: int = 0) -> bytes:
     """A real, valid PNG (one grey row pattern), made without any imaging library."""
-    raw = b"".join(b"\x00" + bytes([(seed + x + y) % 256 for x in range(width)]) for y in range(height))
+    raw = b"".join(
+        b"\x00" + bytes([(seed + x + y) % 256 for x in range(width)]) for y in range(height)
+    )
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def disk_state(store: Store) -> tuple[str, frozenset[str], frozenset[str]]:
@@ -26,11 +35,22 @@ def disk_state(store: Store) -> tuple[str, frozenset[str], frozenset[str]]:
     store.flush()
     conn = store.catalog.conn
     rows = []
-    for table in ("ops", "contents", "versions", "collaborations", "api_keys", "storage_usage",
-                  "user_blobs", "list_blocks", "quotas"):
+    for table in (
+        "ops",
+        "contents",
+        "versions",
+        "collaborations",
+        "api_keys",
+        "storage_usage",
+        "user_blobs",
+        "list_blocks",
+        "quotas",
+    ):
         rows.append((table, conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()))
     catalog = repr([(t, [tuple(r) for r in rs]) for t, rs in rows])
-    blobs = frozenset(str(p.relative_to(store.path)) for p in (store.path / "objects").rglob("*") if p.is_file())
+    blobs = frozenset(
+        str(p.relative_to(store.path)) for p in (store.path / "objects").rglob("*") if p.is_file()
+    )
     temps = frozenset(os.listdir(store.path / "tmp"))
     return catalog, blobs, temps
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import dreamflare_store
 from dreamflare_store import IntegrityError, InvalidArgument, Store, ids, oplog
-from dreamflare_store.blobs import BlobStore
 from dreamflare_store import clock as clock_module
+from dreamflare_store.blobs import BlobStore
 from dreamflare_store.clock import MAX_WALL_MS, HybridClock, Timestamp, is_hlc
 
 
@@ -30,7 +30,16 @@ def test_ids_are_typed_url_safe_and_time_ordered() -> None:
     b = ids.new_id("content", 1_700_000_000_001)
     assert a.startswith("cnt_") and len(a) == 30 and a < b
     assert ids.check_id("content", a) == a
-    for bad in ["", "cnt_", a.lower(), a + "A", a.replace("cnt_", "ver_"), "cnt_" + "I" * 26, 5, None]:
+    for bad in [
+        "",
+        "cnt_",
+        a.lower(),
+        a + "A",
+        a.replace("cnt_", "ver_"),
+        "cnt_" + "I" * 26,
+        5,
+        None,
+    ]:
         with pytest.raises(InvalidArgument):
             ids.check_id("content", bad)
 
@@ -70,7 +79,9 @@ def test_hlc_is_strictly_increasing(steps: list[tuple[int, bool]]) -> None:
         last = now
 
 
-def test_hlc_counter_overflow_moves_to_the_next_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hlc_counter_overflow_moves_to_the_next_millisecond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(clock_module, "MAX_COUNTER", 999)  # the real limit is 999,999
     clock = HybridClock("r", _Wall(5))
     stamps = [clock.now() for _ in range(1003)]
@@ -80,11 +91,18 @@ def test_hlc_counter_overflow_moves_to_the_next_millisecond(monkeypatch: pytest.
 
 
 def test_op_codec_round_trips_and_rejects_garbage() -> None:
-    op = oplog.Op("op_X", "0000000000001.000000.r", "r", 1, oplog.KEY_REVOKE, "key_Y", {"a": [1, b"\0"]})
+    op = oplog.Op(
+        "op_X", "0000000000001.000000.r", "r", 1, oplog.KEY_REVOKE, "key_Y", {"a": [1, b"\0"]}
+    )
     assert oplog.decode_op(op.encode()) == op
     assert oplog.decode_segment(oplog.encode_segment([op, op])) == [op, op]
-    for raw in [b"", b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"id": "x"}),
-                msgpack.packb({**msgpack.unpackb(op.encode()), "kind": "drop.tables"})]:
+    for raw in [
+        b"",
+        b"\xc1",
+        msgpack.packb([1, 2]),
+        msgpack.packb({"id": "x"}),
+        msgpack.packb({**msgpack.unpackb(op.encode()), "kind": "drop.tables"}),
+    ]:
         with pytest.raises(InvalidArgument):
             oplog.decode_op(raw)
     with pytest.raises(InvalidArgument):

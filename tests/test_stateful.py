@@ -28,7 +28,9 @@ from dreamflare_store import NotFound, Store
 
 USERS = ("alice", "bob")
 # A small pool of payloads, so that dedup across contents and users happens often.
-PAYLOADS = st.sampled_from([b"", b"a", b"bb", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, bytes(range(256)) * 9])
+PAYLOADS = st.sampled_from(
+    [b"", b"a", b"bb", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, bytes(range(256)) * 9]
+)
 TAGS = st.lists(st.sampled_from(["cat", "dog", "sky", "x y"]), max_size=3)
 DESCRIPTIONS = st.none() | st.sampled_from(["", "first", "second", "ünïcödé"])
 
@@ -63,11 +65,23 @@ class VersioningMachine(RuleBasedStateMachine):
         self.store.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    @rule(target=contents, user=st.sampled_from(USERS), data=PAYLOADS, tags=TAGS, description=DESCRIPTIONS)
+    @rule(
+        target=contents,
+        user=st.sampled_from(USERS),
+        data=PAYLOADS,
+        tags=TAGS,
+        description=DESCRIPTIONS,
+    )
     def upload(self, user: str, data: bytes, tags: list[str], description: str | None) -> str:
-        c = self.store.upload(file=data, user_id=user, tags=tags, description=description, filename="f.bin")
+        c = self.store.upload(
+            file=data, user_id=user, tags=tags, description=description, filename="f.bin"
+        )
         note(f"uploaded {c.content_id} for {user}: {len(data)} bytes")
-        changes = ["file", "filename"] + (["description"] if description is not None else []) + (["tags"] if tags else [])
+        changes = (
+            ["file", "filename"]
+            + (["description"] if description is not None else [])
+            + (["tags"] if tags else [])
+        )
         self.model[c.content_id] = ModelContent(
             user, [Snapshot(data, "f.bin", description, tuple(dict.fromkeys(tags)), tuple(changes))]
         )
@@ -84,13 +98,17 @@ class VersioningMachine(RuleBasedStateMachine):
         assert c.version == len(model.versions)
 
     @rule(content=contents, tags=st.none() | TAGS, description=DESCRIPTIONS)
-    def update_metadata(self, content: str, tags: list[str] | None, description: str | None) -> None:
+    def update_metadata(
+        self, content: str, tags: list[str] | None, description: str | None
+    ) -> None:
         if content in self.deleted or (tags is None and description is None):
             return
         model = self.model[content]
         c = self.store.update_metadata(content, model.owner, description=description, tags=tags)
         last = model.versions[-1]
-        changes = (("description",) if description is not None else ()) + (("tags",) if tags is not None else ())
+        changes = (("description",) if description is not None else ()) + (
+            ("tags",) if tags is not None else ()
+        )
         model.versions.append(
             Snapshot(
                 last.data,

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from helpers import blob_files, disk_state, png_bytes
 
-from dreamflare_store import catalog as catalog_module
 from dreamflare_store import (
     Content,
     IntegrityError,
@@ -18,6 +17,7 @@ from dreamflare_store import (
     PermissionDenied,
     Store,
 )
+from dreamflare_store import catalog as catalog_module
 
 
 @pytest.fixture
@@ -34,7 +34,13 @@ def test_upload_bytes_returns_content_with_sniffed_type_and_size(store: Store) -
     c = store.upload(file=data, user_id="alice", description="a cat", tags="cat, cute,cat")
     assert isinstance(c, Content)
     assert c.content_id.startswith("cnt_")
-    assert (c.user_id, c.mime_type, c.size, c.width, c.height) == ("alice", "image/png", len(data), 7, 5)
+    assert (c.user_id, c.mime_type, c.size, c.width, c.height) == (
+        "alice",
+        "image/png",
+        len(data),
+        7,
+        5,
+    )
     assert c.tags == ("cat", "cute")
     assert c.description == "a cat"
     assert c.version == 1
@@ -82,7 +88,9 @@ def test_new_version_with_content_id_keeps_other_fields(store: Store) -> None:
     assert c2.mime_type == "image/png" and c2.width == 2
     assert store.read_content(c.content_id, "alice", version=1) == b"one"
     assert store.read_content(c.content_id, "alice") == png_bytes(2, 2)
-    c3 = store.upload(file=b"three", user_id="alice", content_id=c.content_id, tags="", filename="b.txt")
+    c3 = store.upload(
+        file=b"three", user_id="alice", content_id=c.content_id, tags="", filename="b.txt"
+    )
     assert c3.tags == () and c3.filename == "b.txt" and c3.width is None
 
 
@@ -105,7 +113,12 @@ def test_delete_content_removes_it_everywhere(store: Store) -> None:
         store.read_content(c.content_id, "alice")
     assert store.list_content("alice").total == 0
     usage = store.get_storage_usage("alice")
-    assert (usage.content_count, usage.version_count, usage.bytes, usage.history_bytes) == (0, 0, 0, 0)
+    assert (usage.content_count, usage.version_count, usage.bytes, usage.history_bytes) == (
+        0,
+        0,
+        0,
+        0,
+    )
 
 
 def test_list_content_pages_newest_first(store: Store) -> None:
@@ -116,7 +129,9 @@ def test_list_content_pages_newest_first(store: Store) -> None:
     assert [c.content_id for c in page.items] == ids[::-1][:5]
     everything = [c.content_id for c in store.list_content("alice", limit=1000).items]
     assert everything == ids[::-1]
-    assert [c.content_id for c in store.list_content("alice", limit=5, offset=10).items] == ids[1::-1]
+    assert [c.content_id for c in store.list_content("alice", limit=5, offset=10).items] == ids[
+        1::-1
+    ]
     assert store.list_content("alice", offset=12).items == ()
     assert store.list_content("alice", offset=10**9).items == ()
     assert store.list_content("nobody").total == 0
@@ -175,7 +190,12 @@ def test_storage_usage_counts_current_and_history(store: Store) -> None:
     store.upload(file=b"123", user_id="alice", content_id=a.content_id)
     store.upload(file=b"12345", user_id="alice")  # same bytes again: history counts them once
     usage = store.get_storage_usage("alice")
-    assert (usage.content_count, usage.version_count, usage.bytes, usage.history_bytes) == (2, 3, 8, 8)
+    assert (usage.content_count, usage.version_count, usage.bytes, usage.history_bytes) == (
+        2,
+        3,
+        8,
+        8,
+    )
     assert usage.quota_bytes is None
     assert store.get_storage_usage("nobody").bytes == 0
 
@@ -298,7 +318,9 @@ BAD_CALLS = {
     "unknown id": lambda s, c: s.get_content("cnt_" + "0" * 26, "alice"),
     "unknown id delete": lambda s, c: s.delete_content("cnt_" + "0" * 26, "alice"),
     "unknown id update": lambda s, c: s.update_metadata("cnt_" + "0" * 26, "alice", tags="a"),
-    "unknown id new version": lambda s, c: s.upload(file=b"v", user_id="alice", content_id="cnt_" + "0" * 26),
+    "unknown id new version": lambda s, c: s.upload(
+        file=b"v", user_id="alice", content_id="cnt_" + "0" * 26
+    ),
     "negative limit": lambda s, c: s.list_content("alice", limit=-1),
     "zero limit": lambda s, c: s.list_content("alice", limit=0),
     "huge limit": lambda s, c: s.list_content("alice", limit=10**12),
@@ -309,15 +331,21 @@ BAD_CALLS = {
     "tag too long": lambda s, c: s.upload(file=b"x", user_id="alice", tags="t" * 65),
     "tag control char": lambda s, c: s.update_metadata(c, "alice", tags=["ok", "bad\x07"]),
     "tag with comma in list": lambda s, c: s.update_metadata(c, "alice", tags=["a,b"]),
-    "too many tags": lambda s, c: s.upload(file=b"x", user_id="alice", tags=[f"t{i}" for i in range(33)]),
+    "too many tags": lambda s, c: s.upload(
+        file=b"x", user_id="alice", tags=[f"t{i}" for i in range(33)]
+    ),
     "tags wrong type": lambda s, c: s.upload(file=b"x", user_id="alice", tags=123),
-    "description too long": lambda s, c: s.upload(file=b"x", user_id="alice", description="d" * 4097),
+    "description too long": lambda s, c: s.upload(
+        file=b"x", user_id="alice", description="d" * 4097
+    ),
     "description wrong type": lambda s, c: s.update_metadata(c, "alice", description=5),
     "filename with slash": lambda s, c: s.upload(file=b"x", user_id="alice", filename="../evil"),
     "file wrong type": lambda s, c: s.upload(file=12345, user_id="alice"),
     "file text mode": lambda s, c: s.upload(file=io.StringIO("text"), user_id="alice"),
     "file raises mid-read": lambda s, c: s.upload(file=_Exploding(), user_id="alice"),
-    "nonexistent path": lambda s, c: s.upload(file=Path("/nonexistent/dir/file.png"), user_id="alice"),
+    "nonexistent path": lambda s, c: s.upload(
+        file=Path("/nonexistent/dir/file.png"), user_id="alice"
+    ),
     "directory path": lambda s, c: s.upload(file=Path(s.path), user_id="alice"),
     "version zero": lambda s, c: s.read_content(c, "alice", version=0),
     "version missing": lambda s, c: s.read_content(c, "alice", version=99),
@@ -345,7 +373,9 @@ def test_errors_carry_codes_and_statuses() -> None:
     assert (NotFound.code, NotFound.status) == ("not_found", 404)
     assert issubclass(NotFound, LookupError) and issubclass(InvalidArgument, ValueError)
     assert NotFound("gone", content_id="cnt_x").content_id == "cnt_x"
-    assert InvalidArgument("bad").to_dict() == {"error": {"code": "invalid_argument", "message": "bad"}}
+    assert InvalidArgument("bad").to_dict() == {
+        "error": {"code": "invalid_argument", "message": "bad"}
+    }
 
 
 def test_store_path_that_is_a_file_is_rejected(tmp_path: Path) -> None:
