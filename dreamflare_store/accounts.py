@@ -20,11 +20,9 @@ from .metering import metered
 from .records import Analytics, ApiKey, ApiUsage, Collaboration, NewApiKey
 
 if TYPE_CHECKING:
-    from .store import Store
-
-    _Base = Store
-else:
-    _Base = object
+    from .catalog import Catalog
+    from .counters import CounterBuffer
+    from .oplog import Op
 
 API_KEY_PREFIX = "dfk_"
 _SECRET_BYTES = 32  # 256 bits of randomness
@@ -41,8 +39,18 @@ def _iso(hlc: str | None) -> str | None:
     return None if hlc is None else iso_ms(hlc_wall_ms(hlc))
 
 
-class AccountsMixin(_Base):
+class AccountsMixin:
     """API usage, keys, analytics and collaborations of a ``Store``."""
+
+    if TYPE_CHECKING:  # what the mixin uses of Store (declared for the type checker only)
+        catalog: Catalog
+        counters: CounterBuffer
+
+        def flush(self) -> None: ...
+        def _now_ms(self) -> int: ...
+        def _new_id(self, kind: str) -> str: ...
+        def _record(self, kind: str, entity: str, data: dict[str, Any]) -> Op: ...
+        def _authorize(self, content_id: str, user_id: str, need: str) -> Row: ...
 
     # -- 7. API usage ---------------------------------------------------------------------
 
@@ -249,9 +257,9 @@ class AccountsMixin(_Base):
                     collaboration_id=collaboration_id,
                 )
             self._record(oplog.COLLAB_UPDATE, collaboration_id, {"permissions": permissions})
-            row = self.catalog.collaboration_row(collaboration_id)
-        assert row is not None
-        return self._collaboration(row)
+            updated = self.catalog.collaboration_row(collaboration_id)
+        assert updated is not None
+        return self._collaboration(updated)
 
     @metered("delete_collaboration")
     def delete_collaboration(self, collaboration_id: str, user_id: str) -> None:

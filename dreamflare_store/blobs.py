@@ -670,7 +670,7 @@ class VerifiedReader(io.RawIOBase):
         self._verified, self._hasher = True, None
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = self._raw.readinto(buffer) or 0
+        count = self._raw.readinto(buffer) or 0  # type: ignore[attr-defined]
         if self._hasher is not None:
             self._hasher.update(memoryview(buffer)[:count])
             at_end = count == 0 and len(buffer) > 0

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import blake3
 import msgpack
@@ -516,7 +516,7 @@ class Store(AccountsMixin):
         self.counters.count_read(content_id, user_id, day, False, 0)
         counting = _CountingReader(reader, self, content_id, user_id, day)
         counting.filename, counting.mime_type = source["filename"], source["mime"]
-        return counting
+        return cast(BinaryIO, counting)  # a RawIOBase: every BinaryIO method a reader needs
 
     @metered("read_content")
     def read_content(self, content_id: str, user_id: str, version: int | None = None) -> bytes:
@@ -763,8 +763,8 @@ def _default_filename(file: object) -> str:
     if isinstance(file, str | os.PathLike):
         name = Path(file).name
     else:
-        name = getattr(file, "name", None)
-        name = Path(name).name if isinstance(name, str) else ""
+        given = getattr(file, "name", None)
+        name = Path(given).name if isinstance(given, str) else ""
     try:
         return validate.filename(name)
     except InvalidArgument:

@@ -110,7 +110,7 @@ def integer(value: Any, name: str, low: int, high: int) -> int:
             raise InvalidArgument(f"{name} must be an integer, not {shown}")
     if not low <= value <= high:
         raise InvalidArgument(f"{name} must be between {low} and {high}")
-    return value
+    return int(value)
 
 
 def permissions(value: Any) -> str:
