@@ -43,7 +43,9 @@ def load() -> tuple[dict[str, harness.Runner | None], dict[str, str]]:
 
 def main() -> int:
     runners, missing = load()
-    return harness.main(runners, description=__doc__.splitlines()[0], missing=missing)
+    return harness.main(
+        runners, description=__doc__.splitlines()[0], missing=missing, prog="python -m benchmarks"
+    )
 
 
 if __name__ == "__main__":

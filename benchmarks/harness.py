@@ -193,7 +193,8 @@ def _speed(seconds: float, work_bytes: int, work_items: int) -> str:
     if work_bytes:
         parts.append(f"{work_bytes / seconds / 1e6:.1f} MB/s")
     if work_items:
-        parts.append(f"{work_items / seconds:,.0f} files/s")
+        rate = work_items / seconds
+        parts.append(f"{rate:,.0f} files/s" if rate >= 10 else f"{rate:.2f} files/s")
     return ", ".join(parts)
 
 
@@ -347,8 +348,8 @@ def _filesystem(path: Path) -> str:
 Runner = Callable[[Config], list[Result]]
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+def parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
     size = p.add_mutually_exclusive_group()
     size.add_argument(
         "--quick", action="store_true", help="small sizes: the whole run in under two minutes"
@@ -387,10 +388,13 @@ def main(
     argv: list[str] | None = None,
     description: str = "dreamflare-store benchmarks",
     missing: dict[str, str] | None = None,
+    prog: str | None = None,
 ) -> int:
     """Parse the options, run ``benchmarks`` (a name -> None entry is skipped with the
     reason in ``missing``), print each result, write JSON; the exit status."""
-    p = parser(description)
+    if prog is None and len(benchmarks) == 1:
+        prog = f"python -m benchmarks.{next(iter(benchmarks))}"
+    p = parser(description, prog)
     if len(benchmarks) > 1:
         p.add_argument("only", nargs="*", help=f"run only these: {', '.join(benchmarks)}")
     args = p.parse_args(argv)
@@ -427,7 +431,7 @@ def main(
     if args.json:
         document = {
             "mode": mode,
-            "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+            "command": " ".join([p.prog, *(sys.argv[1:] if argv is None else argv)]),
             "machine": info,
             "seconds": elapsed,
             "skipped": skipped,

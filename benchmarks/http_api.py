@@ -156,4 +156,8 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--serve":
         serve(sys.argv[2])
         raise SystemExit(0)
-    raise SystemExit(harness.main({"http": run}, description=__doc__.splitlines()[0]))
+    raise SystemExit(
+        harness.main(
+            {"http": run}, description=__doc__.splitlines()[0], prog="python -m benchmarks.http_api"
+        )
+    )
