@@ -622,21 +622,58 @@ class BlobStore:
                 continue
 
 
+class _VerifiedFiles:
+    """Blob files this process has hashed whole and found right, by identity and change time.
+
+    A file written since (its bytes flipped, replaced, touched) has a new ctime and is
+    hashed again; a video served in many ranged requests is hashed once, not per request.
+    ``verify()`` never consults this: it always re-hashes.
+    """
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, int, int, int, int, int], None] = {}
+
+    @staticmethod
+    def key(digest: str, stat: os.stat_result) -> tuple[str, int, int, int, int, int]:
+        return (digest, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+    def __contains__(self, key: tuple[str, int, int, int, int, int]) -> bool:
+        with self._lock:
+            return key in self._seen
+
+    def add(self, key: tuple[str, int, int, int, int, int]) -> None:
+        with self._lock:
+            self._seen[key] = None
+            if len(self._seen) > self.LIMIT:
+                del self._seen[next(iter(self._seen))]
+
+
+VERIFIED = _VerifiedFiles()
+
+
 class VerifiedReader(io.RawIOBase):
     """A read-only file over a blob that checks the BLAKE3 hash of what it serves.
 
     Reading from the start to the end hashes on the way and raises IntegrityError at the
     end if the bytes were not the blob's. A seek first verifies the whole blob once (it
-    is cheap next to serving it), so ranged reads never return unverified bytes.
+    is cheap next to serving it), so ranged reads never return unverified bytes. A read
+    that stops before the end without seeking has not been checked: a caller that needs
+    a prefix verified seeks first. Blobs already verified by this process (and unchanged
+    since) are not hashed again.
     """
 
     def __init__(self, raw: BinaryIO, digest: str) -> None:
         super().__init__()
         self._raw = raw
         self.digest = digest
-        self.size = os.fstat(raw.fileno()).st_size
-        self._hasher: blake3.blake3 | None = _hasher(self.size)
-        self._verified = False
+        stat = os.fstat(raw.fileno())
+        self.size = stat.st_size
+        self._key = VERIFIED.key(digest, stat)
+        self._verified = self._key in VERIFIED
+        self._hasher: blake3.blake3 | None = None if self._verified else _hasher(self.size)
 
     def readable(self) -> bool:
         return True
@@ -662,12 +699,14 @@ class VerifiedReader(io.RawIOBase):
             raise self._fail()
         self._verified = True
         self._hasher = None
+        VERIFIED.add(self._key)
 
     def _finish(self) -> None:
         assert self._hasher is not None
         if self._hasher.hexdigest() != self.digest:
             raise self._fail()
         self._verified, self._hasher = True, None
+        VERIFIED.add(self._key)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         count = self._raw.readinto(buffer) or 0  # type: ignore[attr-defined]

@@ -383,3 +383,18 @@ def test_store_path_that_is_a_file_is_rejected(tmp_path: Path) -> None:
     target.write_text("not a store")
     with pytest.raises(InvalidArgument):
         Store(target)
+
+
+def test_a_blob_verified_once_is_not_hashed_again_until_it_changes(store: Store) -> None:
+    data = os.urandom(200_000)
+    c = store.upload(file=data, user_id="alice")
+    assert store.read_content(c.content_id, "alice") == data  # verified whole, remembered
+    with store.open_content(c.content_id, "alice") as f:
+        f.seek(150_000)  # no second hashing pass for a blob known to be right
+        assert f.read(5) == data[150_000:150_005]
+    (path,) = blob_files(store.path)
+    raw = bytearray(path.read_bytes())
+    raw[160_000] ^= 0xFF
+    path.write_bytes(bytes(raw))  # a change of the file: checked again
+    with pytest.raises(IntegrityError), store.open_content(c.content_id, "alice") as f:
+        f.seek(150_000)
