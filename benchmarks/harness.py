@@ -2,9 +2,11 @@
 
 A benchmark module defines ``run(config: Config) -> list[Result]`` and ends with
 ``raise SystemExit(harness.main({"name": run}))`` so it also runs alone. Each result holds
-the engine's measurements and its baseline's, taken in the same run, round after round
-(the order of the two alternates between rounds so slow drift of the machine favours
-neither), and prints medians and the ratio between them.
+the engine's measurements and its baseline's, taken in the same run in several rounds,
+and prints medians and the ratio between them. Either whole rounds alternate (``rounds``:
+who goes first changes every round, so slow drift of the machine favours neither), or,
+for work made of many items, the two take turns item by item (``paired``: both meet the
+same load from the rest of the machine, however it varies).
 
 Three kinds of result:
 
@@ -352,7 +354,7 @@ def parser(description: str, prog: str | None = None) -> argparse.ArgumentParser
     p = argparse.ArgumentParser(prog=prog, description=description)
     size = p.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", action="store_true", help="small sizes: the whole run in under two minutes"
+        "--quick", action="store_true", help="small sizes, for CI: checks that they run"
     )
     size.add_argument(
         "--tiny", action="store_true", help="tiny sizes: only checks that everything runs"
