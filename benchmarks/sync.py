@@ -177,11 +177,11 @@ def run(config: Config) -> list[Result]:
     results: list[Result] = []
     with start_s3(config.workdir / "moto.log") as server:
         for what, make in (
-            ("small blobs", lambda f: make_small_files(f, config.size(2000, 300, 20))),
+            ("small blobs", lambda f: make_small_files(f, config.size(2000, 120, 20))),
             (
                 "large blobs",
                 lambda f: make_large_files(
-                    f, config.size(3, 2, 1), config.size(64 * MiB, 16 * MiB, 2 * MiB)
+                    f, config.size(3, 2, 1), config.size(64 * MiB, 8 * MiB, 2 * MiB)
                 ),
             ),
         ):
