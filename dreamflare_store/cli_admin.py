@@ -8,12 +8,13 @@ other commands start fast.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from . import cli_format as fmt
-from .cli_base import State, fail, show_progress, store_command, user_option
+from .cli_base import CATALOG_FILE, State, fail, show_progress, store_command, user_option
 from .errors import InvalidArgument
 from .records import SyncReport
 
@@ -387,13 +388,27 @@ def serve(state: State, host: str, port: int) -> None:
       dreamflare serve --port 8000
       curl -H "Authorization: Bearer dfk_..." "http://127.0.0.1:8000/content/list?userId=alice"
     """
-    state.require_store()
+    _create_if_new(state)
     from .serve import serve as run_server
 
     try:
         run_server(state.store_path, host, port)
     except ImportError as exc:  # the http extra is not installed: its message says how
         fail(InvalidArgument(str(exc)))
+
+
+def _create_if_new(state: State) -> None:
+    """``serve`` is the first thing a new user runs: it makes the store when its folder is
+    new or empty. A folder that holds other files is still refused (a mistyped --store)."""
+    path = Path(state.store_path)
+    if (path / CATALOG_FILE).is_file():
+        return
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        state.require_store()  # raises NotFound with the usual hint
+    from .store import Store
+
+    Store(path).close()
+    click.echo(f"Created a store at {path}", err=True)
 
 
 # -- maintenance ----------------------------------------------------------------------

@@ -609,10 +609,15 @@ def test_push_and_pull_through_a_folder_remote(run: Cli, tmp_path: Path) -> None
     assert "no remote named 'elsewhere'" in other("push", "elsewhere", code=1).stderr
 
 
-def test_serve_needs_an_existing_store(tmp_path: Path) -> None:
-    result = Cli(tmp_path / "none", tmp_path)("serve", "--port", "0", code=1)
+def test_serve_refuses_a_folder_that_is_not_a_store(tmp_path: Path) -> None:
+    # serve makes a store in a new or empty folder (the README's first command relies on
+    # it), but never in a folder that holds other files: that is a mistyped --store.
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    result = Cli(busy, tmp_path)("serve", "--port", "0", code=1)
     assert "no store at" in result.stderr
-    assert not (tmp_path / "none").exists()
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
 
 
 # -- formatting and progress -------------------------------------------------------------
@@ -778,3 +783,47 @@ def test_executable_imports_no_remote_or_http_machinery(
     assert "dreamflare_store.store" in imported
     heavy = {"fsspec", "httpx", "fastapi", "uvicorn", "starlette", "dreamflare_store.sync"}
     assert not heavy & imported
+
+
+def test_executable_serve_makes_a_new_store_and_serves_it(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DREAMFLARE_USER": "alice"}
+    env.pop("DREAMFLARE_STORE", None)
+    server = subprocess.Popen(
+        [str(dreamflare_executable()), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if "serving" in line and "http://127.0.0.1:" in line:
+                url = line.split(" at ", 1)[1].split()[0]
+        assert url is not None, "serve printed no address"
+        assert (tmp_path / "dreamflare-data" / "catalog.db").is_file()
+        while True:  # the address is printed just before uvicorn binds it
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=10) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(20)
+        if server.stdout is not None:
+            server.stdout.close()
