@@ -176,7 +176,7 @@ def run(config: Config) -> list[Result]:
     """Push and pull, small and large blobs, against both baselines."""
     results: list[Result] = []
     with start_s3(config.workdir / "moto.log") as server:
-        for what, make in (
+        makers: list[tuple[str, Callable[[Path], int]]] = [
             ("small blobs", lambda f: make_small_files(f, config.size(2000, 120, 20))),
             (
                 "large blobs",
@@ -184,7 +184,8 @@ def run(config: Config) -> list[Result]:
                     f, config.size(3, 2, 1), config.size(64 * MiB, 8 * MiB, 2 * MiB)
                 ),
             ),
-        ):
+        ]
+        for what, make in makers:
             label = what.split()[0]
             source_files = config.fresh(f"{label}-files")
             make(source_files)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import mmap
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -125,6 +127,9 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 # Files a batch writes at once (write_many): one group's temp files stay open until their
 # fsync, so this bounds open files and memory as well.
 _GROUP = 256
+# With syncfs a group's files are closed once written, so a group only bounds how many
+# unsynced temp files a crash can leave (gc sweeps them) and how long a group waits.
+_SYNCFS_GROUP = 4096
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -160,6 +165,40 @@ def _each(
 def _discard(temp: str | os.PathLike[str]) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temp)
+
+
+def _syncfs() -> Callable[[int], None] | None:
+    """``syncfs(fd)`` of the C library, raising OSError on failure; None where it is not to
+    be trusted (outside Linux, or before 5.8, whose syncfs did not report write errors) or
+    is turned off by DREAMFLARE_NO_SYNCFS=1 (then a batch fsyncs every file)."""
+    if os.environ.get("DREAMFLARE_NO_SYNCFS"):
+        return None
+    return _libc_syncfs()
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        release = tuple(int(part) for part in os.uname().release.split(".")[:2])
+    except ValueError:
+        return None
+    if release < (5, 8):
+        return None
+    import ctypes  # only the batch path needs it
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+    def syncfs(fd: int) -> None:
+        if call(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs: {os.strerror(code)}")
+
+    return syncfs
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -487,34 +526,98 @@ class BlobStore:
         Each loader runs in one of ``jobs`` threads and returns the bytes to store; what it
         raises is returned in its place, and the others go on. The write order is the one
         ``write_bytes`` keeps, a group at a time: every new temp file is written, then all
-        are fsynced at once (flushes run in parallel and the file system merges them),
-        renamed, and their folders fsynced at once. Memory holds one group's bytes at most.
+        are made durable, renamed, and the renames made durable. Where the kernel has a
+        ``syncfs`` that reports write errors (Linux 5.8 and later), each of those two
+        steps is one ``syncfs`` of the store's file system for the whole group, as
+        ``cp -r`` followed by ``sync`` does it; elsewhere every file and folder is fsynced
+        (at once, so the file system can merge the flushes).
         """
+        syncfs = _syncfs()
+        size = _SYNCFS_GROUP if syncfs is not None else _GROUP
         results: list[StoredBlob | Exception] = []
         with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-blobs") as pool:
-            for start in range(0, len(loaders), _GROUP):
-                group = loaders[start : start + _GROUP]
-                results.extend(self._write_group(pool, group, head_size))
+            for start in range(0, len(loaders), size):
+                group = loaders[start : start + size]
+                if syncfs is not None:
+                    results.extend(self._write_group_syncfs(pool, group, head_size, syncfs))
+                else:
+                    results.extend(self._write_group(pool, group, head_size))
         return results
+
+    def _stage(self, load: Callable[[], bytes], head_size: int, keep_open: bool) -> _Staged:
+        """Load, hash and (if new) write one blob of a batch to a temp file, unsynced."""
+        data = load()
+        digest = hash_bytes(data)
+        staged = _Staged(StoredBlob(digest, len(data), bytes(data[:head_size]), False))
+        try:
+            os.utime(self._name(digest))  # stored already: mark as used, write nothing
+        except FileNotFoundError:
+            staged.temp, staged.fd = self._temp()
+            try:
+                _write_all(staged.fd, data)
+            except BaseException:
+                staged.close()
+                _discard(staged.temp)
+                raise
+            if not keep_open:
+                staged.close()
+        return staged
+
+    def _publish_staged(self, staged: _Staged) -> tuple[StoredBlob, str]:
+        """Rename a durable staged temp file to its name: the blob as it ends, its folder."""
+        blob, leaf = staged.blob, os.path.dirname(self._name(staged.blob.digest))
+        if staged.temp is not None:
+            created, leaf = self._place(staged.temp, blob.digest)
+            blob = StoredBlob(blob.digest, blob.size, blob.head, created)
+        return blob, leaf
+
+    def _write_group_syncfs(
+        self,
+        pool: ThreadPoolExecutor,
+        loaders: Sequence[Callable[[], bytes]],
+        head_size: int,
+        syncfs: Callable[[int], None],
+    ) -> list[StoredBlob | Exception]:
+        """A group written unsynced, one syncfs, renamed, one more syncfs.
+
+        The folder is opened before the first write: syncfs reports every write error of
+        the file system since then, so an error it does not report did not happen. It
+        cannot say which file failed, so an error fails the whole group (nothing renamed).
+        """
+        root = os.open(self._objects, os.O_RDONLY)
+        try:
+            staged = _each(pool, lambda load: self._stage(load, head_size, False), loaders)
+            ready = [item for item in staged if isinstance(item, _Staged)]
+            try:
+                syncfs(root)  # every temp file's bytes durable
+            except BaseException:
+                for item in ready:
+                    if item.temp is not None:
+                        _discard(item.temp)
+                raise
+            out: list[StoredBlob | Exception] = []
+            leaves: set[str] = set()
+            for outcome in staged:
+                if isinstance(outcome, _Staged):
+                    blob, leaf = self._publish_staged(outcome)
+                    leaves.add(leaf)
+                    out.append(blob)
+                else:
+                    out.append(outcome)
+            # Every new name durable, and the names of blobs found: another writer may
+            # have renamed one into place a moment ago and not synced its folder yet.
+            syncfs(root)
+        finally:
+            os.close(root)
+        with self._dirs_lock:
+            self._known_dirs.update(leaves)
+            self._known_dirs.update(os.path.dirname(leaf) for leaf in leaves)
+        return out
 
     def _write_group(
         self, pool: ThreadPoolExecutor, loaders: Sequence[Callable[[], bytes]], head_size: int
     ) -> list[StoredBlob | Exception]:
-        def stage(load: Callable[[], bytes]) -> _Staged:
-            data = load()
-            digest = hash_bytes(data)
-            staged = _Staged(StoredBlob(digest, len(data), bytes(data[:head_size]), False))
-            try:
-                os.utime(self._name(digest))  # stored already: mark as used, write nothing
-            except FileNotFoundError:
-                staged.temp, staged.fd = self._temp()
-                try:
-                    _write_all(staged.fd, data)
-                except BaseException:
-                    staged.close()
-                    _discard(staged.temp)
-                    raise
-            return staged
+        """A group with an fsync per file and per folder (where syncfs is not to be had)."""
 
         def make_durable(staged: _Staged) -> None:
             try:
@@ -523,7 +626,7 @@ class BlobStore:
             finally:
                 staged.close()
 
-        staged = _each(pool, stage, loaders)
+        staged = _each(pool, lambda load: self._stage(load, head_size, True), loaders)
         ready = [item for item in staged if isinstance(item, _Staged)]
         failed = _each(pool, make_durable, ready)
         leaves: set[str] = set()
@@ -539,10 +642,7 @@ class BlobStore:
                     _discard(item.temp)
                 out.append(problem)
                 continue
-            blob, leaf = item.blob, os.path.dirname(self._name(item.blob.digest))
-            if item.temp is not None:
-                created, leaf = self._place(item.temp, blob.digest)
-                blob = StoredBlob(blob.digest, blob.size, blob.head, created)
+            blob, leaf = self._publish_staged(item)
             leaves.add(leaf)
             out.append(blob)
         for problem in _each(pool, self._sync_name, sorted(leaves)):

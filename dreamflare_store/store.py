@@ -8,7 +8,6 @@ step: the blob store for bytes, the catalog for rows, the op log for changes.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import io
 import os
@@ -19,6 +18,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import starmap
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -28,7 +28,7 @@ import msgpack
 from . import ids, media, oplog, validate
 from .accounts import AccountsMixin
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, VerifiedReader
-from .catalog import Catalog, Row, tags_from_sql
+from .catalog import CONTENT_COLUMNS, Catalog, Row, tags_from_sql
 from .clock import HybridClock, SystemClock, WallClock, day_of, hlc_wall_ms
 from .counters import CounterBuffer
 from .errors import (
@@ -49,6 +49,7 @@ from .records import (
     StorageUsage,
     SyncReport,
     Version,
+    new_content,
 )
 
 if TYPE_CHECKING:
@@ -205,23 +206,8 @@ class Store(AccountsMixin):
         )
 
     def _content(self, row: Row) -> Content:
-        # Positional, in Content's field order: a list page builds 100 of these, and
-        # matching 13 keywords costs more than the rest of a record.
-        return Content(
-            row["content_id"],
-            row["owner"],
-            row["filename"],
-            row["mime"],
-            row["size"],
-            row["blob"],
-            row["description"],
-            _tags(row["tags"]),
-            row["version"],
-            _iso_of_hlc(row["created_hlc"]),
-            _iso_of_hlc(row["updated_hlc"]),
-            row["width"],
-            row["height"],
-        )
+        # The one builder list pages use too, so a content reads the same either way.
+        return _content_of(*[row[column] for column in CONTENT_COLUMNS])
 
     # -- 1. upload ------------------------------------------------------------------------
 
@@ -292,24 +278,32 @@ class Store(AccountsMixin):
         outcomes: list[StoredBlob | DreamflareError | Content] = list(
             self._store_many(files, user_id, jobs)
         )
-        made: dict[int, str] = {}
+        made: dict[int, Op] = {}
         with self.catalog.atomic():
+            admit = self._quota_gate(user_id)
+            last = self.catalog.last_hlc()
+            if last is not None:
+                self.clock.observe(last)
+            rseq = self.catalog.next_rseq(self.replica_id)
             for index, blob in enumerate(outcomes):
                 if not isinstance(blob, StoredBlob):
                     continue
-                fields, changes = _file_fields(blob, files[index], None, description, tag_list)
                 try:
-                    with self.catalog.atomic():  # a savepoint: one refusal keeps the rest
-                        self._check_quota(user_id, blob.digest, blob.size)
-                        content_id = self._new_id("content")
-                        data = {"owner": user_id, "author": user_id, "fields": fields}
-                        data |= {"version_id": self._new_id("version"), "changes": changes}
-                        self._record(oplog.CONTENT_CREATE, content_id, data)
+                    admit(blob.digest, blob.size)
                 except DreamflareError as exc:
                     outcomes[index] = exc
-                else:
-                    made[index] = content_id
-            rows = {index: self.catalog.content_row(cid) for index, cid in made.items()}
+                    continue
+                fields, changes = _file_fields(blob, files[index], None, description, tag_list)
+                data = {"owner": user_id, "author": user_id, "fields": fields}
+                data |= {"version_id": self._new_id("version"), "changes": changes}
+                op_id, hlc = self._new_id("op"), self.clock.now()
+                content_id = self._new_id("content")
+                made[index] = Op(op_id, hlc, self.replica_id, rseq, oplog.CONTENT_CREATE,
+                                 content_id, data)  # fmt: skip
+                rseq += 1
+            first = self.catalog.apply_new_contents(list(made.values()))
+            found = self.catalog.content_rows_between(first, first + len(made) - 1)
+            rows = dict(zip(made, found, strict=True))
         day = day_of(self._now_ms())
         results: list[Content | DreamflareError] = []
         for index, outcome in enumerate(outcomes):
@@ -378,12 +372,27 @@ class Store(AccountsMixin):
             return
         used = self.catalog.user_history_bytes(owner)
         if used + size > quota:
-            raise QuotaExceeded(
-                f"storing {size} bytes would take {owner!r} past their quota of {quota} bytes"
-                f" ({used} used)",
-                user_id=owner,
-                quota_bytes=quota,
-            )
+            raise _over_quota(owner, quota, used, size)
+
+    def _quota_gate(self, owner: str) -> Callable[[str, int], None]:
+        """``_check_quota`` for a batch of new blobs of ``owner`` (inside its transaction):
+        each one admitted counts against the quota for the ones after it."""
+        quota = self.catalog.quota(owner)
+        if quota is None:
+            quota = self.default_quota
+        used = self.catalog.user_history_bytes(owner)
+        counted: set[str] = set()
+
+        def admit(digest: str, size: int) -> None:
+            nonlocal used
+            if quota is None or digest in counted or self.catalog.user_has_blob(owner, digest):
+                return
+            if used + size > quota:
+                raise _over_quota(owner, quota, used, size)
+            counted.add(digest)
+            used += size
+
+        return admit
 
     # -- 2-5, 15. content -----------------------------------------------------------------
 
@@ -414,7 +423,7 @@ class Store(AccountsMixin):
         with self.catalog.snapshot():
             total = self.catalog.count_live(user_id)
             rows = self.catalog.list_page(user_id, limit, offset) if offset < total else []
-        return Page(tuple(self._content(row) for row in rows), total, limit, offset)
+        return Page(tuple(starmap(_content_of, rows)), total, limit, offset)
 
     @metered("update_metadata")
     def update_metadata(
@@ -675,23 +684,76 @@ class Store(AccountsMixin):
         return hasher.hexdigest()
 
 
-# A page of 100 contents formats 200 times and parses 100 tag lists: done once per
-# distinct value, that is a few microseconds per row instead of tens.
-_tags = functools.lru_cache(maxsize=4096)(tags_from_sql)
+def _content_of(
+    content_id: str,
+    owner: str,
+    filename: str,
+    mime: str,
+    size: int,
+    blob: str,
+    description: str | None,
+    tags: str | None,
+    version: int,
+    created_hlc: str,
+    updated_hlc: str,
+    width: int | None,
+    height: int | None,
+) -> Content:
+    """The record of a content row's ``CONTENT_COLUMNS``: every Content is built here."""
+    created_at = _iso_of_hlc(created_hlc)
+    updated_at = created_at if updated_hlc == created_hlc else _iso_of_hlc(updated_hlc)
+    return new_content(
+        content_id, owner, filename, mime, size, blob, description, _tags(tags), version,
+        created_at, updated_at, width, height,
+    )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=4096)
-def _iso_day(day: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+# A page of 100 contents parses 100 tag lists and formats up to 200 times, so each of
+# these costs a few dict lookups rather than a parse or a strftime. The caches are
+# plain dicts (a hit is cheaper than an lru_cache call), emptied when they grow large.
+_CACHE_SIZE = 4096
+_TAGS: dict[str | None, tuple[str, ...]] = {}
+_DATES: dict[int, str] = {}  # day since the epoch -> "YYYY-MM-DD"
+_CLOCK = tuple(f"T{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
+_SECONDS = tuple(f"{second:02d}." for second in range(60))
+_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
+_DAY_MS = 86_400_000  # UTC has no leap seconds in POSIX time
+
+
+def _tags(text: str | None) -> tuple[str, ...]:
+    try:
+        return _TAGS[text]
+    except KeyError:
+        if len(_TAGS) >= _CACHE_SIZE:
+            _TAGS.clear()
+        tags = _TAGS[text] = tags_from_sql(text)
+        return tags
 
 
 def _iso_of_hlc(hlc: str) -> str:
-    """``iso_ms(hlc_wall_ms(hlc))``, the time of a record, formatting each date once."""
-    second, ms = divmod(hlc_wall_ms(hlc), 1000)
-    day, second = divmod(second, 86400)  # UTC has no leap seconds in POSIX time
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}.{ms:03d}Z"
+    """``iso_ms(hlc_wall_ms(hlc))``, the time of a record, from tables of its parts' text."""
+    ms = hlc_wall_ms(hlc)
+    day = ms // _DAY_MS
+    ms -= day * _DAY_MS
+    minute = ms // 60_000
+    ms -= minute * 60_000
+    second = ms // 1000
+    try:
+        date = _DATES[day]
+    except KeyError:
+        if len(_DATES) >= _CACHE_SIZE:
+            _DATES.clear()
+        date = _DATES[day] = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+    return f"{date}{_CLOCK[minute]}{_SECONDS[second]}{_MILLIS[ms - second * 1000]}"
+
+
+def _over_quota(owner: str, quota: int, used: int, size: int) -> QuotaExceeded:
+    return QuotaExceeded(
+        f"storing {size} bytes would take {owner!r} past their quota of {quota} bytes"
+        f" ({used} used)",
+        user_id=owner,
+        quota_bytes=quota,
+    )
 
 
 def _file_fields(
@@ -761,10 +823,10 @@ def _as_error(exc: Exception, file: object) -> DreamflareError:
 
 def _default_filename(file: object) -> str:
     if isinstance(file, str | os.PathLike):
-        name = Path(file).name
+        name = os.path.basename(os.fspath(file))
     else:
         given = getattr(file, "name", None)
-        name = Path(given).name if isinstance(given, str) else ""
+        name = os.path.basename(given) if isinstance(given, str) else ""
     try:
         return validate.filename(name)
     except InvalidArgument:

@@ -19,15 +19,26 @@ from dreamflare_store import Store
 WORKERS = Path(__file__).with_name("workers.py")
 
 
-def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "rounds", "window"),
+    [("crash", 32, 0.4), ("batch", 12, 1.0)],
+    ids=["one upload at a time", "upload_many batches"],
+)
+def test_sigkill_at_random_moments_loses_nothing_acknowledged(
+    tmp_path: Path, mode: str, rounds: int, window: float
+) -> None:
     store_path = tmp_path / "store"
     acks = tmp_path / "acks.txt"
     rng = random.Random(2026)
     acknowledged: dict[tuple[int, int], tuple[str, int]] = {}
     kills = 0
-    for round_ in range(32):
+    for round_ in range(3 * rounds):
+        # At least ``rounds`` kills, and more (on a slow machine) until over 30 uploads
+        # were acknowledged, so that the check below has something to check.
+        if round_ >= rounds and len(acknowledged) > 30:
+            break
         child = subprocess.Popen(
-            [sys.executable, str(WORKERS), "crash", str(store_path), str(acks), str(round_)],
+            [sys.executable, str(WORKERS), mode, str(store_path), str(acks), str(round_)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -36,7 +47,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) ->
         deadline = time.monotonic() + 30
         while not acks.exists() and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, window))
         if child.poll() is not None:
             pytest.fail(f"worker died on its own: {child.stderr.read().decode()[-2000:]}")
         child.send_signal(signal.SIGKILL)
@@ -54,7 +65,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) ->
                 data = store.read_content(content_id, user, version=version)
                 expected = workers.payload(seed, n)
                 assert blake3.blake3(data).digest() == blake3.blake3(expected).digest(), (seed, n)
-    assert kills >= 30
+    assert kills >= rounds
     assert len(acknowledged) > 30
 
 

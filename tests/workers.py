@@ -1,7 +1,8 @@
 """Code run in child processes by the crash and multi-process tests.
 
 Run as a script: ``python workers.py crash STORE ACKS SEED`` uploads and updates forever,
-appending one line per acknowledged upload to ACKS (after the call returned).
+appending one line per acknowledged upload to ACKS (after the call returned);
+``python workers.py batch STORE ACKS SEED`` does the same with batches of ``upload_many``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,23 @@ def upload_many(store_path: str, user: str, count: int, out: str) -> None:
     Path(out).write_text("\n".join(ids), encoding="utf-8")
 
 
+def batch_loop(store_path: str, acks_path: str, seed: int) -> None:
+    """Batches of upload_many forever; a line per content once its batch returned."""
+    with Store(store_path) as store, open(acks_path, "a", encoding="utf-8") as acks:
+        os.fsync(acks.fileno())
+        n = 0
+        while True:
+            numbers = range(n, n + 40)
+            out = store.upload_many([payload(seed, i) for i in numbers], f"u{seed % 3}")
+            for i, c in zip(numbers, out, strict=True):
+                acks.write(f"{c.content_id} 1 {seed} {i}\n")  # type: ignore[union-attr]
+            acks.flush()
+            os.fsync(acks.fileno())
+            n += 40
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "crash":
         crash_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1] == "batch":
+        batch_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
