@@ -272,12 +272,26 @@ class Store(AccountsMixin):
         upload in API usage. The result has, in the order of ``files``, each one's
         ``Content``, or the error that kept it out (the others still go in).
         """
+        done = self._upload_many(files, user_id, description, tags, jobs)
+        return [outcome for outcome, _ in done]
+
+    def _upload_many(
+        self,
+        files: Sequence[FileLike],
+        user_id: str,
+        description: str | None,
+        tags: str | list[str] | tuple[str, ...] | None,
+        jobs: int,
+    ) -> list[tuple[Content | DreamflareError, bool]]:
+        """``upload_many``, saying of each file also whether its bytes were new to the store
+        (the CLI's summary counts new bytes and deduplicated ones)."""
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
         outcomes: list[StoredBlob | DreamflareError | Content] = list(
             self._store_many(files, user_id, jobs)
         )
+        created = [isinstance(blob, StoredBlob) and blob.created for blob in outcomes]
         made: dict[int, Op] = {}
         with self.catalog.atomic():
             admit = self._quota_gate(user_id)
@@ -305,7 +319,7 @@ class Store(AccountsMixin):
             found = self.catalog.content_rows_between(first, first + len(made) - 1)
             rows = dict(zip(made, found, strict=True))
         day = day_of(self._now_ms())
-        results: list[Content | DreamflareError] = []
+        results: list[tuple[Content | DreamflareError, bool]] = []
         for index, outcome in enumerate(outcomes):
             row = rows.get(index)
             if row is not None:
@@ -314,7 +328,7 @@ class Store(AccountsMixin):
             done = isinstance(outcome, Content)
             size = outcome.size if isinstance(outcome, Content) else 0
             self.counters.count_call(user_id, "upload", day, not done, size, 0)
-            results.append(outcome)
+            results.append((outcome, done and created[index]))
         return results
 
     def _store_many(
