@@ -274,6 +274,10 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def present(self, digest: str) -> bool:
+        """``exists`` for digests this module computed itself (no check)."""
+        return os.path.isfile(self._name(digest))
+
     def touch(self, digest: str) -> bool:
         """Mark a blob as just used, so a concurrent gc keeps it; False if it is missing."""
         try:

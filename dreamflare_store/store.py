@@ -33,6 +33,7 @@ from .clock import HybridClock, SystemClock, WallClock, day_of, hlc_wall_ms
 from .counters import CounterBuffer
 from .errors import (
     BlobUnavailable,
+    Conflict,
     DreamflareError,
     InvalidArgument,
     NotFound,
@@ -240,6 +241,7 @@ class Store(AccountsMixin):
         fields, changes = _file_fields(stored, file, name, description, tag_list, content_id)
         with self.catalog.atomic():
             self._check_quota(owner, stored.digest, stored.size)
+            self._check_still_stored(stored)
             if content_id is None:
                 content_id = self._new_id("content")
                 data = {"owner": owner, "author": user_id, "fields": fields}
@@ -304,6 +306,7 @@ class Store(AccountsMixin):
                     continue
                 try:
                     admit(blob.digest, blob.size)
+                    self._check_still_stored(blob)
                 except DreamflareError as exc:
                     outcomes[index] = exc
                     continue
@@ -387,6 +390,19 @@ class Store(AccountsMixin):
         used = self.catalog.user_history_bytes(owner)
         if used + size > quota:
             raise _over_quota(owner, quota, used, size)
+
+    def _check_still_stored(self, blob: StoredBlob) -> None:
+        """Inside the transaction that will reference ``blob``: its bytes are still there.
+
+        gc removes blobs under the write lock, so none can go between this check and the
+        commit; before it, a gc may have taken them (an old unreferenced blob between gc's
+        age check and the upload's touch of it, or a new one under ``gc(min_age=0)``).
+        """
+        if not self.blobs.present(blob.digest):
+            raise Conflict(
+                f"the stored bytes {blob.digest} were removed by gc during this upload;"
+                " upload again"
+            )
 
     def _quota_gate(self, owner: str) -> Callable[[str, int], None]:
         """``_check_quota`` for a batch of new blobs of ``owner`` (inside its transaction):
@@ -668,7 +684,10 @@ class Store(AccountsMixin):
         """Remove blobs no version references and temp files left by crashes.
 
         Only files untouched for ``min_age`` seconds are removed: an upload in flight
-        touches the blob it is about to reference, so gc never takes it from under it.
+        touches the blob it is about to reference, so gc leaves it alone. Should gc take
+        it all the same (``min_age=0``, or in the instant between its age check and the
+        touch), the upload sees the bytes gone inside its own transaction and refuses
+        with Conflict: a reference to missing bytes is never committed.
         """
         cutoff = time.time() - min_age
         removed = freed = temps = 0

@@ -134,3 +134,46 @@ def test_a_write_error_fails_the_batch_and_stores_nothing(
         on_disk = {digest for digest, _ in store.blobs.iter_digests()}
         assert on_disk == {kept.hash}
         assert store.verify() == []
+
+
+def test_bytes_gc_takes_during_an_upload_are_refused_not_referenced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc may take an old unreferenced blob after an upload found it and before the upload
+    commits (or any unreferenced one, with min_age=0): the upload (one or many) refuses
+    with a Conflict and references nothing."""
+    from dreamflare_store import Conflict
+
+    with Store(tmp_path / "store") as store:
+        old = store.upload(b"stored before", "alice")
+        store.delete_content(old.content_id, "alice")  # its blob is now unreferenced
+        real = Store._store_bytes
+        real_many = Store._store_many
+
+        def then_gc(self: Store, *args: object) -> object:
+            out = real(self, *args)  # type: ignore[arg-type]
+            self.gc(min_age=0)  # what a concurrent gc could do at this moment
+            return out
+
+        def many_then_gc(self: Store, *args: object) -> object:
+            out = real_many(self, *args)  # type: ignore[arg-type]
+            self.gc(min_age=0)
+            return out
+
+        monkeypatch.setattr(Store, "_store_bytes", then_gc)
+        monkeypatch.setattr(Store, "_store_many", many_then_gc)
+        with pytest.raises(Conflict):
+            store.upload(b"stored before", "alice")
+        with pytest.raises(Conflict):
+            store.upload(b"new bytes", "alice")  # gc(min_age=0) takes even new bytes
+        monkeypatch.setattr(Store, "_store_bytes", real)
+        store.upload(b"stored before", "bob")  # stored anew, and referenced
+        monkeypatch.setattr(Store, "_store_bytes", then_gc)
+        again = store.upload(b"stored before", "bob")  # found and referenced: gc keeps it
+        out = store.upload_many([b"stored before", b"fresh"], "carol")
+        assert isinstance(out[0], Content)  # bob's contents keep the blob from gc
+        assert isinstance(out[1], Conflict)
+        monkeypatch.undo()
+        assert store.list_content("alice").total == 0
+        assert store.read_content(again.content_id, "bob") == b"stored before"
+        assert store.verify() == []
