@@ -8,6 +8,7 @@ step: the blob store for bytes, the catalog for rows, the op log for changes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import io
 import os
@@ -27,7 +28,7 @@ import msgpack
 
 from . import ids, media, oplog, validate
 from .accounts import AccountsMixin
-from .blobs import SMALL_FILE, BlobStore, StoredBlob, VerifiedReader
+from .blobs import SMALL_FILE, BlobStore, StoredBlob, VerifiedReader, read_small
 from .catalog import CONTENT_COLUMNS, Catalog, Row, tags_from_sql
 from .clock import HybridClock, SystemClock, WallClock, day_of, hlc_wall_ms
 from .counters import CounterBuffer
@@ -339,14 +340,13 @@ class Store(AccountsMixin):
     ) -> list[StoredBlob | DreamflareError]:
         """The bytes of each file stored (small ones by groups), or why they could not be."""
         out: list[StoredBlob | DreamflareError | None] = [None] * len(files)
-        small = [i for i, file in enumerate(files) if _small(file)]
-
-        def loader(file: FileLike) -> Callable[[], bytes]:
-            if isinstance(file, bytes | bytearray | memoryview):
-                return lambda: bytes(file)
-            return lambda: Path(file).read_bytes()  # type: ignore[arg-type]
-
-        loaders = [loader(files[i]) for i in small]
+        loaders: list[Callable[[], bytes]] = []
+        small: list[int] = []
+        for index, file in enumerate(files):
+            load = _small_loader(file)
+            if load is not None:
+                small.append(index)
+                loaders.append(load)
         stored = self.blobs.write_many(loaders, media.SNIFF_BYTES, jobs)
         for index, blob in zip(small, stored, strict=True):
             out[index] = blob if isinstance(blob, StoredBlob) else _as_error(blob, files[index])
@@ -821,18 +821,21 @@ def _file_fields(
     return fields, changes
 
 
-def _small(file: object) -> bool:
-    """Bytes, or a regular file small enough to read whole; the rest (large files, file
-    objects, paths that are not files) takes the path of ``upload``, errors included."""
+def _small_loader(file: object) -> Callable[[], bytes] | None:
+    """For bytes, or a regular file small enough to read whole, what reads them; None for
+    the rest (large files, file objects, paths that are not files), which take the path
+    of ``upload``, errors included."""
     if isinstance(file, bytes | bytearray | memoryview):
-        return True
+        return functools.partial(bytes, file)
     if not isinstance(file, str | os.PathLike):
-        return False
+        return None
     try:
         info = os.stat(file)
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and info.st_size <= SMALL_FILE
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > SMALL_FILE:
+        return None
+    return functools.partial(read_small, os.fsdecode(file), info.st_size)
 
 
 def _attempt(action: Callable[..., StoredBlob], *args: Any) -> StoredBlob | Exception:

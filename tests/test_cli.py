@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from dreamflare_store import Store, cli_format, cli_upload
+from dreamflare_store import store as store_module
 from dreamflare_store.cli import cli
 
 MISSING_ID = "cnt_" + "0" * 26
@@ -229,7 +230,16 @@ def test_upload_reports_an_unreadable_file_and_uploads_the_rest(
             raise PermissionError(13, "Permission denied", str(self))
         return real_read(self)
 
+    real_read_small = store_module.read_small
+
+    def read_small(path: str, size: int) -> bytes:  # the batch path's reader
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", path)
+        return real_read_small(path, size)
+
+    # Root reads files whatever their mode: the refusal is made here instead.
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(store_module, "read_small", read_small)
     result = run("upload", str(folder), "--user", "alice", "-j", "3", code=1)
     assert f"{locked}: cannot read: Permission denied" in result.stderr
     assert "gone.png: no such file or folder" in result.stderr
