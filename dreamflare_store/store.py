@@ -83,7 +83,7 @@ class Store(AccountsMixin):
             raise InvalidArgument(f"store path {self.path} exists and is not a folder")
         self.path.mkdir(parents=True, exist_ok=True)
         self.wall = clock or SystemClock()
-        self._randbits = randbits or secrets.randbits
+        self._randbits = randbits or ids.randbits
         self.blobs = BlobStore(self.path)
         self.catalog = Catalog(self.path / "catalog.db")
         self.replica_id = self._replica_id()

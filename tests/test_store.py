@@ -398,3 +398,22 @@ def test_a_blob_verified_once_is_not_hashed_again_until_it_changes(store: Store)
     path.write_bytes(bytes(raw))  # a change of the file: checked again
     with pytest.raises(IntegrityError), store.open_content(c.content_id, "alice") as f:
         f.seek(150_000)
+
+
+def test_ids_are_well_formed_distinct_and_differ_between_forked_processes() -> None:
+    from dreamflare_store import ids
+
+    made = {ids.new_id("content", 1_700_000_000_000, ids.randbits) for _ in range(5000)}
+    assert len(made) == 5000 and all(ids.check_id("content", i) for i in made)
+    ids.randbits(80)  # the buffer holds unused bits now: a child must not reuse them
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child process)
+        os.write(writer, ids.new_id("op", 0, ids.randbits).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    theirs = os.read(reader, 100).decode()
+    os.close(reader)
+    assert theirs != ids.new_id("op", 0, ids.randbits)
+    assert ids.check_id("op", theirs)
