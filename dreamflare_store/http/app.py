@@ -5,15 +5,22 @@ Each request is served in the same steps: authenticate the key, gather the param
 in a worker thread (the store blocks on SQLite and the disk) and answer with the record's
 JSON. Uploads and downloads stream (``upload``, ``download``). Errors of every kind are
 answered as ``{"error": {"code", "message"}}`` with the status from ``errors.STATUS``.
+
+A trip to a worker thread costs the event loop more than a small store call costs the
+worker, so a request without a body makes one trip, key check and store call together,
+and on asyncio the trip goes straight to a thread pool (``_in_thread``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from fastapi import FastAPI
@@ -32,7 +39,9 @@ if TYPE_CHECKING:
     from ..store import Store
 
 MAX_BODY = 1024 * 1024  # parameters only: uploads stream and are not bounded by this
+WORKER_THREADS = 32  # store calls at once, as anyio's default of 40 for all blocking work
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -84,8 +93,13 @@ def create_app(store: Store) -> FastAPI:
 
 def _api_key(request: Request) -> str:
     """The key from ``Authorization: Bearer`` or ``X-API-Key`` (one key, one header)."""
-    bearer = request.headers.getlist("authorization")
-    header = request.headers.getlist("x-api-key")
+    bearer: list[str] = []
+    header: list[str] = []
+    for name, raw in request.scope["headers"]:  # names are lower case in ASGI
+        if name == b"authorization":
+            bearer.append(raw.decode("latin-1"))
+        elif name == b"x-api-key":
+            header.append(raw.decode("latin-1"))
     keys: list[str] = []
     for value in bearer:
         scheme, _, credentials = value.strip().partition(" ")
@@ -105,7 +119,32 @@ def _api_key(request: Request) -> str:
 async def _authenticate(store: Store, request: Request) -> str:
     """The user whose valid, unrevoked key the request carries (else Unauthenticated)."""
     key = _api_key(request)
-    return await anyio.to_thread.run_sync(store.authenticate, key)
+    return await _in_thread(functools.partial(store.authenticate, key))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+async def _in_thread(call: Callable[[], T]) -> T:
+    """``call()`` run in a worker thread, for a store call whose result needs no cleanup.
+
+    On asyncio (as under uvicorn) it is handed to a thread pool shared by every app of
+    the process: about half the event loop's work per trip of ``anyio.to_thread``, whose
+    capacity limiter and cancel scope are bookkeeping that a short store call does not
+    need. If the request is cancelled meanwhile, the call still finishes in its thread
+    (each store call is atomic) and its result is dropped. Other event loops use anyio.
+    """
+    global _pool
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio, say)
+        return await anyio.to_thread.run_sync(call)
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="dreamflare-http")
+    return await loop.run_in_executor(_pool, call)
 
 
 def _items(op: Operation, request: Request) -> list[params.Item]:
@@ -156,16 +195,34 @@ def _endpoint(store: Store, op: Operation) -> Endpoint:
     ]
 
     async def endpoint(request: Request) -> Response:
-        user = await _authenticate(store, request)
-        items = _items(op, request)
+        key = _api_key(request)
         if op.has_body:
+            # The key is checked before the body is read: a stranger's body is not read.
+            user = await _in_thread(functools.partial(store.authenticate, key))
             body = await _body(request)
+            items = _items(op, request)
             items += params.body_items(request.headers.get("content-type"), body)
-        kwargs = params.bind(op, items)
-        params.check_user(kwargs, user)
-        kwargs = {**dict.fromkeys(needed), **kwargs}
-        result = await anyio.to_thread.run_sync(functools.partial(method, **kwargs))
-        return _render(op, result)
+            kwargs = params.bind(op, items)
+            params.check_user(kwargs, user)
+            kwargs = {**dict.fromkeys(needed), **kwargs}
+            return _render(op, await _in_thread(functools.partial(method, **kwargs)))
+        # No body: the parameters are at hand, so the key check and the store call share
+        # one trip to a worker thread (each trip costs more than the check itself).
+        try:
+            kwargs = {**dict.fromkeys(needed), **params.bind(op, _items(op, request))}
+        except (DreamflareError, HttpError) as exc:  # answered after the key check
+            refused: Exception | None = exc
+        else:
+            refused = None
+
+        def call() -> Any:
+            user = store.authenticate(key)
+            if refused is not None:
+                raise refused
+            params.check_user(kwargs, user)
+            return method(**kwargs)
+
+        return _render(op, await _in_thread(call))
 
     endpoint.__name__ = op.name
     return endpoint

@@ -73,14 +73,12 @@ class Operation:
     params: tuple[Param, ...]
     number: int | None = None
     by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
+    path_params: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """Names of the parameters that are segments of the path."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {param.name: param for param in self.params})
-
-    @property
-    def path_params(self) -> tuple[str, ...]:
-        """Names of the parameters that are segments of the path."""
-        return tuple(re.findall(r"{(\w+)}", self.path))
+        object.__setattr__(self, "path_params", tuple(re.findall(r"{(\w+)}", self.path)))
 
     @property
     def has_body(self) -> bool:

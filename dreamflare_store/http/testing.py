@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -23,10 +23,17 @@ if TYPE_CHECKING:
 
 
 class LiveServer:
-    """uvicorn serving a store from a background thread, on 127.0.0.1 and a free port."""
+    """uvicorn serving a store from a background thread, on 127.0.0.1 and a free port.
 
-    def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``app`` is the ASGI application to serve instead of ``create_app(store)`` (the
+    benchmarks add routes to one).
+    """
+
+    def __init__(
+        self, store: Store, host: str = "127.0.0.1", port: int = 0, *, app: Any = None
+    ) -> None:
         self.store = store
+        self.app = app
         self.host = host
         self.port = port
         self.url = ""
@@ -42,7 +49,7 @@ class LiveServer:
         self.port = sock.getsockname()[1]
         self.url = f"http://{self.host}:{self.port}"
         config = uvicorn.Config(
-            create_app(self.store), log_level="warning", ws="none", lifespan="off"
+            self.app or create_app(self.store), log_level="warning", ws="none", lifespan="off"
         )
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(

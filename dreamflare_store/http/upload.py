@@ -1,10 +1,11 @@
 """Streaming uploads: from the request body, through the multipart parser, into ``Store.upload``.
 
 The store call blocks (it hashes, writes and fsyncs), so it runs in a worker thread and
-reads the file from an ``UploadPipe``: a binary file object whose ``read`` asks the event
-loop for the next bytes of the file part. The loop parses the body as it arrives and
-feeds the pipe, which holds a few chunks at most, so memory stays bounded whatever the
-size, and the bytes touch the disk once, in the blob store's own temp file.
+reads the file from an ``UploadPipe``: a binary file object whose ``read`` takes the bytes
+the event loop has parsed out of the body so far. The loop parses the body as it arrives
+and feeds the pipe, which holds a few MiB at most (the loop waits when it is full), so
+memory stays bounded whatever the size, and the bytes touch the disk once, in the blob
+store's own temp file.
 
 The pipe ends only when the whole body has been parsed and found well-formed. Anything
 that goes wrong first (a client that disconnects, a field after the file part, a
@@ -13,13 +14,18 @@ truncated body) fails the pipe instead, so the store call fails and stores nothi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import io
-from collections.abc import AsyncIterator
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+import anyio.from_thread
+import anyio.lowlevel
 from starlette.requests import ClientDisconnect
 
 from ..errors import InvalidArgument
@@ -31,7 +37,8 @@ if TYPE_CHECKING:
     from ..records import Content
     from ..store import Store
 
-PIPE_CHUNKS = 32  # chunks in flight between the socket and the store (~64 KiB each)
+PIPE_BYTES = 4 * 1024 * 1024  # bytes in flight between the socket and the store, at most
+READ_DEFAULT = 1024 * 1024  # what read() with no size returns at most
 DRAIN_LIMIT = 16 * 1024 * 1024  # after a refusal, read on this far so the client sees the answer
 
 
@@ -40,39 +47,64 @@ class ClientGone(InvalidArgument):
 
 
 class UploadPipe(io.RawIOBase):
-    """A binary file, read in a worker thread, whose bytes the event loop puts in."""
+    """A binary file, read in a worker thread, whose bytes the event loop puts in.
 
-    def __init__(self, name: str | None) -> None:
+    The reader takes bytes straight from a queue under a lock: no trip through the event
+    loop per read, so the loop spends its time on the socket and the parser. Only when the
+    queue is full does the loop wait, and the reader wakes it once it has made room.
+    """
+
+    def __init__(self, name: str | None, limit: int = PIPE_BYTES) -> None:
         super().__init__()
         self.name = name  # the store's default filename comes from here
-        send, receive = anyio.create_memory_object_stream[bytes](PIPE_CHUNKS)
-        self._send: MemoryObjectSendStream[bytes] = send
-        self._receive: MemoryObjectReceiveStream[bytes] = receive
-        self._rest = b""
+        self._limit = limit
+        self._ready = threading.Condition()
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._ended = False
+        self._stopped = False
         self._failure: BaseException | None = None
+        self._room: anyio.Event | None = None  # set when the loop waits for room
+        self._wake = _waker()
 
     # -- the event loop's side --------------------------------------------------------
 
     async def put(self, data: bytes) -> bool:
-        """Queue bytes for the reader; False if the reader has stopped reading."""
-        try:
-            await self._send.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return False
-        return True
+        """Queue bytes for the reader (waiting while the pipe is full); False if the
+        reader has stopped reading."""
+        while True:
+            with self._ready:
+                if self._stopped:
+                    return False
+                if self._queued < self._limit:
+                    self._chunks.append(data)
+                    self._queued += len(data)
+                    self._ready.notify()
+                    return True
+                room = self._room = anyio.Event()
+            await room.wait()
 
     def end(self) -> None:
         """No more bytes: the reader sees the end of the file. Idempotent."""
-        self._send.close()
+        with self._ready:
+            self._ended = True
+            self._ready.notify_all()
 
     def fail(self, exc: BaseException) -> None:
         """The reader's next read raises ``exc`` (already queued bytes are dropped)."""
-        self._failure = exc
-        self._send.close()
+        with self._ready:
+            self._failure = exc
+            self._chunks.clear()
+            self._queued = 0
+            self._ready.notify_all()
 
     def stop_reading(self) -> None:
         """The reader is done (finished or failed): further puts return False."""
-        self._receive.close()
+        with self._ready:
+            self._stopped = True
+            room, self._room = self._room, None
+        if room is not None:
+            room.set()  # called on the event loop, after the store call
 
     # -- the worker thread's side -------------------------------------------------------
 
@@ -85,30 +117,52 @@ class UploadPipe(io.RawIOBase):
         return len(data)
 
     def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes: waits for the first, then takes what is queued."""
         if size is None or size < 0:
-            size = 1 << 20
-        return anyio.from_thread.run(self._take, size)
-
-    async def _take(self, size: int) -> bytes:
-        """Up to ``size`` bytes: waits for the first chunk, then takes what is queued."""
-        parts = [self._rest] if self._rest else []
-        have = len(self._rest)
-        while have < size:
+            size = READ_DEFAULT
+        if size == 0:
+            return b""
+        with self._ready:
+            while not self._chunks and not self._ended and self._failure is None:
+                self._ready.wait()
             if self._failure is not None:
                 raise self._failure
-            try:
-                chunk = self._receive.receive_nowait() if parts else await self._receive.receive()
-            except anyio.WouldBlock:
-                break
-            except anyio.EndOfStream:
-                if self._failure is not None:
-                    raise self._failure from None
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        self._rest = data[size:]
-        return data[:size]
+            parts: list[bytes] = []
+            have = 0
+            while self._chunks and have < size:
+                chunk = self._chunks.popleft()
+                if have + len(chunk) > size:
+                    chunk, rest = chunk[: size - have], chunk[size - have :]
+                    self._chunks.appendleft(rest)
+                parts.append(chunk)
+                have += len(chunk)
+            self._queued -= have
+            room = None
+            if self._room is not None and self._queued < self._limit:
+                room, self._room = self._room, None
+        if room is not None:
+            self._wake(room.set)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _waker() -> Callable[[Callable[[], object]], None]:
+    """A function that runs a callback on the current event loop from another thread:
+    without waiting on asyncio, by anyio's blocking call elsewhere."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio
+        token = anyio.lowlevel.current_token()
+
+        def call(callback: Callable[[], object]) -> None:
+            anyio.from_thread.run_sync(callback, token=token)
+
+        return call
+
+    def wake(callback: Callable[[], object]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(callback)
+
+    return wake
 
 
 async def stream_upload(
