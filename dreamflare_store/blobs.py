@@ -192,6 +192,17 @@ def _discard(temp: str | os.PathLike[str]) -> None:
         os.unlink(temp)
 
 
+def _make_folder(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)`` in one call when the parent exists (a blob's
+    folder objects/ab/cd/ in a store whose objects/ab/ were made with it)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
 def _syncfs() -> Callable[[int], None] | None:
     """``syncfs(fd)`` of the C library, raising OSError on failure; None where it is not to
     be trusted (outside Linux, or before 5.8, whose syncfs did not report write errors) or
@@ -380,8 +391,8 @@ class BlobStore:
         try:
             os.replace(temp, target)
         except FileNotFoundError:  # the folder is not there yet: one failed call, not a
-            os.makedirs(leaf, exist_ok=True)  # check before every rename; made durable by
-            os.replace(temp, target)  # _sync_name, after the rename
+            _make_folder(leaf)  # check before every rename; made durable by _sync_name,
+            os.replace(temp, target)  # after the rename
         return True, leaf
 
     def write_bytes(self, data: bytes, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
