@@ -226,6 +226,24 @@ def test_each_endpoint_checks_the_key_and_the_user(env: Env, name: str) -> None:
     assert env.store.verify() == []
 
 
+def test_the_key_is_judged_before_the_parameters(shared_env: Env) -> None:
+    # Without a body, the key check and the store call share one worker-thread trip; a
+    # bad parameter must still not be reported to a caller without a valid key.
+    path = f"/content/{MISSING_CONTENT}"
+    for params, status in (
+        ({"userId": "alice", "bogus": "1"}, 400),
+        ({}, 400),
+        ({"userId": "bob"}, 403),
+        ({"userId": "alice"}, 404),
+    ):
+        response = shared_env.http.get(path, params=params)
+        assert response.status_code == 401 and error_code(response) == "unauthenticated"
+        response = shared_env.http.get(path, params=params, headers={"X-API-Key": UNKNOWN_KEY})
+        assert response.status_code == 401 and error_code(response) == "unauthenticated"
+        response = shared_env.request("GET", path, params=params)
+        assert response.status_code == status, response.text
+
+
 def test_x_api_key_header_works(env: Env) -> None:
     response = env.http.get(
         "/storage/usage", params={"userId": "alice"}, headers={"X-API-Key": env.keys["alice"]}

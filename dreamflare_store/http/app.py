@@ -8,21 +8,17 @@ answered as ``{"error": {"code", "message"}}`` with the status from ``errors.STA
 
 A trip to a worker thread costs the event loop more than a small store call costs the
 worker, so a request without a body makes one trip, key check and store call together,
-and on asyncio the trip goes straight to a thread pool (``_in_thread``).
+and the trip is made by the adapter's own thread pool (``workers``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
-import threading
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -30,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..errors import DreamflareError, InvalidArgument, Unauthenticated
 from ..records import Record
-from . import download, openapi, params
+from . import download, openapi, params, workers
 from .errors import HttpError, status_of
 from .operations import BY_NAME, OPERATIONS, Operation
 from .upload import stream_upload
@@ -39,7 +35,6 @@ if TYPE_CHECKING:
     from ..store import Store
 
 MAX_BODY = 1024 * 1024  # parameters only: uploads stream and are not bounded by this
-WORKER_THREADS = 32  # store calls at once, as anyio's default of 40 for all blocking work
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -122,29 +117,10 @@ async def _authenticate(store: Store, request: Request) -> str:
     return await _in_thread(functools.partial(store.authenticate, key))
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
 async def _in_thread(call: Callable[[], T]) -> T:
-    """``call()`` run in a worker thread, for a store call whose result needs no cleanup.
-
-    On asyncio (as under uvicorn) it is handed to a thread pool shared by every app of
-    the process: about half the event loop's work per trip of ``anyio.to_thread``, whose
-    capacity limiter and cancel scope are bookkeeping that a short store call does not
-    need. If the request is cancelled meanwhile, the call still finishes in its thread
-    (each store call is atomic) and its result is dropped. Other event loops use anyio.
-    """
-    global _pool
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio (trio, say)
-        return await anyio.to_thread.run_sync(call)
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="dreamflare-http")
-    return await loop.run_in_executor(_pool, call)
+    """``call()`` in a worker thread (if the request is cancelled meanwhile, the call
+    still finishes and its result is dropped: a reader so dropped closes when collected)."""
+    return await workers.POOL.run(call)
 
 
 def _items(op: Operation, request: Request) -> list[params.Item]:
@@ -208,24 +184,38 @@ def _endpoint(store: Store, op: Operation) -> Endpoint:
             return _render(op, await _in_thread(functools.partial(method, **kwargs)))
         # No body: the parameters are at hand, so the key check and the store call share
         # one trip to a worker thread (each trip costs more than the check itself).
-        try:
-            kwargs = {**dict.fromkeys(needed), **params.bind(op, _items(op, request))}
-        except (DreamflareError, HttpError) as exc:  # answered after the key check
-            refused: Exception | None = exc
-        else:
-            refused = None
-
-        def call() -> Any:
-            user = store.authenticate(key)
-            if refused is not None:
-                raise refused
-            params.check_user(kwargs, user)
-            return method(**kwargs)
-
+        call = _keyed_call(store, key, op, request, method, needed)
         return _render(op, await _in_thread(call))
 
     endpoint.__name__ = op.name
     return endpoint
+
+
+def _keyed_call(
+    store: Store,
+    key: str,
+    op: Operation,
+    request: Request,
+    method: Callable[..., T],
+    needed: Iterable[str] = (),
+) -> Callable[[], T]:
+    """The whole of a request without a body, for one worker thread: check the key, then
+    (only for the key's holder) refuse bad parameters or call ``method`` with them."""
+    try:
+        kwargs = {**dict.fromkeys(needed), **params.bind(op, _items(op, request))}
+    except (DreamflareError, HttpError) as exc:
+        refused: Exception | None = exc
+    else:
+        refused = None
+
+    def call() -> T:
+        user = store.authenticate(key)
+        if refused is not None:
+            raise refused
+        params.check_user(kwargs, user)
+        return method(**kwargs)
+
+    return call
 
 
 def _upload_endpoint(store: Store) -> Endpoint:
@@ -254,11 +244,8 @@ def _download_endpoint(store: Store) -> Endpoint:
     op = BY_NAME["open_content"]
 
     async def content_data(request: Request) -> Response:
-        user = await _authenticate(store, request)
-        kwargs = params.bind(op, _items(op, request))
-        params.check_user(kwargs, user)
-        reader = await anyio.to_thread.run_sync(functools.partial(store.open_content, **kwargs))
-        return await download.respond(request, reader)
+        call = _keyed_call(store, _api_key(request), op, request, store.open_content)
+        return await download.respond(request, await _in_thread(call))
 
     return content_data
 
