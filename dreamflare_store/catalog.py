@@ -636,8 +636,8 @@ class Catalog:
 
         The group of 32 blocks whose running count passes ``offset`` is found from
         list_supers, then the block within it from list_blocks, so a deep page costs the
-        counts of (contents / 32768) groups and of 32 blocks, then at most a block (1024
-        rows) of stepping: never ``offset`` rows.
+        counts of (contents / 32768) groups and of 32 blocks, then at most half a block
+        (512 index entries) of stepping: never ``offset`` rows.
         """
         cursor = self.conn.cursor()
         cursor.row_factory = None
@@ -651,7 +651,7 @@ class Catalog:
         )
         if found is None:
             return []
-        group, skipped = found
+        group, skipped, _ = found
         found = _passing(
             cursor.execute(
                 "SELECT block, live FROM list_blocks WHERE owner = ? AND block BETWEEN ? AND ?"
@@ -662,14 +662,23 @@ class Catalog:
         )
         if found is None:
             return []
-        block, skipped_in_group = found
-        top = ((block + 1) << BLOCK_BITS) - 1
+        block, skipped_in_group, live = found
+        above = offset - skipped - skipped_in_group  # the block's live rows before the page
         # Skipped rows cost an index step each (the table row is only read for a row
         # the page returns): EXPLAIN shows a DeferredSeek before the OFFSET test.
+        if above <= live // 2:
+            return cursor.execute(
+                f"SELECT {_CONTENT_SELECT} FROM contents"
+                " WHERE owner = ? AND deleted = 0 AND n <= ? ORDER BY n DESC LIMIT ? OFFSET ?",
+                (owner, ((block + 1) << BLOCK_BITS) - 1, limit, above),
+            ).fetchall()
+        # The page starts in the lower half of its block: find its first row by stepping
+        # up from the block's bottom (on the index alone), then read down from there.
         return cursor.execute(
-            f"SELECT {_CONTENT_SELECT} FROM contents WHERE owner = ? AND deleted = 0 AND n <= ?"
-            " ORDER BY n DESC LIMIT ? OFFSET ?",
-            (owner, top, limit, offset - skipped - skipped_in_group),
+            f"SELECT {_CONTENT_SELECT} FROM contents WHERE owner = ? AND deleted = 0 AND n <= ("
+            "SELECT n FROM contents WHERE owner = ? AND deleted = 0 AND n >= ?"
+            " ORDER BY n LIMIT 1 OFFSET ?) ORDER BY n DESC LIMIT ?",
+            (owner, owner, block << BLOCK_BITS, live - 1 - above, limit),
         ).fetchall()
 
     def storage_row(self, user: str) -> Row | None:
@@ -1002,13 +1011,13 @@ class Catalog:
                     yield (number, *tuple(row))
 
 
-def _passing(rows: Iterable[tuple[int, int]], offset: int) -> tuple[int, int] | None:
+def _passing(rows: Iterable[tuple[int, int]], offset: int) -> tuple[int, int, int] | None:
     """The first ``(key, live)`` row, in the order given, where the running count of live
-    rows passes ``offset``: its key and the count before it (None if none does)."""
+    rows passes ``offset``: its key, the count before it and its own (None if none does)."""
     total = 0
     for key, live in rows:
         if total + live > offset:
-            return int(key), total
+            return int(key), total, live
         total += live
     return None
 
