@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, TypeVar
@@ -143,9 +143,10 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 # Files a batch writes at once (write_many): one group's temp files stay open until their
 # fsync, so this bounds open files and memory as well.
 _GROUP = 256
-# With syncfs a group's files are closed once written, so a group only bounds how many
-# unsynced temp files a crash can leave (gc sweeps them) and how long a group waits.
-_SYNCFS_GROUP = 4096
+# With syncfs a group's files are closed once written; one group is flushed while the
+# next is written, so groups must be several to overlap, and large enough that the two
+# flushes each costs stay small next to its writes.
+_SYNCFS_GROUP = 1024
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -185,6 +186,12 @@ def _each(
     step = max(1, -(-len(items) // max(1, jobs)))
     shares = [items[start : start + step] for start in range(0, len(items), step)]
     return [outcome for done in pool.map(attempt_all, shares) for outcome in done]
+
+
+def _discard_staged(staged: Iterable[_Staged | Exception]) -> None:
+    for item in staged:
+        if isinstance(item, _Staged) and item.temp is not None:
+            _discard(item.temp)
 
 
 def _discard(temp: str | os.PathLike[str]) -> None:
@@ -579,19 +586,50 @@ class BlobStore:
         (at once, so the file system can merge the flushes).
         """
         syncfs = _syncfs()
-        size = _SYNCFS_GROUP if syncfs is not None else _GROUP
-        results: list[StoredBlob | Exception] = []
         jobs = max(1, jobs)
         with ThreadPoolExecutor(jobs, thread_name_prefix="dreamflare-blobs") as pool:
-            for start in range(0, len(loaders), size):
-                group = loaders[start : start + size]
-                if syncfs is not None:
-                    results.extend(self._write_group_syncfs(pool, jobs, group, head_size, syncfs))
-                else:
-                    results.extend(self._write_group(pool, jobs, group, head_size))
+            if syncfs is not None:
+                return self._write_groups_syncfs(pool, jobs, loaders, head_size, syncfs)
+            results: list[StoredBlob | Exception] = []
+            for start in range(0, len(loaders), _GROUP):
+                group = loaders[start : start + _GROUP]
+                results.extend(self._write_group(pool, jobs, group, head_size))
+            return results
+
+    def _write_groups_syncfs(
+        self,
+        pool: ThreadPoolExecutor,
+        jobs: int,
+        loaders: Sequence[Callable[[], bytes]],
+        head_size: int,
+        syncfs: Callable[[int], None],
+    ) -> list[StoredBlob | Exception]:
+        """Groups written unsynced, each then flushed, renamed and flushed again by one
+        more thread while the next group is read, hashed and written: the disk and the
+        processors work at once, as they do for ``cp -r``."""
+        results: list[StoredBlob | Exception] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="dreamflare-flush") as flusher:
+            pending: Future[list[StoredBlob | Exception]] | None = None
+            for start in range(0, len(loaders), _SYNCFS_GROUP):
+                group = loaders[start : start + _SYNCFS_GROUP]
+                # Opened before the group's first write: syncfs on it reports every write
+                # error of the file system since then.
+                root = os.open(self._objects, os.O_RDONLY)
+                staged: list[_Staged | Exception] = []
+                try:
+                    staged = _each(pool, jobs, lambda load: self._stage(load, head_size), group)
+                    if pending is not None:
+                        results.extend(pending.result())
+                except BaseException:
+                    os.close(root)
+                    _discard_staged(staged)
+                    raise
+                pending = flusher.submit(self._settle_group, pool, jobs, root, staged, syncfs)
+            if pending is not None:
+                results.extend(pending.result())
         return results
 
-    def _stage(self, load: Callable[[], bytes], head_size: int, keep_open: bool) -> _Staged:
+    def _stage(self, load: Callable[[], bytes], head_size: int, keep_open: bool = False) -> _Staged:
         """Load, hash and (if new) write one blob of a batch to a temp file, unsynced."""
         data = load()
         digest = hash_bytes(data)
@@ -618,30 +656,26 @@ class BlobStore:
             blob = StoredBlob(blob.digest, blob.size, blob.head, created)
         return blob, leaf
 
-    def _write_group_syncfs(
+    def _settle_group(
         self,
         pool: ThreadPoolExecutor,
         jobs: int,
-        loaders: Sequence[Callable[[], bytes]],
-        head_size: int,
+        root: int,
+        staged: Sequence[_Staged | Exception],
         syncfs: Callable[[int], None],
     ) -> list[StoredBlob | Exception]:
-        """A group written unsynced, one syncfs, renamed, one more syncfs.
+        """Make a staged group durable: one syncfs, the renames, one more syncfs.
 
-        The folder is opened before the first write: syncfs reports every write error of
-        the file system since then, so an error it does not report did not happen. It
-        cannot say which file failed, so an error fails the whole group (nothing renamed).
+        ``root`` was opened before the group's first write, so an error syncfs does not
+        report did not happen. It cannot say which file failed, so an error fails the
+        whole group (nothing of it renamed). Closes ``root``.
         """
-        root = os.open(self._objects, os.O_RDONLY)
         try:
-            staged = _each(pool, jobs, lambda load: self._stage(load, head_size, False), loaders)
             ready = [item for item in staged if isinstance(item, _Staged)]
             try:
                 syncfs(root)  # every temp file's bytes durable
             except BaseException:
-                for item in ready:
-                    if item.temp is not None:
-                        _discard(item.temp)
+                _discard_staged(ready)
                 raise
             published = iter(_each(pool, jobs, self._publish_staged, ready))
             out: list[StoredBlob | Exception] = []
