@@ -6,6 +6,9 @@ same app in that process only (the package's app has none). The load generator
 (``--load``) is a separate process that sends a bounded number of requests over a few
 keep-alive connections (raw HTTP/1.1 on asyncio, so that it costs the server's CPU as
 little as possible) and reports its timings as JSON. The benchmark process steers both.
+uvicorn runs as ``LiveServer`` runs it: its default HTTP parser (h11, or httptools where
+installed) and no access log, for both sides alike. In the request benchmarks the sides
+take turns a slice of requests at a time, so a busy machine weighs on both alike.
 
 - **GET /content/{contentId}** (authenticated, one ``Store.get_content``) against a bare
   route returning a fixed copy of the same content JSON: no key check, no store. Both get
@@ -281,8 +284,8 @@ def turns(config: Config, slices: int, *sides: Callable[[int, int], float]) -> l
 
 def requests_benchmarks(config: Config, info: dict[str, str]) -> list[Result]:
     """GET /content/{contentId} and a small upload, each against its bare route."""
-    get_slices, get_slice = config.size(8, 4, 2), config.size(500, 250, 20)
-    up_slices, up_slice = config.size(4, 2, 2), config.size(60, 32, 4)
+    get_slices, get_slice = config.size(8, 4, 2), config.size(500, 200, 20)
+    up_slices, up_slice = config.size(4, 2, 2), config.size(60, 24, 4)
     gets, uploads = get_slices * get_slice, up_slices * up_slice
     content_path = f"/content/{info['content_id']}?userId={USER}"
     generator = LoadGenerator(info["url"], info["key"])
