@@ -177,3 +177,35 @@ def test_bytes_gc_takes_during_an_upload_are_refused_not_referenced(
         assert store.list_content("alice").total == 0
         assert store.read_content(again.content_id, "bob") == b"stored before"
         assert store.verify() == []
+
+
+def test_a_write_error_in_a_later_group_leaves_no_temp_and_no_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups are flushed while the next is written: an error in the third group's flush
+    fails the call; the groups before stay as unreferenced blobs (gc takes them), no temp
+    file is left behind, and no content is made."""
+    real = blobs._syncfs()
+    if real is None:
+        pytest.skip("this kernel has no syncfs that reports write errors")
+    calls = 0
+
+    def fails_on_the_fifth_call(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 5:  # the first flush of the third group
+            raise OSError(errno.EIO, "syncfs: Input/output error")
+        assert real is not None
+        real(fd)
+
+    monkeypatch.setattr(blobs, "_SYNCFS_GROUP", 16)
+    monkeypatch.setattr(blobs, "_syncfs", lambda: fails_on_the_fifth_call)
+    with Store(tmp_path / "store") as store:
+        with pytest.raises(OSError):
+            store.upload_many([f"file {i}".encode() for i in range(80)], "alice")
+        assert calls == 5
+        assert store.list_content("alice").total == 0
+        assert list((tmp_path / "store" / "tmp").iterdir()) == []
+        assert len(list(store.blobs.iter_digests())) == 32  # two groups, renamed
+        assert store.verify() == []
+        assert store.gc(min_age=0).blobs_removed == 32
