@@ -19,6 +19,9 @@ def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
     def decorate(method: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(method)
+        names = list(signature.parameters)
+        position = names.index("user_id")  # every documented operation names its user
+        default = signature.parameters["user_id"].default
 
         @functools.wraps(method)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -28,9 +31,20 @@ def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             try:
                 result = method(*args, **kwargs)
             except BaseException:
-                store._count_call(signature, operation, args, kwargs, call, error=True)
+                try:
+                    user = signature.bind(*args, **kwargs).arguments.get("user_id")
+                except TypeError:
+                    pass  # arguments that do not even bind charge nobody
+                else:
+                    store._count_call(operation, user, call, error=True)
                 raise
-            store._count_call(signature, operation, args, kwargs, call, error=False)
+            # The call bound, so the user is where the signature puts it (a few hundred
+            # nanoseconds instead of a full bind on every read).
+            if "user_id" in kwargs:
+                user = kwargs["user_id"]
+            else:
+                user = args[position] if len(args) > position else default
+            store._count_call(operation, user, call, error=False)
             return result
 
         return wrapper

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import io
 import os
 import secrets
@@ -156,21 +155,9 @@ class Store(AccountsMixin):
         self.catalog.apply(op)
         return op
 
-    def _count_call(
-        self,
-        signature: inspect.Signature,
-        operation: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        call: Call,
-        error: bool,
-    ) -> None:
+    def _count_call(self, operation: str, user_id: object, call: Call, error: bool) -> None:
         try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:
-            return
-        try:
-            user = validate.user_id(bound.arguments.get("user_id"))
+            user = validate.user_id(user_id)
         except InvalidArgument:
             return  # no valid user to charge it to: the call changes nothing at all
         if self._closed:
