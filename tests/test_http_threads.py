@@ -71,6 +71,28 @@ async def test_the_pool_runs_calls_at_once_up_to_its_bound() -> None:
     assert "test-pool" in names
 
 
+async def test_short_calls_share_a_thread_and_a_blocked_one_holds_nobody_up() -> None:
+    pool = WorkerPool(4, "test-pool", spawn_delay=0.05)
+    threads: set[int] = set()
+
+    def quick() -> None:
+        threads.add(threading.get_ident())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(pool.run, quick)
+    assert len(threads) == 1  # no call waited long enough to start another thread
+
+    release = threading.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(pool.run, lambda: release.wait(10))
+        await anyio.sleep(0.01)  # the one thread is blocked now
+        with anyio.fail_after(5):
+            await pool.run(quick)  # served by a thread started for it
+        release.set()
+    assert len(threads) == 2
+
+
 async def test_a_cancelled_call_still_runs_to_its_end() -> None:
     pool = WorkerPool(1, "test-pool")
     finished = threading.Event()
