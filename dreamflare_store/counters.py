@@ -1,14 +1,15 @@
 """Counters that reads produce: API usage, analytics, keys' last use.
 
 Reads must not take the write lock per call, so counts are added up in memory and written
-in one transaction per batch: when the buffer is large or old enough, on ``flush()``, on
-close, and at interpreter exit. Rows are per replica (grow-only counters, summed when read),
-so replicas merge by taking, for each other replica, the larger of two snapshots.
+in one transaction per batch: by a thread of their own when the buffer is large or old
+enough, on ``flush()``, on close, and at interpreter exit. Rows are per replica (grow-only
+counters, summed when read), so replicas merge by taking, for each other replica, the
+larger of two snapshots.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
 import threading
 import time
 from collections import defaultdict
@@ -36,6 +37,10 @@ class CounterBuffer:
         self._flush_lock = threading.RLock()
         self._reset()
         self._last_flush = monotonic()
+        self._stopped = False
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._writer_pid = 0
 
     def _reset(self) -> None:
         self.usage: defaultdict[UsageKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -89,23 +94,51 @@ class CounterBuffer:
             return bool(self.usage or self.stats or self.viewers or self.last_used)
 
     def maybe_flush(self) -> None:
-        """Write a batch if the buffer is large or old enough, on behalf of a read.
+        """Have a batch written if the buffer is large or old enough, never by this caller.
 
-        The read must not pay for others: when another thread is already writing a batch
-        the counts simply join the next one, and a batch that cannot be written now (the
-        lock held past the busy timeout, a full disk) stays buffered for the next try, or
-        for ``flush()`` and close, which do raise.
+        A thread of the buffer's own writes it, so a read never waits for the write lock
+        (the HTTP adapter serves point reads on its event loop). A batch that cannot be
+        written now (the lock held past the busy timeout, a full disk) stays buffered for
+        the next try, or for ``flush()`` and close, which do raise.
         """
         if self.events < FLUSH_EVENTS and self._monotonic() - self._last_flush < FLUSH_SECONDS:
             return
-        if not self._flush_lock.acquire(blocking=False):
-            return
-        try:
-            self.flush()  # re-enters the (reentrant) flush lock
-        except sqlite3.Error:
-            pass  # flush() put the counts back
-        finally:
-            self._flush_lock.release()
+        with self._lock:
+            if self._stopped:
+                return
+            if self._writer_pid != os.getpid():  # none yet, or it stayed in the parent
+                self._wake = threading.Event()
+                self._writer_pid = os.getpid()
+                thread = threading.Thread(
+                    target=self._write_when_woken,
+                    args=(self._wake,),
+                    name="dreamflare-counters",
+                    daemon=True,  # at exit the store's finalizer writes what is left
+                )
+                thread.start()
+                self._writer = thread
+            self._wake.set()
+
+    def _write_when_woken(self, wake: threading.Event) -> None:
+        while True:
+            wake.wait()
+            wake.clear()
+            if self._stopped:
+                return
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 (flush() put the counts back for the next try)
+                time.sleep(0.05)  # a locked or full disk: do not spin
+
+    def stop(self) -> None:
+        """End the writing thread (its batch in flight finishes first); then ``flush()``
+        writes what is left. The buffer's end, at close."""
+        with self._lock:
+            self._stopped = True
+            writer, self._writer = self._writer, None
+            self._wake.set()
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
 
     def flush(self) -> None:
         """Write every buffered count in one transaction (a no-op when there are none)."""

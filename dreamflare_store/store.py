@@ -121,6 +121,7 @@ class Store(AccountsMixin):
             return
         self._finalizer.detach()
         try:
+            self.counters.stop()
             self.counters.flush()
         finally:
             self._closed = True
@@ -902,5 +903,6 @@ def _flush_and_close(counters: CounterBuffer, catalog: Catalog, pid: int) -> Non
     if os.getpid() != pid:
         return  # a forked child's copy: these counts are its parent's to write
     with contextlib.suppress(Exception):  # at exit or in gc there is no one left to tell
+        counters.stop()
         counters.flush()
     catalog.close()

@@ -2,9 +2,10 @@
 
 Each request is served in the same steps: authenticate the key, gather the parameters
 (``params``), check that ``userId`` is the key's user, then make exactly one ``Store`` call
-in a worker thread (the store blocks on SQLite and the disk) and answer with the record's
-JSON. Uploads and downloads stream (``upload``, ``download``). Errors of every kind are
-answered as ``{"error": {"code", "message"}}`` with the status from ``errors.STATUS``.
+in a worker thread (the store blocks on SQLite and the disk; point reads, which do not,
+run on the event loop) and answer with the record's JSON. Uploads and downloads stream
+(``upload``, ``download``). Errors of every kind are answered as
+``{"error": {"code", "message"}}`` with the status from ``errors.STATUS``.
 
 A trip to a worker thread costs the event loop more than a small store call costs the
 worker, so a request without a body makes one trip, key check and store call together,
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
     from ..store import Store
 
 MAX_BODY = 1024 * 1024  # parameters only: uploads stream and are not bounded by this
+# Operations that are a few primary-key lookups in SQLite (readers never wait in WAL mode)
+# and buffered counts (written by the buffer's own thread): on the event loop they cost
+# less than the trip to a worker thread would. Whatever may scan, write or stream goes to
+# the workers.
+POINT_READS = frozenset({"get_content", "get_content_versions", "get_storage_usage"})
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -183,8 +189,11 @@ def _endpoint(store: Store, op: Operation) -> Endpoint:
             kwargs = {**dict.fromkeys(needed), **kwargs}
             return _render(op, await _in_thread(functools.partial(method, **kwargs)))
         # No body: the parameters are at hand, so the key check and the store call share
-        # one trip to a worker thread (each trip costs more than the check itself).
+        # one trip to a worker thread (each trip costs more than the check itself), or
+        # none at all for a point read.
         call = _keyed_call(store, key, op, request, method, needed)
+        if op.name in POINT_READS:
+            return _render(op, call())
         return _render(op, await _in_thread(call))
 
     endpoint.__name__ = op.name
