@@ -253,6 +253,51 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+class PendingBlobs:
+    """A batch of blobs written, its last flushes perhaps still running (``stage_many``).
+
+    ``written`` has each blob as written, in order: its name, size and first bytes, and
+    ``created`` if this batch wrote its bytes (the final word on that comes from
+    ``finish()``: a concurrent writer may have renamed the same bytes in first), or the
+    error that kept it out. ``finish()`` waits until every blob is durable and returns the
+    final outcomes; it raises if a group could not be made durable. Call it once done
+    with ``written``, whatever happens: it also ends the batch's threads.
+    """
+
+    def __init__(
+        self,
+        written: list[StoredBlob | Exception],
+        settled: list[StoredBlob | Exception],
+        final: list[StoredBlob | Exception] | None,
+        last: Future[list[StoredBlob | Exception]] | None,
+        pool: ThreadPoolExecutor,
+        flusher: ThreadPoolExecutor | None,
+    ) -> None:
+        self.written = written
+        self._settled = settled
+        self._final = final
+        self._last = last
+        self._pool = pool
+        self._flusher = flusher
+        self._failure: BaseException | None = None
+
+    def finish(self) -> list[StoredBlob | Exception]:
+        if self._final is None and self._failure is None:
+            try:
+                last = self._last.result() if self._last is not None else []
+                self._final = self._settled + last
+            except BaseException as exc:
+                self._failure = exc
+            finally:
+                if self._flusher is not None:
+                    self._flusher.shutdown()
+                self._pool.shutdown()
+        if self._failure is not None:
+            raise self._failure
+        assert self._final is not None
+        return self._final
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
     """The outcome of writing bytes: their name, size, first bytes, and whether they were new."""
@@ -585,49 +630,82 @@ class BlobStore:
         ``cp -r`` followed by ``sync`` does it; elsewhere every file and folder is fsynced
         (at once, so the file system can merge the flushes).
         """
+        return self.stage_many(loaders, head_size, jobs).finish()
+
+    def stage_many(
+        self, loaders: Sequence[Callable[[], bytes]], head_size: int, jobs: int = 8
+    ) -> PendingBlobs:
+        """``write_many``, returning as soon as every blob is written, with the last
+        group's flushes still running: a caller may prepare (not commit) what refers to
+        the blobs meanwhile, and must call ``finish()`` before that commit."""
         syncfs = _syncfs()
         jobs = max(1, jobs)
-        with ThreadPoolExecutor(jobs, thread_name_prefix="dreamflare-blobs") as pool:
-            if syncfs is not None:
-                return self._write_groups_syncfs(pool, jobs, loaders, head_size, syncfs)
-            results: list[StoredBlob | Exception] = []
-            for start in range(0, len(loaders), _GROUP):
-                group = loaders[start : start + _GROUP]
-                results.extend(self._write_group(pool, jobs, group, head_size))
-            return results
+        pool = ThreadPoolExecutor(jobs, thread_name_prefix="dreamflare-blobs")
+        if syncfs is None:
+            try:
+                results: list[StoredBlob | Exception] = []
+                for start in range(0, len(loaders), _GROUP):
+                    group = loaders[start : start + _GROUP]
+                    results.extend(self._write_group(pool, jobs, group, head_size))
+            finally:
+                pool.shutdown()
+            return PendingBlobs(results, [], results, None, pool, None)
+        flusher = ThreadPoolExecutor(1, thread_name_prefix="dreamflare-flush")
+        try:
+            staged, done, last = self._stage_groups_syncfs(
+                pool, flusher, jobs, loaders, head_size, syncfs
+            )
+        except BaseException:
+            flusher.shutdown()
+            pool.shutdown()
+            raise
+        return PendingBlobs(staged, done, None, last, pool, flusher)
 
-    def _write_groups_syncfs(
+    def _stage_groups_syncfs(
         self,
         pool: ThreadPoolExecutor,
+        flusher: ThreadPoolExecutor,
         jobs: int,
         loaders: Sequence[Callable[[], bytes]],
         head_size: int,
         syncfs: Callable[[int], None],
-    ) -> list[StoredBlob | Exception]:
-        """Groups written unsynced, each then flushed, renamed and flushed again by one
-        more thread while the next group is read, hashed and written: the disk and the
-        processors work at once, as they do for ``cp -r``."""
-        results: list[StoredBlob | Exception] = []
-        with ThreadPoolExecutor(1, thread_name_prefix="dreamflare-flush") as flusher:
-            pending: Future[list[StoredBlob | Exception]] | None = None
-            for start in range(0, len(loaders), _SYNCFS_GROUP):
-                group = loaders[start : start + _SYNCFS_GROUP]
-                # Opened before the group's first write: syncfs on it reports every write
-                # error of the file system since then.
-                root = os.open(self._objects, os.O_RDONLY)
-                staged: list[_Staged | Exception] = []
-                try:
-                    staged = _each(pool, jobs, lambda load: self._stage(load, head_size), group)
-                    if pending is not None:
-                        results.extend(pending.result())
-                except BaseException:
-                    os.close(root)
-                    _discard_staged(staged)
-                    raise
-                pending = flusher.submit(self._settle_group, pool, jobs, root, staged, syncfs)
-            if pending is not None:
-                results.extend(pending.result())
-        return results
+    ) -> tuple[
+        list[StoredBlob | Exception],
+        list[StoredBlob | Exception],
+        Future[list[StoredBlob | Exception]] | None,
+    ]:
+        """Groups written unsynced, each then flushed, renamed and flushed again by the
+        ``flusher`` thread while the next group is read, hashed and written (the disk and
+        the processors work at once, as for ``cp -r``). Returns every blob as written (a
+        new one marked created), the outcomes of the groups settled, and the last group's
+        settling still in flight."""
+        written: list[StoredBlob | Exception] = []
+        settled: list[StoredBlob | Exception] = []
+        pending: Future[list[StoredBlob | Exception]] | None = None
+        for start in range(0, len(loaders), _SYNCFS_GROUP):
+            group = loaders[start : start + _SYNCFS_GROUP]
+            # Opened before the group's first write: syncfs on it reports every write
+            # error of the file system since then.
+            root = os.open(self._objects, os.O_RDONLY)
+            staged: list[_Staged | Exception] = []
+            try:
+                staged = _each(pool, jobs, lambda load: self._stage(load, head_size), group)
+                if pending is not None:
+                    settled.extend(pending.result())
+            except BaseException:
+                os.close(root)
+                _discard_staged(staged)
+                raise
+            pending = flusher.submit(self._settle_group, pool, jobs, root, staged, syncfs)
+            for item in staged:
+                if isinstance(item, _Staged):
+                    blob = item.blob
+                    written.append(
+                        StoredBlob(blob.digest, blob.size, blob.head, item.temp is not None)
+                    )
+                else:
+                    written.append(item)
+        return written, settled, pending
 
     def _stage(self, load: Callable[[], bytes], head_size: int, keep_open: bool = False) -> _Staged:
         """Load, hash and (if new) write one blob of a batch to a temp file, unsynced."""

@@ -279,54 +279,91 @@ class Store(AccountsMixin):
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
-        outcomes: list[StoredBlob | DreamflareError | Content] = list(
-            self._store_many(files, user_id, jobs)
-        )
-        created = [isinstance(blob, StoredBlob) and blob.created for blob in outcomes]
-        made: dict[int, Op] = {}
-        with self.catalog.atomic():
-            admit = self._quota_gate(user_id)
-            last = self.catalog.last_hlc()
-            if last is not None:
-                self.clock.observe(last)
-            rseq = self.catalog.next_rseq(self.replica_id)
-            for index, blob in enumerate(outcomes):
-                if not isinstance(blob, StoredBlob):
-                    continue
-                try:
-                    admit(blob.digest, blob.size)
-                    self._check_still_stored(blob)
-                except DreamflareError as exc:
-                    outcomes[index] = exc
-                    continue
-                fields, changes = _file_fields(blob, files[index], None, description, tag_list)
-                data = {"owner": user_id, "author": user_id, "fields": fields}
-                data |= {"version_id": self._new_id("version"), "changes": changes}
-                op_id, hlc = self._new_id("op"), self.clock.now()
-                content_id = self._new_id("content")
-                made[index] = Op(op_id, hlc, self.replica_id, rseq, oplog.CONTENT_CREATE,
-                                 content_id, data)  # fmt: skip
-                rseq += 1
-            first = self.catalog.apply_new_contents(list(made.values()))
-            found = self.catalog.content_rows_between(first, first + len(made) - 1)
-            rows = dict(zip(made, found, strict=True))
+        written, settle = self._store_many(files, user_id, jobs)
+        try:
+            # What each content will hold, made while the last bytes are still being
+            # flushed (and before the write lock is taken).
+            prepared = {
+                index: self._content_data(blob, files[index], user_id, description, tag_list)
+                for index, blob in enumerate(written)
+                if isinstance(blob, StoredBlob)
+            }
+            with self.catalog.atomic():
+                final = settle()  # every blob durable, its name too, before the commit
+                outcomes: list[StoredBlob | DreamflareError | Content] = list(final)
+                rows = self._create_many(user_id, outcomes, prepared)
+        finally:
+            with contextlib.suppress(Exception):
+                settle()  # a no-op when done; else it ends the batch's threads
         day = day_of(self._now_ms())
         results: list[tuple[Content | DreamflareError, bool]] = []
         for index, outcome in enumerate(outcomes):
             row = rows.get(index)
+            blob = final[index]
             if row is not None:
                 outcome = self._content(row)
             assert not isinstance(outcome, StoredBlob)
             done = isinstance(outcome, Content)
             size = outcome.size if isinstance(outcome, Content) else 0
             self.counters.count_call(user_id, "upload", day, not done, size, 0)
-            results.append((outcome, done and created[index]))
+            results.append((outcome, done and isinstance(blob, StoredBlob) and blob.created))
         return results
+
+    def _content_data(
+        self,
+        blob: StoredBlob,
+        file: FileLike,
+        user_id: str,
+        description: str | None,
+        tag_list: tuple[str, ...] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """A new content's id and the data of the op that creates it."""
+        fields, changes = _file_fields(blob, file, None, description, tag_list)
+        data = {"owner": user_id, "author": user_id, "fields": fields}
+        data |= {"version_id": self._new_id("version"), "changes": changes}
+        return self._new_id("content"), data
+
+    def _create_many(
+        self,
+        user_id: str,
+        outcomes: list[StoredBlob | DreamflareError | Content],
+        prepared: dict[int, tuple[str, dict[str, Any]]],
+    ) -> dict[int, Row]:
+        """Inside the batch's transaction: the prepared content of each stored blob the
+        quota admits and gc left in place (a refusal takes the blob's place in
+        ``outcomes``); their rows by index."""
+        admit = self._quota_gate(user_id)
+        last = self.catalog.last_hlc()
+        if last is not None:
+            self.clock.observe(last)
+        rseq = self.catalog.next_rseq(self.replica_id)
+        made: dict[int, Op] = {}
+        for index, blob in enumerate(outcomes):
+            if not isinstance(blob, StoredBlob):
+                continue
+            try:
+                admit(blob.digest, blob.size)
+                self._check_still_stored(blob)
+            except DreamflareError as exc:
+                outcomes[index] = exc
+                continue
+            content_id, data = prepared[index]
+            op_id, hlc = self._new_id("op"), self.clock.now()
+            made[index] = Op(op_id, hlc, self.replica_id, rseq, oplog.CONTENT_CREATE,
+                             content_id, data)  # fmt: skip
+            rseq += 1
+        first = self.catalog.apply_new_contents(list(made.values()))
+        found = self.catalog.content_rows_between(first, first + len(made) - 1)
+        return dict(zip(made, found, strict=True))
 
     def _store_many(
         self, files: Sequence[FileLike], owner: str, jobs: int
-    ) -> list[StoredBlob | DreamflareError]:
-        """The bytes of each file stored (small ones by groups), or why they could not be."""
+    ) -> tuple[
+        list[StoredBlob | DreamflareError], Callable[[], list[StoredBlob | DreamflareError]]
+    ]:
+        """The bytes of each file written (small ones by groups), or why they could not be,
+        and what waits until all of them are durable (the last group's flushes may still
+        be running) and gives their final outcomes. Call it whatever happens."""
         out: list[StoredBlob | DreamflareError | None] = [None] * len(files)
         loaders: list[Callable[[], bytes]] = []
         small: list[int] = []
@@ -335,15 +372,31 @@ class Store(AccountsMixin):
             if load is not None:
                 small.append(index)
                 loaders.append(load)
-        stored = self.blobs.write_many(loaders, media.SNIFF_BYTES, jobs)
-        for index, blob in zip(small, stored, strict=True):
-            out[index] = blob if isinstance(blob, StoredBlob) else _as_error(blob, files[index])
-        rest = [i for i, blob in enumerate(out) if blob is None]
-        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
-            done = pool.map(lambda i: _attempt(self._store_bytes, files[i], owner), rest)
-            for index, blob in zip(rest, done, strict=True):
-                out[index] = blob if isinstance(blob, StoredBlob) else _as_error(blob, files[index])
-        return [blob for blob in out if blob is not None]
+        pending = self.blobs.stage_many(loaders, media.SNIFF_BYTES, jobs)
+
+        def outcomes(blobs: Sequence[StoredBlob | Exception]) -> list[StoredBlob | DreamflareError]:
+            done = list(out)
+            for index, blob in zip(small, blobs, strict=True):
+                done[index] = (
+                    blob if isinstance(blob, StoredBlob) else _as_error(blob, files[index])
+                )
+            return [blob for blob in done if blob is not None]
+
+        try:
+            chosen = set(small)
+            rest = [i for i in range(len(files)) if i not in chosen]
+            with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
+                done = pool.map(lambda i: _attempt(self._store_bytes, files[i], owner), rest)
+                for index, blob in zip(rest, done, strict=True):
+                    out[index] = (
+                        blob if isinstance(blob, StoredBlob) else _as_error(blob, files[index])
+                    )
+            written = outcomes(pending.written)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                pending.finish()
+            raise
+        return written, lambda: outcomes(pending.finish())
 
     def _store_bytes(self, file: FileLike, owner: str) -> StoredBlob:
         """Write the bytes durably (before any row references them) and return their name."""

@@ -156,9 +156,10 @@ def test_bytes_gc_takes_during_an_upload_are_refused_not_referenced(
             return out
 
         def many_then_gc(self: Store, *args: object) -> object:
-            out = real_many(self, *args)  # type: ignore[arg-type]
-            self.gc(min_age=0)
-            return out
+            written, settle = real_many(self, *args)  # type: ignore[arg-type]
+            settle()  # the bytes durable and named, not yet referenced:
+            self.gc(min_age=0)  # what a concurrent gc could do at this moment
+            return written, settle
 
         monkeypatch.setattr(Store, "_store_bytes", then_gc)
         monkeypatch.setattr(Store, "_store_many", many_then_gc)
