@@ -708,13 +708,21 @@ class BlobStore:
         return written, settled, pending
 
     def _stage(self, load: Callable[[], bytes], head_size: int, keep_open: bool = False) -> _Staged:
-        """Load, hash and (if new) write one blob of a batch to a temp file, unsynced."""
+        """Load, hash and (if new) write one blob of a batch to a temp file, unsynced.
+
+        A new blob's folder is made now (not at its rename), so the flush of the bytes
+        makes the folder durable too and the rename is then a single call.
+        """
         data = load()
         digest = hash_bytes(data)
         staged = _Staged(StoredBlob(digest, len(data), bytes(data[:head_size]), False))
+        name = self._name(digest)
         try:
-            os.utime(self._name(digest))  # stored already: mark as used, write nothing
+            os.utime(name)  # stored already: mark as used, write nothing
         except FileNotFoundError:
+            leaf = os.path.dirname(name)
+            if leaf not in self._known_dirs:
+                _make_folder(leaf)
             staged.temp, staged.fd = self._temp()
             try:
                 _write_all(staged.fd, data)
@@ -725,6 +733,22 @@ class BlobStore:
             if not keep_open:
                 staged.close()
         return staged
+
+    def _rename_staged(self, staged: _Staged) -> StoredBlob:
+        """Give a durable staged temp file its name, in one call: should another writer
+        have put the same name there meanwhile, its file holds the same bytes (the name
+        is their hash), so replacing it loses nothing and leaves a file just made (gc
+        keeps it). A blob found at staging keeps its file and says it was not new."""
+        blob = staged.blob
+        if staged.temp is None:
+            return blob
+        target = self._name(blob.digest)
+        try:
+            os.replace(staged.temp, target)
+        except FileNotFoundError:  # its folder went meanwhile (or never came)
+            _make_folder(os.path.dirname(target))
+            os.replace(staged.temp, target)
+        return StoredBlob(blob.digest, blob.size, blob.head, created=True)
 
     def _publish_staged(self, staged: _Staged) -> tuple[StoredBlob, str]:
         """Rename a durable staged temp file to its name: the blob as it ends, its folder."""
@@ -755,7 +779,13 @@ class BlobStore:
             except BaseException:
                 _discard_staged(ready)
                 raise
-            published = iter(_each(pool, jobs, self._publish_staged, ready))
+            # The same bytes twice in the group: the first copy is renamed, the rest dropped.
+            first: dict[str, _Staged] = {}
+            for item in ready:
+                if item.temp is not None and first.setdefault(item.blob.digest, item) is not item:
+                    _discard(item.temp)
+                    item.temp = None
+            published = iter(_each(pool, jobs, self._rename_staged, ready))
             out: list[StoredBlob | Exception] = []
             leaves: set[str] = set()
             for outcome in staged:
@@ -763,9 +793,8 @@ class BlobStore:
                     done = next(published)
                     if isinstance(done, Exception):
                         raise done  # a rename that fails (a full disk): the group fails
-                    blob, leaf = done
-                    leaves.add(leaf)
-                    out.append(blob)
+                    leaves.add(os.path.dirname(self._name(done.digest)))
+                    out.append(done)
                 else:
                     out.append(outcome)
             # Every new name durable, and the names of blobs found: another writer may
