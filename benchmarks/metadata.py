@@ -130,7 +130,7 @@ def build(path: Path, count: int, sample_size: int = 1000, seed: int = 7) -> Fix
 
 def run(config: Config) -> list[Result]:
     """Every metadata benchmark, at the size of ``config.mode``."""
-    count = config.size(1_000_000, 50_000, 500)
+    count = config.size(1_000_000, 30_000, 500)
     calls = config.size(2_000, 500, 20)
     fixture = build(config.fresh("store"), count)
     print(

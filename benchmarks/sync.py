@@ -177,7 +177,7 @@ def run(config: Config) -> list[Result]:
     results: list[Result] = []
     with start_s3(config.workdir / "moto.log") as server:
         makers: list[tuple[str, Callable[[Path], int]]] = [
-            ("small blobs", lambda f: make_small_files(f, config.size(2000, 120, 20))),
+            ("small blobs", lambda f: make_small_files(f, config.size(2000, 60, 20))),
             (
                 "large blobs",
                 lambda f: make_large_files(
