@@ -268,14 +268,13 @@ class PendingBlobs:
         self,
         written: list[StoredBlob | Exception],
         settled: list[StoredBlob | Exception],
-        final: list[StoredBlob | Exception] | None,
         last: Future[list[StoredBlob | Exception]] | None,
         pool: ThreadPoolExecutor,
         flusher: ThreadPoolExecutor | None,
     ) -> None:
         self.written = written
         self._settled = settled
-        self._final = final
+        self._final: list[StoredBlob | Exception] | None = None
         self._last = last
         self._pool = pool
         self._flusher = flusher
@@ -649,7 +648,7 @@ class BlobStore:
                     results.extend(self._write_group(pool, jobs, group, head_size))
             finally:
                 pool.shutdown()
-            return PendingBlobs(results, [], results, None, pool, None)
+            return PendingBlobs(results, results, None, pool, None)
         flusher = ThreadPoolExecutor(1, thread_name_prefix="dreamflare-flush")
         try:
             staged, done, last = self._stage_groups_syncfs(
@@ -659,7 +658,7 @@ class BlobStore:
             flusher.shutdown()
             pool.shutdown()
             raise
-        return PendingBlobs(staged, done, None, last, pool, flusher)
+        return PendingBlobs(staged, done, last, pool, flusher)
 
     def _stage_groups_syncfs(
         self,

@@ -423,14 +423,8 @@ class Store(AccountsMixin):
         )
 
     def _check_quota(self, owner: str, digest: str, size: int) -> None:
-        quota = self.catalog.quota(owner)
-        if quota is None:
-            quota = self.default_quota
-        if quota is None or self.catalog.user_has_blob(owner, digest):
-            return
-        used = self.catalog.user_history_bytes(owner)
-        if used + size > quota:
-            raise _over_quota(owner, quota, used, size)
+        """Refuse ``size`` more bytes past ``owner``'s quota (bytes they hold cost nothing)."""
+        self._quota_gate(owner)(digest, size)
 
     def _check_still_stored(self, blob: StoredBlob) -> None:
         """Inside the transaction that will reference ``blob``: its bytes are still there.
@@ -446,12 +440,12 @@ class Store(AccountsMixin):
             )
 
     def _quota_gate(self, owner: str) -> Callable[[str, int], None]:
-        """``_check_quota`` for a batch of new blobs of ``owner`` (inside its transaction):
-        each one admitted counts against the quota for the ones after it."""
+        """The quota check for new blobs of ``owner``, one after another (a batch, inside
+        its transaction): each one admitted counts against the quota for the next."""
         quota = self.catalog.quota(owner)
         if quota is None:
             quota = self.default_quota
-        used = self.catalog.user_history_bytes(owner)
+        used = 0 if quota is None else self.catalog.user_history_bytes(owner)
         counted: set[str] = set()
 
         def admit(digest: str, size: int) -> None:

@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 
 from dreamflare_store import Store
+from dreamflare_store.oplog import Op
 
 
 def png_bytes(width: int, height: int, seed: int = 0) -> bytes:
@@ -57,3 +58,17 @@ def disk_state(store: Store) -> tuple[str, frozenset[str], frozenset[str]]:
 
 def blob_files(store_path: Path) -> list[Path]:
     return [p for p in (store_path / "objects").rglob("*") if p.is_file()]
+
+
+def replay(path: Path, ops: list[Op]) -> Store:
+    """A new store at ``path`` holding the fold of ``ops``, applied one at a time."""
+    store = Store(path)
+    for op in ops:
+        with store.catalog.atomic():
+            store.catalog.apply(op)
+    return store
+
+
+def state_rows(store: Store) -> list[tuple[object, ...]]:
+    """The materialised state without counters (reads and calls count, ops do not)."""
+    return [row for row in store.catalog.digest_rows() if row[0] < 4]

@@ -12,9 +12,9 @@ import errno
 from pathlib import Path
 
 import pytest
+from helpers import replay, state_rows
 
 from dreamflare_store import Content, InvalidArgument, NotFound, QuotaExceeded, Store, blobs
-from dreamflare_store.oplog import Op
 
 
 @pytest.fixture(params=["syncfs", "fsync"])
@@ -25,19 +25,6 @@ def durability(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     elif blobs._syncfs() is None:
         pytest.skip("this kernel has no syncfs that reports write errors")
     return str(request.param)
-
-
-def _replay(path: Path, ops: list[Op]) -> Store:
-    store = Store(path)
-    for op in ops:
-        with store.catalog.atomic():
-            store.catalog.apply(op)
-    return store
-
-
-def _state_rows(store: Store) -> list[tuple[object, ...]]:
-    """The materialised state without counters."""
-    return [row for row in store.catalog.digest_rows() if row[0] < 4]
 
 
 def test_upload_many_stores_each_file_and_reports_each_failure(
@@ -103,8 +90,8 @@ def test_batch_rows_equal_the_fold_of_its_ops(tmp_path: Path, durability: str) -
         page = store.list_content("alice", limit=100)
         assert page.total == 20
         assert [c.content_id for c in page.items[1:19]] == [c.content_id for c in out][::-1]
-        replayed = _replay(tmp_path / "replayed", store.catalog.all_ops())
-        assert _state_rows(replayed) == _state_rows(store)
+        replayed = replay(tmp_path / "replayed", store.catalog.all_ops())
+        assert state_rows(replayed) == state_rows(store)
         assert replayed.catalog.stored_storage() == store.catalog.stored_storage()
         assert store.catalog.stored_storage() == store.catalog.recount_storage()
         usage = store.get_storage_usage("alice")

@@ -6,11 +6,11 @@ import contextlib
 import random
 from pathlib import Path
 
+from helpers import replay, state_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dreamflare_store import NotFound, Store
-from dreamflare_store.oplog import Op
 
 
 def _busy_store(path: Path, seed: int) -> Store:
@@ -60,30 +60,17 @@ def _busy_store(path: Path, seed: int) -> Store:
     return store
 
 
-def _replay(path: Path, ops: list[Op]) -> Store:
-    store = Store(path)
-    for op in ops:
-        with store.catalog.atomic():
-            store.catalog.apply(op)
-    return store
-
-
-def _state_rows(store: Store) -> list[tuple[object, ...]]:
-    """The materialised state without counters (reads and calls count, ops do not)."""
-    return [row for row in store.catalog.digest_rows() if row[0] < 4]
-
-
 def test_replay_in_shuffled_order_with_duplicates_gives_same_digest(tmp_path: Path) -> None:
     source = _busy_store(tmp_path / "source", seed=7)
     ops = source.catalog.all_ops()
     assert len(ops) > 50
-    in_order = _replay(tmp_path / "in-order", sorted(ops, key=lambda op: op.sort_key))
+    in_order = replay(tmp_path / "in-order", sorted(ops, key=lambda op: op.sort_key))
     rng = random.Random(1)
     shuffled_ops = ops + rng.sample(ops, len(ops) // 2)
     rng.shuffle(shuffled_ops)
-    shuffled = _replay(tmp_path / "shuffled", shuffled_ops)
+    shuffled = replay(tmp_path / "shuffled", shuffled_ops)
     assert in_order.state_digest() == shuffled.state_digest()
-    assert _state_rows(in_order) == _state_rows(source)
+    assert state_rows(in_order) == state_rows(source)
     # The replicas hold no blobs (ops only): every other invariant must hold.
     assert {p.kind for p in shuffled.verify()} <= {"missing_blob"}
     assert shuffled.catalog.stored_storage() == source.catalog.stored_storage()
@@ -100,8 +87,8 @@ def test_any_order_converges(tmp_path_factory, seed: int, order: random.Random) 
     permuted = list(ops)
     order.shuffle(permuted)
     permuted += [order.choice(ops) for _ in range(5)]
-    replayed = _replay(root / "replayed", permuted)
-    assert _state_rows(replayed) == _state_rows(source)
+    replayed = replay(root / "replayed", permuted)
+    assert state_rows(replayed) == state_rows(source)
     assert replayed.catalog.stored_storage() == source.catalog.stored_storage()
     assert replayed.catalog.recount_storage() == source.catalog.recount_storage()
     source.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -405,15 +407,24 @@ def test_ids_are_well_formed_distinct_and_differ_between_forked_processes() -> N
 
     made = {ids.new_id("content", 1_700_000_000_000, ids.randbits) for _ in range(5000)}
     assert len(made) == 5000 and all(ids.check_id("content", i) for i in made)
-    ids.randbits(80)  # the buffer holds unused bits now: a child must not reuse them
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover (the child process)
-        os.write(writer, ids.new_id("op", 0, ids.randbits).encode())
-        os._exit(0)
-    os.close(writer)
-    os.waitpid(child, 0)
-    theirs = os.read(reader, 100).decode()
-    os.close(reader)
-    assert theirs != ids.new_id("op", 0, ids.randbits)
-    assert ids.check_id("op", theirs)
+    # The fork happens in a process of its own, with no other thread running (forking a
+    # process that runs threads is deprecated), after the buffer was drawn from.
+    program = """
+import os
+from dreamflare_store import ids
+ids.randbits(80)  # the buffer holds unused bits now: the child must not reuse them
+reader, writer = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(writer, ids.new_id("op", 0, ids.randbits).encode())
+    os._exit(0)
+os.close(writer)
+os.waitpid(child, 0)
+print(os.read(reader, 100).decode(), ids.new_id("op", 0, ids.randbits))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    theirs, ours = done.stdout.split()
+    assert theirs != ours
+    assert ids.check_id("op", theirs) and ids.check_id("op", ours)
