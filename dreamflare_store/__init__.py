@@ -33,6 +33,7 @@ from .records import (
     Problem,
     StorageUsage,
     SyncReport,
+    UploadResult,
     Version,
 )
 from .store import Store
@@ -62,5 +63,6 @@ __all__ = [
     "Store",
     "SyncReport",
     "Unauthenticated",
+    "UploadResult",
     "Version",
 ]

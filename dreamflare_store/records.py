@@ -263,6 +263,31 @@ class SyncReport(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class UploadResult(Record):
+    """What one file of ``Store.upload_batch`` became.
+
+    ``status`` is ``"created"`` (a new content) or ``"failed"`` (``error`` says why);
+    ``new_bytes`` says whether its bytes were new to the store (else deduplicated).
+    """
+
+    source: str
+    status: str
+    content: Content | None = None
+    new_bytes: bool = False
+    error: Any = None  # a DreamflareError when status is "failed"
+
+    _OPTIONAL = ("content", "error")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"source": self.source, "status": self.status, "newBytes": self.new_bytes}
+        if self.content is not None:
+            out["content"] = self.content.to_dict()
+        if self.error is not None:
+            out["error"] = self.error.to_dict()["error"]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Problem(Record):
     """One problem ``verify()`` found: what kind, about what, and in words."""
 

@@ -49,12 +49,17 @@ from .records import (
     Problem,
     StorageUsage,
     SyncReport,
+    UploadResult,
     Version,
     new_content,
 )
 
 if TYPE_CHECKING:
     from .sync import Progress
+
+# Small files per transaction of upload_batch: each chunk shares its flushes and commits
+# at once, and a progress bar moves once per chunk.
+BATCH_CHUNK = 500
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 
@@ -221,6 +226,19 @@ class Store(AccountsMixin):
         description = validate.description(description)
         tag_list = validate.tags(tags)
         name = validate.filename(filename) if filename is not None else None
+        content, _ = self._upload(file, user_id, description, tag_list, content_id, name)
+        return content
+
+    def _upload(
+        self,
+        file: FileLike,
+        user_id: str,
+        description: str | None,
+        tag_list: tuple[str, ...] | None,
+        content_id: str | None,
+        name: str | None,
+    ) -> tuple[Content, bool]:
+        """``upload`` after its argument checks; also says whether the bytes were new."""
         owner = user_id
         if content_id is not None:
             ids.check_id("content", content_id)
@@ -244,7 +262,65 @@ class Store(AccountsMixin):
             self._record(kind, content_id, data)
             row = self.catalog.content_row(content_id)
         assert row is not None
-        return self._content(row)
+        return self._content(row), stored.created
+
+    def upload_batch(
+        self,
+        files: Sequence[FileLike],
+        user_id: str,
+        description: str | None = None,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+        *,
+        jobs: int = 8,
+        progress: Progress | None = None,
+    ) -> list[UploadResult]:
+        """Upload many files as new contents and say, per file, what became of it.
+
+        Small files take the batch path of ``upload_many`` a chunk at a time; large files
+        are uploaded one by one on ``jobs`` threads (hashing, reading and fsync release
+        the GIL, so one file's flush overlaps the next one's hashing). Each result, in the
+        order of ``files``, has the content or the error, and whether the bytes were new
+        to the store. ``progress`` hears of each file (and its bytes) as it is done.
+        """
+        user_id = validate.user_id(user_id)
+        description = validate.description(description)
+        tag_list = validate.tags(tags)
+        bar = progress or _Silent()
+        results: list[UploadResult | None] = [None] * len(files)
+        small = [i for i, file in enumerate(files) if _small_loader(file) is not None]
+        for start in range(0, len(small), BATCH_CHUNK):
+            chunk = small[start : start + BATCH_CHUNK]
+            batch = [files[i] for i in chunk]
+            done = self._upload_many(batch, user_id, description, tag_list, jobs)
+            nbytes = 0
+            for index, (outcome, new) in zip(chunk, done, strict=True):
+                results[index] = _result(files[index], index, outcome, new)
+                nbytes += outcome.size if isinstance(outcome, Content) else 0
+            bar.advance(len(chunk), nbytes)
+        rest = [i for i, result in enumerate(results) if result is None]
+        day = day_of(self._now_ms())
+
+        def one(index: int) -> UploadResult:
+            file = files[index]
+            try:
+                content, new = self._upload(file, user_id, description, tag_list, None, None)
+            except DreamflareError as exc:
+                outcome: Content | DreamflareError = exc
+                new = False
+            except OSError as exc:
+                outcome, new = _as_error(exc, file), False
+            else:
+                outcome = content
+            size = outcome.size if isinstance(outcome, Content) else 0
+            failed = not isinstance(outcome, Content)
+            self.counters.count_call(user_id, "upload", day, failed, size, 0)
+            bar.advance(1, size)
+            return _result(file, index, outcome, new)
+
+        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
+            for index, result in zip(rest, pool.map(one, rest), strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
 
     def upload_many(
         self,
@@ -890,6 +966,28 @@ def _as_error(exc: Exception, file: object) -> DreamflareError:
     if isinstance(exc, OSError):
         return InvalidArgument(f"cannot read {where}: {exc.strerror or exc}")
     raise exc
+
+
+def _result(
+    file: object, index: int, outcome: Content | DreamflareError, new: bool
+) -> UploadResult:
+    source = os.fspath(file) if isinstance(file, str | os.PathLike) else f"#{index}"
+    if isinstance(outcome, Content):
+        return UploadResult(str(source), "created", outcome, new)
+    return UploadResult(str(source), "failed", None, False, outcome)
+
+
+class _Silent:
+    """The progress of a caller who asked for none."""
+
+    def start(self, label: str, files: int, nbytes: int) -> None:
+        return None
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        return None
+
+    def finish(self) -> None:
+        return None
 
 
 def _default_filename(file: object) -> str:
