@@ -78,9 +78,9 @@ def build(path: Path, count: int, sample_size: int = 1000, seed: int = 7) -> Fix
             store.upload(png(64 + i, 48 + i, i), USER, tags="seed", filename=f"seed-{i}.png")
             for i in range(SEEDS)
         ]
-        catalog, replica = store.catalog, store.replica_id
-        rseq = catalog.max_rseq(replica)
-        first = store.wall.time_ms() - YEAR_MS
+        catalog, replica = store.replica.catalog, store.replica_id
+        rseq = catalog.log.max_rseq(replica)
+        first = store.replica.wall.time_ms() - YEAR_MS
         step = YEAR_MS // count
         picked = set(rng.sample(range(SEEDS, count), min(sample_size, count - SEEDS)))
         sample: list[str] = []
@@ -116,7 +116,7 @@ def build(path: Path, count: int, sample_size: int = 1000, seed: int = 7) -> Fix
                             "changes": ["file", "filename", "description", "tags"],
                         },
                     )
-                    catalog.apply(op)
+                    catalog.fold.apply(op)
                     if made in picked:
                         sample.append(content_id)
                     made += 1
@@ -200,7 +200,7 @@ def run(config: Config) -> list[Result]:
             ),
             (
                 f"Catalog.list_page alone (the rows, no records), 100 at offset {deepest:,}",
-                lambda i: store.catalog.list_page(USER, 100, deepest),
+                lambda i: store.replica.catalog.reads.list_page(USER, 100, deepest),
                 raw_page(deepest),
                 "page",
             ),

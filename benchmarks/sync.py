@@ -81,7 +81,7 @@ def _blob_pairs(store: Store) -> list[tuple[str, str]]:
     """(local blob file, remote key) of every blob of a store, in the sync layout."""
     return [
         (str(path), f"objects/{digest[:2]}/{digest[2:4]}/{digest}")
-        for digest, path in sorted(store.blobs.iter_digests())
+        for digest, path in sorted(store.replica.blobs.iter_digests())
     ]
 
 

@@ -37,8 +37,7 @@ from .records import (
     Version,
 )
 from .store import Store
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Analytics",

@@ -156,7 +156,9 @@ class CounterBuffer:
                 return
             try:
                 with self.catalog.atomic():
-                    self.catalog.add_counters(self.replica, usage, stats, viewers, last_used)
+                    self.catalog.tallies.add_counters(
+                        self.replica, usage, stats, viewers, last_used
+                    )
             except BaseException:
                 # Put the counts back so a failed flush loses nothing.
                 with self._lock:

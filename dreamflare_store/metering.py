@@ -1,17 +1,83 @@
-"""API usage metering: every documented operation counts, failed calls as errors."""
+"""API usage metering: every documented operation counts, failed calls as errors.
+
+A ``Meter`` is handed to whatever it meters (the ``Store`` facade holds one as ``meter``);
+the ``metered`` decorator finds it there and knows nothing else of the object.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from .store import Store
+from . import validate
+from .clock import WallClock, day_of
+from .counters import CounterBuffer
+from .errors import InvalidArgument
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Call:
+    """Bytes a call moved, noted by the operation for API usage."""
+
+    __slots__ = ("bytes_in", "bytes_out")
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+
+class Meter:
+    """Counts each call of a documented operation in API usage, per user, day and operation."""
+
+    def __init__(self, counters: CounterBuffer, wall: WallClock) -> None:
+        self._counters = counters
+        self._wall = wall
+        self._current = threading.local()
+        self.stopped = False
+
+    def begin(self) -> Call:
+        """Start counting a call in this thread; ``note`` adds to it until the next one."""
+        call = Call()
+        self._current.call = call
+        return call
+
+    def note(self, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        """Add bytes to the call this thread is making (if any)."""
+        call: Call | None = getattr(self._current, "call", None)
+        if call is not None:
+            call.bytes_in += bytes_in
+            call.bytes_out += bytes_out
+
+    def count(self, operation: str, user_id: object, call: Call, error: bool) -> None:
+        """Count one call of ``operation`` by ``user_id`` (nothing if the user is invalid:
+        such a call changed nothing and there is no one to charge it to)."""
+        try:
+            user = validate.user_id(user_id)
+        except InvalidArgument:
+            return
+        self.charge(operation, user, error, call.bytes_in, call.bytes_out)
+
+    def charge(
+        self, operation: str, user: str, error: bool, bytes_in: int = 0, bytes_out: int = 0
+    ) -> None:
+        """Count one call of ``operation`` by a valid ``user`` (each file of a batch
+        upload is one)."""
+        if self.stopped:
+            return
+        self._counters.count_call(
+            user, operation, day_of(self._wall.time_ms()), error, bytes_in, bytes_out
+        )
+
+
+class Metered(Protocol):
+    """What ``metered`` methods belong to: an object holding its meter."""
+
+    meter: Meter
 
 
 def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -25,9 +91,8 @@ def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
         @functools.wraps(method)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            store: Store = args[0]  # type: ignore[assignment]
-            call = Call()
-            store._local.call = call
+            meter: Meter = _meter_of(args[0])
+            call = meter.begin()
             try:
                 result = method(*args, **kwargs)
             except BaseException:
@@ -36,7 +101,7 @@ def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 except TypeError:
                     pass  # arguments that do not even bind charge nobody
                 else:
-                    store._count_call(operation, user, call, error=True)
+                    meter.count(operation, user, call, error=True)
                 raise
             # The call bound, so the user is where the signature puts it (a few hundred
             # nanoseconds instead of a full bind on every read).
@@ -44,7 +109,7 @@ def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 user = kwargs["user_id"]
             else:
                 user = args[position] if len(args) > position else default
-            store._count_call(operation, user, call, error=False)
+            meter.count(operation, user, call, error=False)
             return result
 
         return wrapper
@@ -52,11 +117,6 @@ def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
-class Call:
-    """Bytes a call moved, noted by the operation for API usage."""
-
-    __slots__ = ("bytes_in", "bytes_out")
-
-    def __init__(self) -> None:
-        self.bytes_in = 0
-        self.bytes_out = 0
+def _meter_of(owner: Any) -> Meter:
+    metered_owner: Metered = owner
+    return metered_owner.meter

@@ -15,6 +15,13 @@ import msgpack
 
 from .clock import is_hlc
 from .errors import InvalidArgument
+from .version import __version__
+
+# The format of the ops this release writes. A release that adds fields to ops (or kinds)
+# raises it; a replica refuses ops of a format newer than its own instead of folding them
+# in without the fields it does not know (replicas would then disagree). Ops without a
+# format are of format 1.
+OP_FORMAT = 1
 
 CONTENT_CREATE = "content.create"
 CONTENT_CHANGE = "content.change"
@@ -74,6 +81,8 @@ def encode_op(op: Op) -> bytes:
             "kind": op.kind,
             "entity": op.entity,
             "data": op.data,
+            "format": OP_FORMAT,
+            "writer": __version__,
         },
         use_bin_type=True,
     )
@@ -93,6 +102,7 @@ def op_from_obj(obj: Any) -> Op:
     """Check the shape of an unpacked op."""
     if not isinstance(obj, dict):
         raise InvalidArgument("malformed op record: not a map")
+    check_format(obj)
     try:
         op = Op(
             op_id=obj["id"],
@@ -115,6 +125,26 @@ def op_from_obj(obj: Any) -> Op:
     if op.kind not in KINDS:
         raise InvalidArgument(f"malformed op record: unknown kind {op.kind!r}")
     return op
+
+
+def check_format(obj: dict[Any, Any]) -> None:
+    """Refuse an op of a format this release cannot fold, naming the release that wrote it.
+
+    The error is an InvalidArgument whose ``op_format`` and ``writer`` say what to upgrade
+    to; sync reports it as such rather than as corruption.
+    """
+    number = obj.get("format", 1)
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise InvalidArgument(f"malformed op record: bad format {number!r}")
+    if number > OP_FORMAT:
+        writer = obj.get("writer")
+        release = writer if isinstance(writer, str) and len(writer) <= 32 else "a newer release"
+        raise InvalidArgument(
+            f"op format {number} is newer than this dreamflare-store ({__version__}) reads"
+            f" (up to format {OP_FORMAT}): upgrade to dreamflare-store {release} or later",
+            op_format=number,
+            writer=release,
+        )
 
 
 def encode_segment(ops: list[Op]) -> bytes:

@@ -34,7 +34,7 @@ def png_bytes(width: int, height: int, seed: int = 0) -> bytes:
 def disk_state(store: Store) -> tuple[str, frozenset[str], frozenset[str]]:
     """What a failed call must leave unchanged: the catalog (counters aside), blobs, temp files."""
     store.flush()
-    conn = store.catalog.conn
+    conn = store.replica.catalog.db.conn
     rows = []
     for table in (
         "ops",
@@ -64,11 +64,11 @@ def replay(path: Path, ops: list[Op]) -> Store:
     """A new store at ``path`` holding the fold of ``ops``, applied one at a time."""
     store = Store(path)
     for op in ops:
-        with store.catalog.atomic():
-            store.catalog.apply(op)
+        with store.replica.catalog.atomic():
+            store.replica.catalog.fold.apply(op)
     return store
 
 
 def state_rows(store: Store) -> list[tuple[object, ...]]:
     """The materialised state without counters (reads and calls count, ops do not)."""
-    return [row for row in store.catalog.digest_rows() if row[0] < 4]
+    return [row for row in store.replica.catalog.reads.digest_rows() if row[0] < 4]

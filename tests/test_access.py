@@ -544,7 +544,7 @@ def test_every_collaboration_change_goes_through_the_op_log(world: World, tmp_pa
     made = store.create_collaboration(OWNER, world.content, NEWCOMER)
     store.update_collaboration(made.collaboration_id, OWNER, "write")
     store.delete_collaboration(made.collaboration_id, NEWCOMER)
-    ops = store.catalog.all_ops()
+    ops = store.replica.catalog.log.all_ops()
     kinds = [op.kind for op in ops if op.entity == made.collaboration_id]
     assert kinds == [oplog.COLLAB_CREATE, oplog.COLLAB_UPDATE, oplog.COLLAB_DELETE]
     key_kinds = [op.kind for op in ops if op.entity == world.owner_key]
@@ -554,10 +554,10 @@ def test_every_collaboration_change_goes_through_the_op_log(world: World, tmp_pa
     # empty store gives the same collaborations and keys.
     random.Random(7).shuffle(ops)
     with Store(tmp_path / "replay") as replay:
-        replay.blobs.write_bytes(FIRST, 0)  # bytes travel beside the log, not in it
-        with replay.catalog.atomic():
+        replay.replica.blobs.write_bytes(FIRST, 0)  # bytes travel beside the log, not in it
+        with replay.replica.catalog.atomic():
             for op in ops:
-                replay.catalog.apply(op)
+                replay.replica.catalog.fold.apply(op)
         for user in (*ACTORS, NEWCOMER):
             assert replay.list_collaborations(user) == store.list_collaborations(user)
             assert replay.list_api_keys(user) == [

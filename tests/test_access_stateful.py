@@ -37,6 +37,7 @@ from dreamflare_store import (
     Store,
     Unauthenticated,
 )
+from dreamflare_store.access import Access
 
 USERS = ("ann", "ben", "cid", "dot")
 PERMISSIONS = ("read", "write")
@@ -481,14 +482,15 @@ class AccessMachine(RuleBasedStateMachine):
     def the_access_check_matches_the_model_everywhere(self) -> None:
         """The single access check, asked about every known content and user, for every need.
 
-        (Private, but free of side effects: every operation's answer comes from it.)
+        (``access.Access``, beneath the facade, free of side effects: every operation's
+        answer comes from it.)
         """
         for content in [*self.content, UNKNOWN_CONTENT]:
             for user in USERS:
                 for need in NEEDS:
                     expected = self.expect(content, user, need)
                     try:
-                        self.store._authorize(content, user, need)
+                        Access(self.store.replica.catalog).content(content, user, need)
                         got: Outcome = OK
                     except DreamflareError as exc:
                         got = type(exc)

@@ -30,7 +30,7 @@ from dreamflare_store import (
     oplog,
 )
 from dreamflare_store import counters as counters_module
-from dreamflare_store.accounts import secret_hash
+from dreamflare_store.keys import secret_hash
 
 DAY_ONE_LATE = int(datetime(2026, 11, 28, 23, 59, 30, tzinfo=UTC).timestamp() * 1000)
 UNKNOWN_CONTENT = "cnt_" + "0" * 26
@@ -98,7 +98,7 @@ def test_the_store_keeps_only_a_hash_of_the_secret(tmp_path: Path) -> None:
     path = tmp_path / "store"
     with Store(path) as store:
         key = store.generate_api_key("alice")
-        (op,) = [op for op in store.catalog.all_ops() if op.kind == oplog.KEY_CREATE]
+        (op,) = [op for op in store.replica.catalog.log.all_ops() if op.kind == oplog.KEY_CREATE]
         # The op (which sync ships to every replica) holds the hash, not the secret.
         assert op.data["secret_hash"] == secret_hash(key.api_key)
         assert key.api_key not in repr(op.data)
@@ -187,7 +187,7 @@ def test_revoke_api_key(store: Store, clock: FakeClock) -> None:
     listed = store.list_api_keys("alice")
     assert [k.key_id for k in listed] == [first.key_id, second.key_id]  # revoked ones stay
     assert listed[0].revoked_at == _iso(clock.ms) and listed[1].revoked_at is None
-    kinds = [op.kind for op in store.catalog.all_ops() if op.entity == first.key_id]
+    kinds = [op.kind for op in store.replica.catalog.log.all_ops() if op.entity == first.key_id]
     assert kinds == [oplog.KEY_CREATE, oplog.KEY_REVOKE]
 
 
@@ -424,7 +424,7 @@ def test_analytics_daily_series_and_distinct_viewers(store: Store, clock: FakeCl
     )
     assert analytics.unique_viewers == 2  # bob on two days is one viewer
     # Distinct viewers are kept per content and day.
-    rows = store.catalog.conn.execute("SELECT day, user FROM viewers ORDER BY day, user")
+    rows = store.replica.catalog.db.conn.execute("SELECT day, user FROM viewers ORDER BY day, user")
     assert [tuple(row) for row in rows] == [
         ("2026-11-28", "bob"),
         ("2026-11-29", "alice"),
@@ -515,7 +515,7 @@ def test_a_read_never_fails_because_its_counters_could_not_be_written(
     buffered for the next one; the read that happened to trigger it still succeeds."""
     monkeypatch.setattr(counters_module, "FLUSH_EVENTS", 1)
     c = store.upload(b"abc", "alice").content_id
-    real = store.catalog.add_counters
+    real = store.replica.catalog.tallies.add_counters
     failures = [3]
 
     def failing(*args: Any) -> None:
@@ -524,7 +524,7 @@ def test_a_read_never_fails_because_its_counters_could_not_be_written(
             raise sqlite3.OperationalError("database is locked")
         real(*args)
 
-    monkeypatch.setattr(store.catalog, "add_counters", failing)
+    monkeypatch.setattr(store.replica.catalog.tallies, "add_counters", failing)
     reads = 0
     deadline = time.monotonic() + 30
     while failures[0] and time.monotonic() < deadline:  # each read wakes the writer
@@ -551,13 +551,13 @@ def test_readers_do_not_wait_for_another_readers_flush(
     blocker = sqlite3.connect(store.path / "catalog.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     entered = threading.Event()
-    real_flush = store.counters.flush
+    real_flush = store.replica.counters.flush
 
     def flush() -> None:
         entered.set()
         real_flush()
 
-    monkeypatch.setattr(store.counters, "flush", flush)
+    monkeypatch.setattr(store.replica.counters, "flush", flush)
     first = threading.Thread(target=store.get_content, args=(c, "alice"))
     others_done = threading.Event()
 
@@ -664,20 +664,23 @@ def test_counters_are_exact_under_concurrent_readers(tmp_path: Path) -> None:
 def test_counters_are_kept_per_replica_and_merge(tmp_path: Path) -> None:
     with Store(tmp_path / "a") as a, Store(tmp_path / "b") as b:
         c = a.upload(b"abc", "alice").content_id
-        with b.catalog.atomic():
-            for op in a.catalog.all_ops():
-                b.catalog.apply(op)
-        b.blobs.write_bytes(b"abc", 0)
+        with b.replica.catalog.atomic():
+            for op in a.replica.catalog.log.all_ops():
+                b.replica.catalog.fold.apply(op)
+        b.replica.blobs.write_bytes(b"abc", 0)
         a.get_content(c, "alice")
         a.read_content(c, "alice")
         b.get_content(c, "alice")
         a.flush()
         b.flush()
-        snapshot = a.catalog.counter_snapshot(a.replica_id)
-        assert snapshot["api_usage"] and a.catalog.counter_snapshot(b.replica_id)["api_usage"] == []
+        snapshot = a.replica.catalog.tallies.counter_snapshot(a.replica_id)
+        assert (
+            snapshot["api_usage"]
+            and a.replica.catalog.tallies.counter_snapshot(b.replica_id)["api_usage"] == []
+        )
         for _ in range(2):  # merging twice is merging once (grow-only counters)
-            with b.catalog.atomic():
-                b.catalog.merge_counter_snapshot(a.replica_id, snapshot)
+            with b.replica.catalog.atomic():
+                b.replica.catalog.tallies.merge_counter_snapshot(a.replica_id, snapshot)
             analytics = b.get_analytics("alice", c)
             assert (analytics.views, analytics.downloads, analytics.bytes_served) == (2, 1, 3)
         by_op = b.get_api_usage("alice").by_operation

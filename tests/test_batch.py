@@ -15,6 +15,7 @@ import pytest
 from helpers import replay, state_rows
 
 from dreamflare_store import Content, InvalidArgument, NotFound, QuotaExceeded, Store, blobs
+from dreamflare_store.replica import Replica
 
 
 @pytest.fixture(params=["syncfs", "fsync"])
@@ -72,7 +73,10 @@ def test_upload_many_refuses_over_quota_files_and_keeps_the_others(
         usage = store.get_storage_usage("bob")
         assert (usage.content_count, usage.bytes) == (3, 1210)
         assert store.verify() == []
-        assert store.catalog.stored_storage() == store.catalog.recount_storage()
+        assert (
+            store.replica.catalog.reads.stored_storage()
+            == store.replica.catalog.reads.recount_storage()
+        )
 
 
 def test_batch_rows_equal_the_fold_of_its_ops(tmp_path: Path, durability: str) -> None:
@@ -90,10 +94,16 @@ def test_batch_rows_equal_the_fold_of_its_ops(tmp_path: Path, durability: str) -
         page = store.list_content("alice", limit=100)
         assert page.total == 20
         assert [c.content_id for c in page.items[1:19]] == [c.content_id for c in out][::-1]
-        replayed = replay(tmp_path / "replayed", store.catalog.all_ops())
+        replayed = replay(tmp_path / "replayed", store.replica.catalog.log.all_ops())
         assert state_rows(replayed) == state_rows(store)
-        assert replayed.catalog.stored_storage() == store.catalog.stored_storage()
-        assert store.catalog.stored_storage() == store.catalog.recount_storage()
+        assert (
+            replayed.replica.catalog.reads.stored_storage()
+            == store.replica.catalog.reads.stored_storage()
+        )
+        assert (
+            store.replica.catalog.reads.stored_storage()
+            == store.replica.catalog.reads.recount_storage()
+        )
         usage = store.get_storage_usage("alice")
         assert usage.content_count == 20
         assert usage.bytes == sum(c.size for c in page.items)
@@ -118,7 +128,7 @@ def test_a_write_error_fails_the_batch_and_stores_nothing(
         monkeypatch.undo()
         assert store.list_content("alice").total == 1
         assert list((tmp_path / "store" / "tmp").iterdir()) == []
-        on_disk = {digest for digest, _ in store.blobs.iter_digests()}
+        on_disk = {digest for digest, _ in store.replica.blobs.iter_digests()}
         assert on_disk == {kept.hash}
         assert store.verify() == []
 
@@ -134,29 +144,29 @@ def test_bytes_gc_takes_during_an_upload_are_refused_not_referenced(
     with Store(tmp_path / "store") as store:
         old = store.upload(b"stored before", "alice")
         store.delete_content(old.content_id, "alice")  # its blob is now unreferenced
-        real = Store._store_bytes
-        real_many = Store._store_many
+        real = Replica.store_bytes
+        real_many = Replica.store_many
 
-        def then_gc(self: Store, *args: object) -> object:
+        def then_gc(self: Replica, *args: object) -> object:
             out = real(self, *args)  # type: ignore[arg-type]
             self.gc(min_age=0)  # what a concurrent gc could do at this moment
             return out
 
-        def many_then_gc(self: Store, *args: object) -> object:
+        def many_then_gc(self: Replica, *args: object) -> object:
             written, settle = real_many(self, *args)  # type: ignore[arg-type]
             settle()  # the bytes durable and named, not yet referenced:
             self.gc(min_age=0)  # what a concurrent gc could do at this moment
             return written, settle
 
-        monkeypatch.setattr(Store, "_store_bytes", then_gc)
-        monkeypatch.setattr(Store, "_store_many", many_then_gc)
+        monkeypatch.setattr(Replica, "store_bytes", then_gc)
+        monkeypatch.setattr(Replica, "store_many", many_then_gc)
         with pytest.raises(Conflict):
             store.upload(b"stored before", "alice")
         with pytest.raises(Conflict):
             store.upload(b"new bytes", "alice")  # gc(min_age=0) takes even new bytes
-        monkeypatch.setattr(Store, "_store_bytes", real)
+        monkeypatch.setattr(Replica, "store_bytes", real)
         store.upload(b"stored before", "bob")  # stored anew, and referenced
-        monkeypatch.setattr(Store, "_store_bytes", then_gc)
+        monkeypatch.setattr(Replica, "store_bytes", then_gc)
         again = store.upload(b"stored before", "bob")  # found and referenced: gc keeps it
         out = store.upload_many([b"stored before", b"fresh"], "carol")
         assert isinstance(out[0], Content)  # bob's contents keep the blob from gc
@@ -194,6 +204,6 @@ def test_a_write_error_in_a_later_group_leaves_no_temp_and_no_row(
         assert calls == 5
         assert store.list_content("alice").total == 0
         assert list((tmp_path / "store" / "tmp").iterdir()) == []
-        assert len(list(store.blobs.iter_digests())) == 32  # two groups, renamed
+        assert len(list(store.replica.blobs.iter_digests())) == 32  # two groups, renamed
         assert store.verify() == []
         assert store.gc(min_age=0).blobs_removed == 32

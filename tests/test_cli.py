@@ -465,7 +465,7 @@ def test_download_of_corrupt_bytes_leaves_no_file(run: Cli) -> None:
     source.write_bytes(os.urandom(300_000))
     content = upload_one(run, source)
     with Store(run.store) as store:
-        blob = store.blobs.path(content["hash"])
+        blob = store.replica.blobs.path(content["hash"])
     blob.chmod(0o644)
     corrupt = bytearray(blob.read_bytes())
     corrupt[-1] ^= 0xFF

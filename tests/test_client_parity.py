@@ -264,7 +264,7 @@ def test_large_content_round_trip(face: Face, tmp_path: Path) -> None:
 def test_corrupt_bytes_are_an_integrity_error(face: Face) -> None:
     alice = face("alice")
     c = alice.upload(file=b"precious bytes", user_id="alice")
-    blob = face.store.blobs.path(c.hash)
+    blob = face.store.replica.blobs.path(c.hash)
     blob.chmod(0o644)
     blob.write_bytes(b"rotten bytes!!")
     with pytest.raises(IntegrityError):

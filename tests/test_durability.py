@@ -99,9 +99,12 @@ def test_four_processes_upload_to_one_store_at_once(tmp_path: Path) -> None:
             api = store.get_api_usage(user)
             assert api.by_operation["upload"]["calls"] == count
             assert api.by_operation["get_content"]["calls"] == count // 5
-        assert store.catalog.stored_storage() == store.catalog.recount_storage()
+        assert (
+            store.replica.catalog.reads.stored_storage()
+            == store.replica.catalog.reads.recount_storage()
+        )
         # 5 payloads are shared by all workers (stored once), the rest are their own.
-        assert len(list(store.blobs.iter_digests())) == 5 + 4 * count // 2
+        assert len(list(store.replica.blobs.iter_digests())) == 5 + 4 * count // 2
 
 
 def test_threads_share_one_store(tmp_path: Path) -> None:

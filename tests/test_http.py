@@ -658,7 +658,7 @@ def test_corrupt_bytes_are_never_served(env: Env) -> None:
     small = env.upload(b"small and precious")
     large = env.upload(os.urandom(3 << 20))
     for content in (small, large):
-        blob = env.store.blobs.path(content["hash"])
+        blob = env.store.replica.blobs.path(content["hash"])
         blob.chmod(0o644)
         corrupt = bytearray(blob.read_bytes())
         corrupt[-1] ^= 1

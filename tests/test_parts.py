@@ -133,6 +133,6 @@ def test_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 def test_migrations_run_once(tmp_path: Path) -> None:
     Store(tmp_path / "s").close()
     with Store(tmp_path / "s") as store:
-        version = store.catalog.conn.execute("PRAGMA user_version").fetchone()[0]
+        version = store.replica.catalog.db.conn.execute("PRAGMA user_version").fetchone()[0]
         assert version >= 1
-        assert store.catalog.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.replica.catalog.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

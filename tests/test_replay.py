@@ -43,7 +43,7 @@ def _busy_store(path: Path, seed: int) -> Store:
         elif action < 0.82:
             cid, owner = rng.choice(live)
             other = rng.choice([u for u in users if u != owner])
-            if store.catalog.permission_of(cid, other) is None:
+            if store.replica.catalog.reads.permission_of(cid, other) is None:
                 col = store.create_collaboration(owner, cid, other, rng.choice(["read", "write"]))
                 collaborations.append((col.collaboration_id, owner))
         elif action < 0.88 and collaborations:
@@ -62,7 +62,7 @@ def _busy_store(path: Path, seed: int) -> Store:
 
 def test_replay_in_shuffled_order_with_duplicates_gives_same_digest(tmp_path: Path) -> None:
     source = _busy_store(tmp_path / "source", seed=7)
-    ops = source.catalog.all_ops()
+    ops = source.replica.catalog.log.all_ops()
     assert len(ops) > 50
     in_order = replay(tmp_path / "in-order", sorted(ops, key=lambda op: op.sort_key))
     rng = random.Random(1)
@@ -73,7 +73,10 @@ def test_replay_in_shuffled_order_with_duplicates_gives_same_digest(tmp_path: Pa
     assert state_rows(in_order) == state_rows(source)
     # The replicas hold no blobs (ops only): every other invariant must hold.
     assert {p.kind for p in shuffled.verify()} <= {"missing_blob"}
-    assert shuffled.catalog.stored_storage() == source.catalog.stored_storage()
+    assert (
+        shuffled.replica.catalog.reads.stored_storage()
+        == source.replica.catalog.reads.stored_storage()
+    )
     for store in (source, in_order, shuffled):
         store.close()
 
@@ -83,13 +86,19 @@ def test_replay_in_shuffled_order_with_duplicates_gives_same_digest(tmp_path: Pa
 def test_any_order_converges(tmp_path_factory, seed: int, order: random.Random) -> None:
     root = tmp_path_factory.mktemp("replay")
     source = _busy_store(root / "source", seed=seed % 1000)
-    ops = source.catalog.all_ops()
+    ops = source.replica.catalog.log.all_ops()
     permuted = list(ops)
     order.shuffle(permuted)
     permuted += [order.choice(ops) for _ in range(5)]
     replayed = replay(root / "replayed", permuted)
     assert state_rows(replayed) == state_rows(source)
-    assert replayed.catalog.stored_storage() == source.catalog.stored_storage()
-    assert replayed.catalog.recount_storage() == source.catalog.recount_storage()
+    assert (
+        replayed.replica.catalog.reads.stored_storage()
+        == source.replica.catalog.reads.stored_storage()
+    )
+    assert (
+        replayed.replica.catalog.reads.recount_storage()
+        == source.replica.catalog.reads.recount_storage()
+    )
     source.close()
     replayed.close()

@@ -341,7 +341,7 @@ def test_deleted_and_collected_before_first_push(stores: Any, tmp_path: Path) ->
 def test_corrupt_local_blob_is_never_pushed(stores: Any, tmp_path: Path) -> None:
     a = stores("a")
     digest = a.upload(b"good bytes", "alice").hash
-    a.blobs.path(digest).write_bytes(b"rotten bytes")
+    a.replica.blobs.path(digest).write_bytes(b"rotten bytes")
     with pytest.raises(IntegrityError, match="do not match their hash"):
         a.push(str(tmp_path / "remote"))
     assert not (tmp_path / "remote" / "ops").exists()
@@ -388,8 +388,8 @@ def test_pull_eager_brings_every_blob(remote: Remote, stores: Any) -> None:
     a.push("origin")
     report = b.pull("origin", blobs="eager")
     assert (report.ops_received, report.blobs_received) == (4, 4)
-    assert b.catalog.remote_blob_sources() == {}
-    assert all(b.blobs.exists(b.get_content(cid, "alice").hash) for cid in cids)
+    assert b.replica.catalog.local.remote_blob_sources() == {}
+    assert all(b.replica.blobs.exists(b.get_content(cid, "alice").hash) for cid in cids)
     assert b.verify() == []
 
 
@@ -403,13 +403,13 @@ def test_pull_lazy_fetches_on_first_read(remote: Remote, stores: Any) -> None:
     report = b.pull("origin", blobs="lazy")
     digest = b.get_content(cid, "alice").hash
     assert (report.ops_received, report.blobs_received) == (1, 0)
-    assert not b.blobs.exists(digest)
-    assert b.catalog.remote_blob_sources() == {digest: "origin"}
+    assert not b.replica.blobs.exists(digest)
+    assert b.replica.catalog.local.remote_blob_sources() == {digest: "origin"}
     assert b.verify() == []  # invariant 4: recorded as remote-only counts
     with b.open_content(cid, "alice") as reader:
         assert reader.read() == b"lazy bytes" * 1000
-    assert b.blobs.exists(digest)
-    assert b.catalog.remote_blob_sources() == {}
+    assert b.replica.blobs.exists(digest)
+    assert b.replica.catalog.local.remote_blob_sources() == {}
     b.add_remote("origin", str(b.path / "no-such-folder"))  # bytes are local now
     assert b.read_content(cid, "alice") == b"lazy bytes" * 1000
 
@@ -435,10 +435,10 @@ def test_eager_pull_hydrates_lazy_blobs(remote: Remote, stores: Any) -> None:
     populate(a, "alice", 3, "hydrate")
     a.push("origin")
     b.pull("origin", blobs="lazy")
-    assert len(b.catalog.remote_blob_sources()) == 3
+    assert len(b.replica.catalog.local.remote_blob_sources()) == 3
     report = b.pull("origin", blobs="eager")
     assert (report.ops_received, report.blobs_received) == (0, 3)
-    assert b.catalog.remote_blob_sources() == {}
+    assert b.replica.catalog.local.remote_blob_sources() == {}
     assert b.verify() == []
 
 
@@ -498,12 +498,12 @@ def test_corrupt_blob_on_remote_is_never_kept(remote: Remote, stores: Any) -> No
     b.pull("origin", blobs="lazy")
     with pytest.raises(BlobUnavailable, match="corrupt"):
         b.read_content(cid, "alice")
-    assert not b.blobs.exists(digest)
+    assert not b.replica.blobs.exists(digest)
     before = c.state_digest()
     with pytest.raises(RemoteError, match="corrupt"):
         c.pull("origin", blobs="eager")
     assert c.state_digest() == before
-    assert not c.blobs.exists(digest)
+    assert not c.replica.blobs.exists(digest)
 
 
 # -- bad remotes leave the store unchanged --------------------------------------------------
@@ -523,9 +523,41 @@ def test_corrupt_segment_changes_nothing(remote: Remote, stores: Any) -> None:
         with pytest.raises(RemoteError, match="corrupt"):
             b.pull("origin")
         assert b.state_digest() == before
-        assert b.catalog.remote_progress("origin@" + remote.url) == {}
+        assert b.replica.catalog.local.remote_progress("origin@" + remote.url) == {}
     fs.pipe_file(segment, good)
     assert b.pull("origin").ops_received == 2
+
+
+def test_ops_of_a_newer_format_are_refused_by_name(stores: Any, tmp_path: Path) -> None:
+    """A replica meeting ops written by a newer release (a newer op format) applies none of
+    them and says which release to upgrade to; ops without a format (older releases) and
+    of its own format keep applying."""
+    remote = local_remote(tmp_path / "remote")
+    a, b = stores("a"), stores("b")
+    connect(a, remote), connect(b, remote)
+    populate(a, "alice", 2, "fmt")
+    a.push("origin")
+    fs, root = open_fs(remote)
+    segment = next(p for p in fs.find(root.rstrip("/") + "/ops"))
+    good = fs.cat_file(segment)
+    ops = [msgpack.unpackb(raw) for raw in msgpack.unpackb(good)]
+    assert all(op["format"] == oplog.OP_FORMAT for op in ops)
+
+    def segment_of(objs: list[dict[str, Any]]) -> bytes:
+        return msgpack.packb([msgpack.packb(obj) for obj in objs])  # type: ignore[no-any-return]
+
+    newer = [{**ops[0], "format": oplog.OP_FORMAT + 1, "writer": "9.3.0"}, ops[1]]
+    before = b.state_digest()
+    fs.pipe_file(segment, segment_of(newer))
+    with pytest.raises(RemoteError, match=r"upgrade to dreamflare-store 9\.3\.0") as info:
+        b.pull("origin")
+    assert "corrupt" not in str(info.value)
+    assert b.state_digest() == before
+    # Ops of older releases carry no format: they are format 1 and apply.
+    older = [{k: v for k, v in op.items() if k not in ("format", "writer")} for op in ops]
+    fs.pipe_file(segment, segment_of(older))
+    assert b.pull("origin").ops_received == 2
+    assert b.state_digest() == a.state_digest()
 
 
 def test_missing_blob_on_remote_changes_nothing(remote: Remote, stores: Any) -> None:
@@ -572,7 +604,7 @@ def test_unknown_protocol(stores: Any) -> None:
         a.add_remote("origin", "nosuchproto://bucket")
     with pytest.raises(RemoteError, match="unknown remote protocol"):
         a.push("nosuchproto://bucket/x")
-    assert a.catalog.remotes() == {}
+    assert a.replica.catalog.local.remotes() == {}
 
 
 def test_missing_bucket(remote: Remote, remote_kind: str, stores: Any, tmp_path: Path) -> None:
@@ -816,12 +848,12 @@ def test_killed_pull_resumes(remote: Remote, stores: Any, tmp_path: Path) -> Non
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert run.returncode == -signal.SIGKILL, run.stderr.decode()
     b = stores("b")
-    assert b.catalog.max_rseq(a.replica_id) == 0  # nothing was applied
+    assert b.replica.catalog.log.max_rseq(a.replica_id) == 0  # nothing was applied
     b.add_remote("flaky", flaky_url(remote), **flaky_options(remote))
     assert b.pull("flaky", blobs="eager").ops_received == 6
     assert b.state_digest() == a.state_digest()
     assert b.verify() == []
-    assert b.catalog.remote_blob_sources() == {}
+    assert b.replica.catalog.local.remote_blob_sources() == {}
 
 
 # -- the command line ---------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def current(state: Any) -> tuple[Any, ...]:
 def last_op(store: Store) -> Op:
     """The op the replica's last mutation recorded."""
     me = store.replica_id
-    return store.catalog.ops_of(me, store.catalog.max_rseq(me) - 1, 1)[0]
+    return store.replica.catalog.log.ops_of(me, store.replica.catalog.log.max_rseq(me) - 1, 1)[0]
 
 
 def pick(items: list[Any], index: int) -> Any:
@@ -134,7 +134,7 @@ class SyncMachine(RuleBasedStateMachine):
         """(content id, owner) of the contents replica r holds alive."""
         rows = (
             self.stores[r]
-            .catalog.conn.execute(
+            .replica.catalog.db.conn.execute(
                 "SELECT content_id, owner FROM contents WHERE deleted = 0 ORDER BY content_id"
             )
             .fetchall()
@@ -142,8 +142,8 @@ class SyncMachine(RuleBasedStateMachine):
         return [(row[0], row[1]) for row in rows if owner is None or row[1] == owner]
 
     def _writers(self, r: int, content_id: str, owner: str) -> list[str]:
-        catalog = self.stores[r].catalog
-        return [owner] + [u for u in USERS if catalog.permission_of(content_id, u) == "write"]
+        catalog = self.stores[r].replica.catalog
+        return [owner] + [u for u in USERS if catalog.reads.permission_of(content_id, u) == "write"]
 
     def _did(self, r: int, what: str) -> None:
         op = last_op(self.stores[r])
@@ -221,7 +221,10 @@ class SyncMachine(RuleBasedStateMachine):
         if not live:
             return
         content_id, owner = pick(live, i)
-        if c == owner or self.stores[r].catalog.permission_of(content_id, c) is not None:
+        if (
+            c == owner
+            or self.stores[r].replica.catalog.reads.permission_of(content_id, c) is not None
+        ):
             return
         self.stores[r].create_collaboration(owner, content_id, c, p)
         self._did(r, f"share with {c}")
@@ -229,7 +232,7 @@ class SyncMachine(RuleBasedStateMachine):
     def _collaborations(self, r: int) -> list[tuple[str, str]]:
         rows = (
             self.stores[r]
-            .catalog.conn.execute(
+            .replica.catalog.db.conn.execute(
                 "SELECT k.collaboration_id, k.owner FROM collaborations k JOIN contents c"
                 " USING (content_id) WHERE k.deleted = 0 AND c.deleted = 0"
                 " ORDER BY k.collaboration_id"
@@ -274,15 +277,17 @@ class SyncMachine(RuleBasedStateMachine):
         if not download:
             store.get_content(content_id, owner)
             return
-        digest = store.catalog.content_row(content_id)["blob"]
+        digest = store.replica.catalog.reads.content_row(content_id)["blob"]
         try:
             data = store.read_content(content_id, owner)
         except BlobUnavailable:
-            assert store.catalog.remote_of_blob(digest) == NO_SOURCE  # pulled with "none"
+            assert (
+                store.replica.catalog.local.remote_of_blob(digest) == NO_SOURCE
+            )  # pulled with "none"
             note(f"replica {r}: bytes of {content_id} not pulled")
             return
-        assert store.blobs.exists(digest)
-        assert len(data) == store.catalog.content_row(content_id)["size"]
+        assert store.replica.blobs.exists(digest)
+        assert len(data) == store.replica.catalog.reads.content_row(content_id)["size"]
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -327,14 +332,16 @@ class SyncMachine(RuleBasedStateMachine):
         assert digests[0] == digests[1] == digests[2]
         replicas = [store.replica_id for store in self.stores]
         snapshots = [
-            [store.catalog.counter_snapshot(replica) for replica in replicas]
+            [store.replica.catalog.tallies.counter_snapshot(replica) for replica in replicas]
             for store in self.stores
         ]
         assert snapshots[0] == snapshots[1] == snapshots[2]
         expected = fold(self.ops)
         for store in self.stores:
             assert store.verify() == []
-            assert store.catalog.remote_blob_sources() == {}  # eager: all bytes are here
+            assert (
+                store.replica.catalog.local.remote_blob_sources() == {}
+            )  # eager: all bytes are here
             self._check_against(store, expected)
         for user in USERS:  # metered reads last: each counts only on its own replica
             assert len({repr(store.get_api_usage(user)) for store in self.stores}) == 1
@@ -356,25 +363,25 @@ class SyncMachine(RuleBasedStateMachine):
         return {cid: {"owner": owners[cid]} for cid, state in expected.contents.items() if state}
 
     def _check_against(self, store: Store, expected: Expected) -> None:
-        catalog = store.catalog
+        catalog = store.replica.catalog
         for content_id, state in expected.contents.items():
-            row = catalog.content_row(content_id)
+            row = catalog.reads.content_row(content_id)
             assert row is not None
             if state is None:
                 assert row["deleted"] == 1, content_id
                 continue
             assert row["deleted"] == 0
             assert current(row) == current(state), content_id
-            versions = catalog.versions_of(content_id)
+            versions = catalog.reads.versions_of(content_id)
             assert [v["number"] for v in versions] == list(range(1, len(versions) + 1))
             assert [current(v) for v in versions] == [
                 current(s) for s in expected.versions[content_id]
             ]
         for collaboration_id, (permissions, deleted) in expected.collaborations.items():
-            row = catalog.collaboration_row(collaboration_id)
+            row = catalog.reads.collaboration_row(collaboration_id)
             assert (row["permissions"], bool(row["deleted"])) == (permissions, deleted)
         for key_id, revoked in expected.revoked.items():
-            assert (catalog.key_row(key_id)["revoked_hlc"] is not None) == revoked
+            assert (catalog.reads.key_row(key_id)["revoked_hlc"] is not None) == revoked
 
 
 # File remotes get the big run; the servers a smaller one (each request costs more).

@@ -24,7 +24,10 @@ import os
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import asyncio  # noqa: E402
+import json  # noqa: E402
 import secrets  # noqa: E402
+import threading  # noqa: E402
+from collections import OrderedDict  # noqa: E402
 from collections.abc import Callable, Iterable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -35,7 +38,7 @@ import fsspec  # type: ignore[import-untyped]  # noqa: E402
 import fsspec.asyn  # type: ignore[import-untyped]  # noqa: E402
 from fsspec.callbacks import Callback  # type: ignore[import-untyped]  # noqa: E402
 
-from .errors import DreamflareError, RemoteError  # noqa: E402
+from ..errors import DreamflareError, RemoteError  # noqa: E402
 
 # Protocols whose objects appear whole or not at all once an upload completes.
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"})
@@ -121,13 +124,39 @@ def check_protocol(url: str) -> None:
         ) from exc
 
 
+# Open remotes, shared by every store of the process: the first request of a new S3
+# client costs ~0.5 s (botocore loads its service model per session). This is the one
+# owner of open filesystems: fsspec's own instance cache is always skipped, since it
+# keeps one instance per thread and per spelling of the options.
+_OPEN: OrderedDict[tuple[str, str, str], Remote] = OrderedDict()
+_OPEN_MAX = 32
+_OPEN_LOCK = threading.Lock()
+
+
 def open_remote(spec: RemoteSpec) -> Remote:
-    """Open the filesystem of a remote (no request is made yet)."""
+    """An open client for a remote, reused while its name, URL and options stay the same
+    (opening makes no request)."""
+    key = (spec.identity, spec.url, json.dumps(spec.options, sort_keys=True, default=str))
+    with _OPEN_LOCK:
+        remote = _OPEN.get(key)
+        if remote is not None:
+            _OPEN.move_to_end(key)
+            return remote
+    remote = _connect(spec)
+    with _OPEN_LOCK:
+        remote = _OPEN.setdefault(key, remote)
+        while len(_OPEN) > _OPEN_MAX:
+            _OPEN.popitem(last=False)
+    return remote
+
+
+def _connect(spec: RemoteSpec) -> Remote:
+    """Make the filesystem of a remote (no request is made yet)."""
     check_protocol(spec.url)
     options = dict(spec.options)
     # Listings must be fresh: a cached one would hide another replica's new segments.
     options["use_listings_cache"] = False
-    options.setdefault("skip_instance_cache", True)
+    options["skip_instance_cache"] = True
     if protocol_of(spec.url) in LOCAL:
         options.setdefault("auto_mkdir", True)
     try:

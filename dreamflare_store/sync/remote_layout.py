@@ -16,9 +16,9 @@ from typing import Any
 
 import msgpack
 
-from . import ids, oplog
-from .errors import InvalidArgument
-from .oplog import Op
+from .. import ids, oplog
+from ..errors import InvalidArgument
+from ..oplog import Op
 
 RSEQ_DIGITS = 12  # zero-padded, so segment names sort by position
 COUNTERS_FORMAT = 1

@@ -1,0 +1,77 @@
+"""Every access rule of DESIGN.md, in one place: contents, collaborations and API keys.
+
+- The owner may do everything with their content; a ``read`` collaborator may get it,
+  read its bytes and list its versions; a ``write`` collaborator may also change its
+  metadata and upload new versions, never delete it or manage its collaborations.
+- Content a user may not see is ``NotFound`` (no existence leak); content they may see but
+  not change is ``PermissionDenied``.
+- A collaboration is visible to its owner and its collaborator only; only the owner
+  changes it, and either of them may end it.
+- An API key is visible and revocable by its user only.
+"""
+
+from __future__ import annotations
+
+from .catalog import Catalog, Row
+from .errors import NotFound, PermissionDenied
+
+READ = "read"
+WRITE = "write"
+OWNER = "owner"
+
+
+class Access:
+    """The access checks, over the catalog's rows. Each returns the row it checked."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._reads = catalog.reads
+
+    def content(self, content_id: str, user_id: str, need: str) -> Row:
+        """The live content row, if ``user_id`` may do what ``need`` ("read", "write",
+        "owner") asks; else NotFound or PermissionDenied."""
+        row = self._reads.content_row(content_id)
+        if row is None or row["deleted"]:
+            raise NotFound(f"content {content_id} not found", content_id=content_id)
+        if row["owner"] == user_id:
+            return row
+        granted = self._reads.permission_of(content_id, user_id)
+        if granted is None:
+            raise NotFound(f"content {content_id} not found", content_id=content_id)
+        if need == READ or (need == WRITE and granted == WRITE):
+            return row
+        raise PermissionDenied(
+            f"user {user_id!r} may not {'change' if need == WRITE else 'manage'} "
+            f"content {content_id}",
+            content_id=content_id,
+        )
+
+    def collaboration(self, collaboration_id: str, user_id: str, change: bool = False) -> Row:
+        """A live collaboration on a live content, if ``user_id`` is its owner or its
+        collaborator (NotFound for anyone else); with ``change``, its owner only
+        (PermissionDenied for the collaborator)."""
+        row = self._reads.collaboration_row(collaboration_id)
+        content = None if row is None else self._reads.content_row(row["content_id"])
+        if (
+            row is None
+            or row["deleted"]
+            or user_id not in (row["owner"], row["collaborator"])
+            or content is None
+            or content["deleted"]
+        ):
+            raise NotFound(
+                f"collaboration {collaboration_id} not found", collaboration_id=collaboration_id
+            )
+        if change and row["owner"] != user_id:
+            raise PermissionDenied(
+                "only the content's owner may change a collaboration",
+                collaboration_id=collaboration_id,
+            )
+        return row
+
+    def key(self, key_id: str, user_id: str) -> Row:
+        """An unrevoked API key of ``user_id``; NotFound for another user's key, a revoked
+        one or none."""
+        row = self._reads.key_row(key_id)
+        if row is None or row["user"] != user_id or row["revoked_hlc"] is not None:
+            raise NotFound(f"API key {key_id} not found", key_id=key_id)
+        return row

@@ -1,0 +1,47 @@
+"""The SQLite catalog: every SQL statement of the engine, by concern.
+
+- ``db``: connections, transactions, retries, migrations (``schema.sql``), settings;
+- ``fold``: the one fold of ops into the materialised tables;
+- ``reads``: reads that return rows (contents, versions, list pages, storage, keys...);
+- ``log``: the op log's reads (timestamps, positions, ranges);
+- ``tallies``: the counters that reads produce (usage, analytics);
+- ``local``: what this store keeps for itself (quotas, remotes, sync progress).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from sqlite3 import Connection
+
+from .db import Database, Row, tags_from_sql, tags_to_sql
+from .fold import Fold
+from .local import LocalState
+from .log import OpLog
+from .reads import CONTENT_COLUMNS, Reads
+from .tallies import Tallies
+
+__all__ = ["CONTENT_COLUMNS", "Catalog", "Row", "tags_from_sql", "tags_to_sql"]
+
+
+class Catalog:
+    """One catalog file, its concerns as parts sharing one database connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = Database(path)
+        self.reads = Reads(self.db)
+        self.fold = Fold(self.db, self.reads)
+        self.log = OpLog(self.db)
+        self.tallies = Tallies(self.db)
+        self.local = LocalState(self.db)
+
+    def atomic(self) -> AbstractContextManager[Connection]:
+        """A write transaction (a savepoint when nested): see ``Database.atomic``."""
+        return self.db.atomic()
+
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        """A read transaction: see ``Database.snapshot``."""
+        return self.db.snapshot()
+
+    def close(self) -> None:
+        self.db.close()

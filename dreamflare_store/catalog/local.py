@@ -1,0 +1,76 @@
+"""What this replica keeps for itself and never replicates: quotas, the remotes it syncs
+with, how far it got with each, and which blobs are only on a remote.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .db import Part
+
+
+class LocalState(Part):
+    """Quotas, remotes, sync progress and remote-only blobs of this store."""
+
+    def quota(self, user: str) -> int | None:
+        row = self.conn.execute("SELECT quota_bytes FROM quotas WHERE user = ?", (user,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_quota(self, user: str, quota_bytes: int | None) -> None:
+        if quota_bytes is None:
+            self.conn.execute("DELETE FROM quotas WHERE user = ?", (user,))
+        else:
+            self.conn.execute(
+                "INSERT INTO quotas (user, quota_bytes) VALUES (?, ?)"
+                " ON CONFLICT (user) DO UPDATE SET quota_bytes = excluded.quota_bytes",
+                (user, quota_bytes),
+            )
+
+    def remotes(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        rows = self.conn.execute("SELECT name, url, options FROM remotes ORDER BY name")
+        return {str(row[0]): (str(row[1]), json.loads(row[2])) for row in rows}
+
+    def set_remote(self, name: str, url: str, options: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT INTO remotes (name, url, options) VALUES (?, ?, ?) ON CONFLICT (name)"
+            " DO UPDATE SET url = excluded.url, options = excluded.options",
+            (name, url, json.dumps(options, sort_keys=True)),
+        )
+
+    def remote_progress(self, remote: str) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT replica, rseq FROM remote_progress WHERE remote = ?", (remote,)
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    def set_remote_progress(self, remote: str, replica: str, rseq: int) -> None:
+        self.conn.execute(
+            "INSERT INTO remote_progress (remote, replica, rseq) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET rseq = max(rseq, excluded.rseq)",
+            (remote, replica, rseq),
+        )
+
+    def remote_of_blob(self, blob: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT remote FROM remote_blobs WHERE blob = ?", (blob,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def remote_blob_digests(self) -> set[str]:
+        return {str(row[0]) for row in self.conn.execute("SELECT blob FROM remote_blobs")}
+
+    def remote_blob_sources(self) -> dict[str, str]:
+        """Every blob recorded as remote-only, with the remote it can be fetched from."""
+        rows = self.conn.execute("SELECT blob, remote FROM remote_blobs")
+        return {str(row[0]): str(row[1]) for row in rows}
+
+    def set_remote_blob(self, blob: str, remote: str, size: int) -> None:
+        self.conn.execute(
+            "INSERT INTO remote_blobs (blob, remote, size) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET remote = excluded.remote",
+            (blob, remote, size),
+        )
+
+    def forget_remote_blob(self, blob: str) -> None:
+        self.conn.execute("DELETE FROM remote_blobs WHERE blob = ?", (blob,))

@@ -1,0 +1,294 @@
+"""Writing contents: uploads (one, or a batch), metadata updates and deletes.
+
+Every write keeps DESIGN.md's order: the bytes are durable before the transaction that
+references them; inside it, the access rule and the quota are checked again and the op is
+recorded. Arguments arrive already validated (the ``Store`` facade checks them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import media, oplog, rows, validate
+from .access import OWNER, WRITE, Access
+from .blobs import StoredBlob
+from .errors import DreamflareError, InvalidArgument
+from .metering import Meter
+from .progress import Progress
+from .records import Content, UploadResult
+from .replica import FileLike, Replica, as_error, small_loader
+
+# Small files per transaction of upload_batch: each chunk shares its flushes and commits
+# at once, and a progress bar moves once per chunk.
+BATCH_CHUNK = 500
+
+
+def version_data(
+    author: str,
+    version_id: str,
+    fields: dict[str, Any],
+    changes: list[str],
+    owner: str | None = None,
+) -> dict[str, Any]:
+    """The data of a content op that makes a version: the one builder of such data.
+
+    With ``owner`` it creates the content (content.create), else it changes it.
+    """
+    data: dict[str, Any] = {"author": author, "fields": fields}
+    if owner is not None:
+        data["owner"] = owner
+    data["version_id"] = version_id
+    data["changes"] = changes
+    return data
+
+
+class Contents:
+    """The content writes of one replica, under the access rules and quotas."""
+
+    def __init__(self, replica: Replica, access: Access, meter: Meter) -> None:
+        self._replica = replica
+        self._access = access
+        self._meter = meter
+        self._catalog = replica.catalog
+
+    def upload(
+        self,
+        file: FileLike,
+        user_id: str,
+        description: str | None,
+        tags: tuple[str, ...] | None,
+        content_id: str | None,
+        name: str | None,
+    ) -> tuple[Content, bool]:
+        """Store the bytes, then create a content (or, with ``content_id``, add a version
+        of it); the content, and whether the bytes were new to the store."""
+        owner = user_id
+        if content_id is not None:
+            owner = self._access.content(content_id, user_id, WRITE)["owner"]
+        stored = self._replica.store_bytes(file, owner)
+        self._meter.note(bytes_in=stored.size)
+        fields, changes = _file_fields(stored, file, name, description, tags, content_id is None)
+        with self._catalog.atomic():
+            self._replica.quota_gate(owner)(stored.digest, stored.size)
+            self._replica.check_still_stored(stored)
+            version_id = self._replica.new_id("version")
+            if content_id is None:
+                content_id = self._replica.new_id("content")
+                data = version_data(user_id, version_id, fields, changes, owner)
+                kind = oplog.CONTENT_CREATE
+            else:
+                self._access.content(content_id, user_id, WRITE)
+                data = version_data(user_id, version_id, fields, changes)
+                kind = oplog.CONTENT_CHANGE
+            self._replica.record(kind, content_id, data)
+            row = self._catalog.reads.content_row(content_id)
+        assert row is not None
+        return rows.content(row), stored.created
+
+    def upload_many(
+        self,
+        files: Sequence[FileLike],
+        user_id: str,
+        description: str | None,
+        tags: tuple[str, ...] | None,
+        jobs: int,
+    ) -> list[tuple[Content | DreamflareError, bool]]:
+        """Create a content for each file, its bytes written by ``jobs`` threads (small
+        ones by groups sharing their flushes), all in one transaction. Per file, in
+        order: its content or the error that kept it out, and whether its bytes were new.
+        Each file counts as one upload in API usage."""
+        written, settle = self._replica.store_many(files, user_id, jobs)
+        try:
+            # What each content will hold, made while the last bytes are still being
+            # flushed (and before the write lock is taken).
+            prepared = {
+                index: self._new_content(blob, files[index], user_id, description, tags)
+                for index, blob in enumerate(written)
+                if isinstance(blob, StoredBlob)
+            }
+            with self._catalog.atomic():
+                final = settle()  # every blob durable, its name too, before the commit
+                outcomes: list[StoredBlob | DreamflareError | Content] = list(final)
+                made = self._create_many(user_id, outcomes, prepared)
+        finally:
+            with contextlib.suppress(Exception):
+                settle()  # a no-op when done; else it ends the batch's threads
+        results: list[tuple[Content | DreamflareError, bool]] = []
+        for index, outcome in enumerate(outcomes):
+            row = made.get(index)
+            blob = final[index]
+            if row is not None:
+                outcome = rows.content(row)
+            assert not isinstance(outcome, StoredBlob)
+            done = isinstance(outcome, Content)
+            size = outcome.size if isinstance(outcome, Content) else 0
+            self._meter.charge("upload", user_id, not done, size, 0)
+            results.append((outcome, done and isinstance(blob, StoredBlob) and blob.created))
+        return results
+
+    def _new_content(
+        self,
+        blob: StoredBlob,
+        file: FileLike,
+        user_id: str,
+        description: str | None,
+        tags: tuple[str, ...] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """A new content's id and the data of the op that creates it."""
+        fields, changes = _file_fields(blob, file, None, description, tags, True)
+        version_id = self._replica.new_id("version")
+        return self._replica.new_id("content"), version_data(
+            user_id, version_id, fields, changes, user_id
+        )
+
+    def _create_many(
+        self,
+        user_id: str,
+        outcomes: list[StoredBlob | DreamflareError | Content],
+        prepared: dict[int, tuple[str, dict[str, Any]]],
+    ) -> dict[int, Any]:
+        """Inside the batch's transaction: record the prepared content of each stored blob
+        the quota admits and gc left in place (a refusal takes the blob's place in
+        ``outcomes``); their rows by index."""
+        admit = self._replica.quota_gate(user_id)
+        chosen: list[int] = []
+        for index, blob in enumerate(outcomes):
+            if not isinstance(blob, StoredBlob):
+                continue
+            try:
+                admit(blob.digest, blob.size)
+                self._replica.check_still_stored(blob)
+            except DreamflareError as exc:
+                outcomes[index] = exc
+                continue
+            chosen.append(index)
+        found = self._replica.record_new_contents([prepared[index] for index in chosen])
+        return dict(zip(chosen, found, strict=True))
+
+    def upload_batch(
+        self,
+        files: Sequence[FileLike],
+        user_id: str,
+        description: str | None,
+        tags: tuple[str, ...] | None,
+        jobs: int,
+        progress: Progress,
+    ) -> list[UploadResult]:
+        """Create a content for each file: small files through ``upload_many`` a chunk at
+        a time, large ones through ``upload`` on ``jobs`` threads; a result per file."""
+        results: list[UploadResult | None] = [None] * len(files)
+        small = [i for i, file in enumerate(files) if small_loader(file) is not None]
+        for start in range(0, len(small), BATCH_CHUNK):
+            chunk = small[start : start + BATCH_CHUNK]
+            batch = [files[i] for i in chunk]
+            nbytes = 0
+            for index, (outcome, new) in zip(
+                chunk, self.upload_many(batch, user_id, description, tags, jobs), strict=True
+            ):
+                results[index] = _result(files[index], index, outcome, new)
+                nbytes += outcome.size if isinstance(outcome, Content) else 0
+            progress.advance(len(chunk), nbytes)
+
+        def one(index: int) -> UploadResult:
+            file = files[index]
+            outcome: Content | DreamflareError
+            new = False
+            try:
+                outcome, new = self.upload(file, user_id, description, tags, None, None)
+            except DreamflareError as exc:
+                outcome = exc
+            except OSError as exc:
+                outcome = as_error(exc, file)
+            size = outcome.size if isinstance(outcome, Content) else 0
+            self._meter.charge("upload", user_id, not isinstance(outcome, Content), size, 0)
+            progress.advance(1, size)
+            return _result(file, index, outcome, new)
+
+        rest = [i for i, result in enumerate(results) if result is None]
+        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
+            for index, result in zip(rest, pool.map(one, rest), strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    def update(
+        self,
+        content_id: str,
+        user_id: str,
+        description: str | None,
+        tags: tuple[str, ...] | None,
+    ) -> Content:
+        """Set the description and/or tags (None keeps a field): a new version."""
+        fields: dict[str, Any] = {}
+        if description is not None:
+            fields["description"] = description
+        if tags is not None:
+            fields["tags"] = list(tags)
+        with self._catalog.atomic():
+            self._access.content(content_id, user_id, WRITE)
+            data = version_data(user_id, self._replica.new_id("version"), fields, list(fields))
+            self._replica.record(oplog.CONTENT_CHANGE, content_id, data)
+            row = self._catalog.reads.content_row(content_id)
+        assert row is not None
+        return rows.content(row)
+
+    def delete(self, content_id: str, user_id: str) -> None:
+        """Delete a content and all its versions (owner only): final, even across replicas."""
+        with self._catalog.atomic():
+            self._access.content(content_id, user_id, OWNER)
+            self._replica.record(oplog.CONTENT_DELETE, content_id, {"author": user_id})
+
+
+def _file_fields(
+    stored: StoredBlob,
+    file: object,
+    name: str | None,
+    description: str | None,
+    tags: tuple[str, ...] | None,
+    new: bool,
+) -> tuple[dict[str, Any], list[str]]:
+    """The fields a version with these bytes sets (the first of a content when ``new``),
+    and the names of what it changes."""
+    info = media.sniff(stored.head)
+    fields: dict[str, Any] = {
+        "mime": info.mime,
+        "size": stored.size,
+        "blob": stored.digest,
+        "width": info.width,
+        "height": info.height,
+    }
+    changes = ["file"]
+    if new or name is not None:
+        fields["filename"] = name or _default_filename(file)
+        changes.append("filename")
+    if description is not None:
+        fields["description"] = description
+        changes.append("description")
+    if tags is not None and (not new or tags):
+        fields["tags"] = list(tags)
+        changes.append("tags")
+    return fields, changes
+
+
+def _default_filename(file: object) -> str:
+    if isinstance(file, str | os.PathLike):
+        name = os.path.basename(os.fspath(file))
+    else:
+        given = getattr(file, "name", None)
+        name = os.path.basename(given) if isinstance(given, str) else ""
+    try:
+        return validate.filename(name)
+    except InvalidArgument:
+        return "upload"
+
+
+def _result(
+    file: object, index: int, outcome: Content | DreamflareError, new: bool
+) -> UploadResult:
+    source = os.fspath(file) if isinstance(file, str | os.PathLike) else f"#{index}"
+    if isinstance(outcome, Content):
+        return UploadResult(str(source), "created", outcome, new)
+    return UploadResult(str(source), "failed", None, False, outcome)

@@ -1,0 +1,100 @@
+"""Records built from catalog rows: every ``Content``, ``Version``, ``Collaboration`` and
+``ApiKey`` the API returns is made here, so a record reads the same on every path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .catalog import CONTENT_COLUMNS, Row, tags_from_sql
+from .clock import iso_ms, iso_of_hlc
+from .records import ApiKey, Collaboration, Content, Version, new_content
+
+# A page of 100 contents parses 100 tag lists, so a parse costs a dict lookup instead: a
+# plain dict (a hit is cheaper than an lru_cache call), emptied when it grows large.
+_TAGS: dict[str | None, tuple[str, ...]] = {}
+_TAGS_MAX = 4096
+
+
+def tags(text: str | None) -> tuple[str, ...]:
+    """The tags of a row's ``tags`` column."""
+    try:
+        return _TAGS[text]
+    except KeyError:
+        if len(_TAGS) >= _TAGS_MAX:
+            _TAGS.clear()
+        parsed = _TAGS[text] = tags_from_sql(text)
+        return parsed
+
+
+def content_of(
+    content_id: str,
+    owner: str,
+    filename: str,
+    mime: str,
+    size: int,
+    blob: str,
+    description: str | None,
+    tags_text: str | None,
+    version: int,
+    created_hlc: str,
+    updated_hlc: str,
+    width: int | None,
+    height: int | None,
+) -> Content:
+    """The record of a content row's ``CONTENT_COLUMNS`` (list pages give plain tuples)."""
+    created_at = iso_of_hlc(created_hlc)
+    updated_at = created_at if updated_hlc == created_hlc else iso_of_hlc(updated_hlc)
+    return new_content(
+        content_id, owner, filename, mime, size, blob, description, tags(tags_text), version,
+        created_at, updated_at, width, height,
+    )  # fmt: skip
+
+
+def content(row: Row) -> Content:
+    """The record of a whole content row."""
+    return content_of(*[row[column] for column in CONTENT_COLUMNS])
+
+
+def version(row: Row) -> Version:
+    """The record of a version row: its snapshot and which fields it changed."""
+    return Version(
+        version_id=row["version_id"],
+        content_id=row["content_id"],
+        version=row["number"],
+        user_id=row["author"],
+        created_at=iso_of_hlc(row["hlc"]),
+        hash=row["blob"],
+        size=row["size"],
+        filename=row["filename"],
+        mime_type=row["mime"],
+        description=row["description"],
+        tags=tags(row["tags"]),
+        changes=tuple(row["changes"].split(",")) if row["changes"] else (),
+        width=row["width"],
+        height=row["height"],
+    )
+
+
+def collaboration(row: Row) -> Collaboration:
+    return Collaboration(
+        collaboration_id=row["collaboration_id"],
+        content_id=row["content_id"],
+        user_id=row["owner"],
+        collaborator_id=row["collaborator"],
+        permissions=row["permissions"],
+        created_at=iso_of_hlc(row["created_hlc"]),
+        updated_at=iso_of_hlc(row["updated_hlc"]),
+    )
+
+
+def api_key(row: Row, last_used_ms: int | None) -> ApiKey:
+    revoked: Any = row["revoked_hlc"]
+    return ApiKey(
+        key_id=row["key_id"],
+        user_id=row["user"],
+        description=row["description"],
+        created_at=iso_of_hlc(row["created_hlc"]),
+        revoked_at=None if revoked is None else iso_of_hlc(revoked),
+        last_used_at=None if last_used_ms is None else iso_ms(last_used_ms),
+    )
