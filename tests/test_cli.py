@@ -17,9 +17,13 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from dreamflare_store import Store, cli_format, cli_upload
+from dreamflare_store import Store
 from dreamflare_store import store as store_module
-from dreamflare_store.cli import cli
+from dreamflare_store.blobs import SMALL_FILE
+from dreamflare_store.cli import cli, progress
+from dreamflare_store.cli import format as cli_format
+from dreamflare_store.cli import upload as cli_upload
+from dreamflare_store.cli.context import State
 
 MISSING_ID = "cnt_" + "0" * 26
 
@@ -317,7 +321,7 @@ def test_upload_in_parallel_stores_every_file(run: Cli) -> None:
     for index in range(40):
         (folder / f"d{index % 4}").mkdir(parents=True, exist_ok=True)
         (folder / f"d{index % 4}" / f"{index}.bin").write_bytes(os.urandom(100 + index))
-    (folder / "big.bin").write_bytes(os.urandom(cli_upload.SMALL_FILE + 12345))
+    (folder / "big.bin").write_bytes(os.urandom(SMALL_FILE + 12345))
     report = run.json("upload", str(folder), "--user", "alice", "--jobs", "8")
     assert report["uploaded"] == 41 and report["new"] == 41
     with Store(run.store) as store:
@@ -582,7 +586,7 @@ def test_verify_and_gc(run: Cli) -> None:
 
 
 def test_remote_option_values_are_parsed() -> None:
-    from dreamflare_store.cli_admin import _parse_option
+    from dreamflare_store.cli.sync import _parse_option
 
     assert _parse_option("anon=true") == ("anon", True)
     assert _parse_option("endpoint_url=http://127.0.0.1:9000") == (
@@ -661,18 +665,23 @@ def test_table_aligns_and_cuts() -> None:
 
 
 def test_progress_bar_draws_files_and_bytes_only_when_enabled() -> None:
-    assert type(cli_format.progress(3, 30, enabled=False)) is cli_format.NullProgress
+    scripted = State(click.Context(cli), "unused", as_json=True)
+    assert type(progress.progress_bar(scripted)) is progress.NullBar
     stream = io.StringIO()
-    bar = cli_format.Progress(4, 4 * 2**20, stream=stream, delay=0.0, rate=1e9)
+    bar = progress.Bar(stream, delay=0.0)
+    bar.start("Uploading", 4, 4 * 2**20)
     bar.advance(files=1, nbytes=2**20)
     bar.advance(files=1, nbytes=2**20)
-    assert "Uploading 2/4 files    2.0 MiB/4.0 MiB" in stream.getvalue()
-    assert " 50%" in bar.render()
-    bar.close()
-    assert stream.getvalue().endswith("\r\x1b[K")
+    drawn = stream.getvalue()
+    assert "Uploading" in drawn and "2/4 files  2.0 MiB/4.0 MiB" in drawn
+    assert " 50%" in drawn
+    bar.finish()
+    assert stream.getvalue().endswith("\n")  # the last line stays, the cursor moves on
     quiet = io.StringIO()
-    slow = cli_format.Progress(1, 1, stream=quiet, delay=60.0)
+    slow = progress.Bar(quiet, delay=60.0)
+    slow.start("Uploading", 1, 1)
     slow.advance(files=1, nbytes=1)
+    slow.finish()
     assert quiet.getvalue() == ""  # quick work draws nothing
 
 
