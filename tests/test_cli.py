@@ -685,6 +685,16 @@ def test_progress_bar_draws_files_and_bytes_only_when_enabled() -> None:
     assert quiet.getvalue() == ""  # quick work draws nothing
 
 
+def test_folder_upload_draws_a_bar_on_a_terminal(run: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    for index in range(3):
+        png(run.cwd / "d" / f"{index}.png", color=(index, 2, 2))
+    monkeypatch.setattr(progress, "show_progress", lambda state: True)  # a terminal
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    result = run("upload", "d", "--user", "alice", "-q")
+    assert "Uploading" in result.stderr and "3/3 files" in result.stderr
+    assert result.stdout.startswith("Uploaded 3 files (3 new, 0 deduplicated)")
+
+
 def test_collect_lists_each_file_once(tmp_path: Path) -> None:
     png(tmp_path / "d" / "a.png")
     png(tmp_path / "d" / "b" / "c.png")

@@ -60,9 +60,9 @@ class Bar:
     workers advance it at once. A phase that ends within ``delay`` seconds draws nothing.
     """
 
-    def __init__(self, stream: TextIO, delay: float = DELAY) -> None:
+    def __init__(self, stream: TextIO, delay: float | None = None) -> None:
         self._stream = _Terminal(stream)
-        self._delay = delay
+        self._delay = DELAY if delay is None else delay
         self._lock = threading.Lock()
         self._drawn = contextlib.ExitStack()
         self._bar: ProgressBar[int] | None = None
@@ -113,8 +113,8 @@ class Bar:
             file=cast(TextIO, self._stream),
             item_show_func=lambda _item: self.counts(),
         )
+        bar.update(self.nbytes if self.total_bytes else self.files)  # then drawn once
         self._bar = self._drawn.enter_context(bar)
-        self._bar.update(self.nbytes if self.total_bytes else self.files)
 
     def _close(self) -> None:
         self._drawn.close()

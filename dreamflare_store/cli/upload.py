@@ -192,7 +192,8 @@ def upload_files(
             outcomes.append(Outcome(item.path, error=_worded(result.error, item.path)))
             continue
         digest = result.content.hash
-        outcomes.append(Outcome(item.path, result.content, digest not in new or digest in seen))
+        stored = digest not in new or digest in seen
+        outcomes.append(Outcome(item.path, result.content, deduplicated=stored))
         seen.add(digest)
     return outcomes
 
