@@ -827,6 +827,17 @@ class Store(AccountsMixin):
             hasher.update(msgpack.packb(row, use_bin_type=True))
         return hasher.hexdigest()
 
+    # -- asked before opening -----------------------------------------------------------
+
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """Whether a store lives at ``path``: its catalog file is there.
+
+        Opening a ``Store`` creates one, so a face that must not (the CLI, where a
+        mistyped ``--store`` is an error and not a new store) asks this first.
+        """
+        return (Path(path) / "catalog.db").is_file()  # the file __init__ opens
+
 
 def _content_of(
     content_id: str,

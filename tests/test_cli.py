@@ -127,7 +127,9 @@ def test_importing_the_cli_leaves_remote_and_http_machinery_unloaded() -> None:
 
 def test_init_creates_once_and_reports(tmp_path: Path) -> None:
     runner = Cli(tmp_path / "s", tmp_path)
+    assert not Store.exists(tmp_path / "s")
     assert runner("init").stdout.startswith("Created a store at")
+    assert Store.exists(tmp_path / "s") and not Store.exists(tmp_path)
     assert "already exists" in runner("init").stdout
     report = runner.json("init")
     assert report["created"] is False and report["store"] == str(tmp_path / "s")

@@ -12,7 +12,7 @@ import click
 
 from ..errors import InvalidArgument
 from . import format as fmt
-from .context import CATALOG_FILE, State, store_command
+from .context import State, store_command
 from .exit_codes import fail
 
 # -- the store ------------------------------------------------------------------------
@@ -29,7 +29,7 @@ def init(state: State) -> None:
     from ..store import Store
 
     path = Path(state.store_path)
-    created = not (path / CATALOG_FILE).is_file()
+    created = not Store.exists(path)
     with Store(path) as store:
         replica = store.replica_id
     if state.as_json:
@@ -65,13 +65,13 @@ def serve(state: State, host: str, port: int) -> None:
 def _create_if_new(state: State) -> None:
     """``serve`` is the first thing a new user runs: it makes the store when its folder is
     new or empty. A folder that holds other files is still refused (a mistyped --store)."""
+    from ..store import Store
+
     path = Path(state.store_path)
-    if (path / CATALOG_FILE).is_file():
+    if Store.exists(path):
         return
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         state.require_store()  # raises NotFound with the usual hint
-    from ..store import Store
-
     Store(path).close()
     click.echo(f"Created a store at {path}", err=True)
 

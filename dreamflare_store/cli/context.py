@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ..store import Store
 
 DEFAULT_STORE = "./dreamflare-data"
-CATALOG_FILE = "catalog.db"  # Store(path) keeps its catalog here (store.py)
 
 
 # -- state -----------------------------------------------------------------------------
@@ -50,10 +49,11 @@ class State:
 
     def require_store(self) -> None:
         """Only ``init`` creates a store: a mistyped path is an error, not a new store."""
-        path = Path(self.store_path)
-        # The catalog file is what makes a folder a store: `--store ~` must not fill a
-        # home folder with a new store's files.
-        if not (path / CATALOG_FILE).is_file():
+        from ..store import Store
+
+        # `--store ~` must not fill a home folder with a new store's files.
+        if not Store.exists(self.store_path):
+            path = Path(self.store_path)
             raise NotFound(
                 f"no store at {path} (create one with `dreamflare init`, or point --store or"
                 " DREAMFLARE_STORE at an existing one)",
