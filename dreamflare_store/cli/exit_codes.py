@@ -2,7 +2,7 @@
 
 A ``DreamflareError`` (or an ``OSError`` about a user's file) is one ``error: ...`` line on
 stderr (its JSON with ``--json``) and exit 1; click's usage errors exit 2. Commands raise
-errors and never catch them to print.
+errors rather than print them (only ``upload`` lists the files of a batch that failed).
 """
 
 from __future__ import annotations
