@@ -37,7 +37,7 @@ from .records import (
     Version,
 )
 from .store import Store
-from .version import __version__
+from .version import __version__ as __version__
 
 __all__ = [
     "Analytics",

@@ -39,8 +39,16 @@ FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 Settle = Callable[[], list[StoredBlob | DreamflareError]]
 
 
+CATALOG_FILE = "catalog.db"
+
+
 class Replica:
     """One store folder: its catalog, its blobs, its clocks and its buffered counters."""
+
+    @staticmethod
+    def exists(path: Path) -> bool:
+        """Whether a store lives in ``path``: its catalog file is there."""
+        return (path / CATALOG_FILE).is_file()
 
     def __init__(
         self,
@@ -57,7 +65,7 @@ class Replica:
         self.default_quota = default_quota
         self._randbits = randbits
         self.blobs = BlobStore(path)
-        self.catalog = Catalog(path / "catalog.db")
+        self.catalog = Catalog(path / CATALOG_FILE)
         self.replica_id = self._replica_id()
         self.clock = HybridClock(self.replica_id, wall, self.catalog.log.last_hlc())
         self.counters = CounterBuffer(self.catalog, self.replica_id, time.monotonic)

@@ -456,6 +456,17 @@ class Store:
         """A hash of the materialised state: equal on replicas that have fully synced."""
         return self.replica.state_digest()
 
+    # -- asked before opening -----------------------------------------------------------
+
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """Whether a store lives at ``path``.
+
+        Opening a ``Store`` creates one, so a face that must not (the CLI, where a
+        mistyped ``--store`` is an error and not a new store) asks this first.
+        """
+        return Replica.exists(Path(path))
+
 
 class _CountingReader(io.RawIOBase):
     """Passes reads through to a verified reader, counting the bytes served."""

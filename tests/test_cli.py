@@ -17,9 +17,13 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from dreamflare_store import Store, cli_format, cli_upload
-from dreamflare_store import store as store_module
-from dreamflare_store.cli import cli
+from dreamflare_store import Store
+from dreamflare_store import replica as replica_module
+from dreamflare_store.blobs import SMALL_FILE
+from dreamflare_store.cli import cli, progress
+from dreamflare_store.cli import format as cli_format
+from dreamflare_store.cli import upload as cli_upload
+from dreamflare_store.cli.context import State
 
 MISSING_ID = "cnt_" + "0" * 26
 
@@ -123,7 +127,9 @@ def test_importing_the_cli_leaves_remote_and_http_machinery_unloaded() -> None:
 
 def test_init_creates_once_and_reports(tmp_path: Path) -> None:
     runner = Cli(tmp_path / "s", tmp_path)
+    assert not Store.exists(tmp_path / "s")
     assert runner("init").stdout.startswith("Created a store at")
+    assert Store.exists(tmp_path / "s") and not Store.exists(tmp_path)
     assert "already exists" in runner("init").stdout
     report = runner.json("init")
     assert report["created"] is False and report["store"] == str(tmp_path / "s")
@@ -230,7 +236,7 @@ def test_upload_reports_an_unreadable_file_and_uploads_the_rest(
             raise PermissionError(13, "Permission denied", str(self))
         return real_read(self)
 
-    real_read_small = store_module.read_small
+    real_read_small = replica_module.read_small
 
     def read_small(path: str, size: int) -> bytes:  # the batch path's reader
         if Path(path) == locked:
@@ -239,7 +245,7 @@ def test_upload_reports_an_unreadable_file_and_uploads_the_rest(
 
     # Root reads files whatever their mode: the refusal is made here instead.
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    monkeypatch.setattr(store_module, "read_small", read_small)
+    monkeypatch.setattr(replica_module, "read_small", read_small)
     result = run("upload", str(folder), "--user", "alice", "-j", "3", code=1)
     assert f"{locked}: cannot read: Permission denied" in result.stderr
     assert "gone.png: no such file or folder" in result.stderr
@@ -317,7 +323,7 @@ def test_upload_in_parallel_stores_every_file(run: Cli) -> None:
     for index in range(40):
         (folder / f"d{index % 4}").mkdir(parents=True, exist_ok=True)
         (folder / f"d{index % 4}" / f"{index}.bin").write_bytes(os.urandom(100 + index))
-    (folder / "big.bin").write_bytes(os.urandom(cli_upload.SMALL_FILE + 12345))
+    (folder / "big.bin").write_bytes(os.urandom(SMALL_FILE + 12345))
     report = run.json("upload", str(folder), "--user", "alice", "--jobs", "8")
     assert report["uploaded"] == 41 and report["new"] == 41
     with Store(run.store) as store:
@@ -582,7 +588,7 @@ def test_verify_and_gc(run: Cli) -> None:
 
 
 def test_remote_option_values_are_parsed() -> None:
-    from dreamflare_store.cli_admin import _parse_option
+    from dreamflare_store.cli.sync import _parse_option
 
     assert _parse_option("anon=true") == ("anon", True)
     assert _parse_option("endpoint_url=http://127.0.0.1:9000") == (
@@ -661,19 +667,34 @@ def test_table_aligns_and_cuts() -> None:
 
 
 def test_progress_bar_draws_files_and_bytes_only_when_enabled() -> None:
-    assert type(cli_format.progress(3, 30, enabled=False)) is cli_format.NullProgress
+    scripted = State(click.Context(cli), "unused", as_json=True)
+    assert type(progress.progress_bar(scripted)) is progress.NullBar
     stream = io.StringIO()
-    bar = cli_format.Progress(4, 4 * 2**20, stream=stream, delay=0.0, rate=1e9)
+    bar = progress.Bar(stream, delay=0.0)
+    bar.start("Uploading", 4, 4 * 2**20)
     bar.advance(files=1, nbytes=2**20)
     bar.advance(files=1, nbytes=2**20)
-    assert "Uploading 2/4 files    2.0 MiB/4.0 MiB" in stream.getvalue()
-    assert " 50%" in bar.render()
-    bar.close()
-    assert stream.getvalue().endswith("\r\x1b[K")
+    drawn = stream.getvalue()
+    assert "Uploading" in drawn and "2/4 files  2.0 MiB/4.0 MiB" in drawn
+    assert " 50%" in drawn
+    bar.finish()
+    assert stream.getvalue().endswith("\n")  # the last line stays, the cursor moves on
     quiet = io.StringIO()
-    slow = cli_format.Progress(1, 1, stream=quiet, delay=60.0)
+    slow = progress.Bar(quiet, delay=60.0)
+    slow.start("Uploading", 1, 1)
     slow.advance(files=1, nbytes=1)
+    slow.finish()
     assert quiet.getvalue() == ""  # quick work draws nothing
+
+
+def test_folder_upload_draws_a_bar_on_a_terminal(run: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    for index in range(3):
+        png(run.cwd / "d" / f"{index}.png", color=(index, 2, 2))
+    monkeypatch.setattr(progress, "show_progress", lambda state: True)  # a terminal
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    result = run("upload", "d", "--user", "alice", "-q")
+    assert "Uploading" in result.stderr and "3/3 files" in result.stderr
+    assert result.stdout.startswith("Uploaded 3 files (3 new, 0 deduplicated)")
 
 
 def test_collect_lists_each_file_once(tmp_path: Path) -> None:

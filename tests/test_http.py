@@ -28,12 +28,12 @@ import pytest
 
 from dreamflare_store import DreamflareError, Store, errors
 from dreamflare_store.blobs import hash_bytes
+from dreamflare_store.cli.serve import print_welcome
 from dreamflare_store.http import create_app
 from dreamflare_store.http import errors as http_errors
 from dreamflare_store.http.openapi import SCHEMAS
 from dreamflare_store.http.operations import BY_NAME, OPERATIONS
 from dreamflare_store.http.testing import LiveServer
-from dreamflare_store.serve import print_welcome
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -696,7 +696,7 @@ def test_the_status_table_agrees_with_the_error_classes() -> None:
 
 def test_the_core_does_not_import_the_web_framework() -> None:
     code = (
-        "import sys, dreamflare_store, dreamflare_store.client, dreamflare_store.serve;"
+        "import sys, dreamflare_store, dreamflare_store.client, dreamflare_store.cli.serve;"
         "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -729,7 +729,7 @@ class ServeProcess:
 
     def __init__(self, store_path: Path, port: int) -> None:
         code = (
-            "from dreamflare_store.serve import serve;"
+            "from dreamflare_store.cli.serve import serve;"
             f" serve({str(store_path)!r}, '127.0.0.1', {port})"
         )
         env = {**os.environ, "DREAMFLARE_USER": "alice", "PYTHONUNBUFFERED": "1"}

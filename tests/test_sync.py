@@ -866,11 +866,10 @@ def test_cli_sync_commands_show_progress_and_hide_secrets(
     reports on stdout, and a credential given as an option is never printed."""
     from click.testing import CliRunner
 
-    from dreamflare_store import cli_admin
-    from dreamflare_store.cli import cli
+    from dreamflare_store.cli import cli, progress
 
     folder = local_remote(tmp_path / "remote")
-    monkeypatch.setattr(cli_admin, "show_progress", lambda state: True)
+    monkeypatch.setattr(progress, "show_progress", lambda state: True)
     runner = CliRunner()
 
     def run(store: str, *args: str) -> Any:

@@ -1,11 +1,4 @@
-"""The ``dreamflare`` command line: every operation of the store, for people and scripts.
-
-This module holds the root group and the content commands (init, upload, get, download,
-ls, rm, update, versions); ``cli_admin`` holds the rest and ``cli_base`` what they share
-(the lazily opened store, the one place errors become exit codes, the common options).
-Start-up matters, so fsspec, HTTP and sync machinery are imported only inside the
-commands that need them.
-"""
+"""The content commands: upload, get, download, ls, rm, update, versions."""
 
 from __future__ import annotations
 
@@ -13,93 +6,20 @@ import os
 import secrets
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import cli_admin
-from . import cli_format as fmt
-from .cli_base import (
-    CATALOG_FILE,
-    DEFAULT_STORE,
-    DreamflareGroup,
-    State,
-    fail,
-    show_progress,
-    store_command,
-    user_option,
-)
-from .errors import Conflict, NotFound
-
-# -- the root group --------------------------------------------------------------------
+from ..errors import Conflict, NotFound
+from . import format as fmt
+from .context import State, store_command, user_option
+from .exit_codes import fail
+from .progress import progress_bar
 
 
-@click.group(
-    "dreamflare",
-    cls=DreamflareGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="""\b
-Example session:
-  export DREAMFLARE_USER=alice
-  dreamflare init
-  dreamflare upload ./renders --tags sunset,v2
-  dreamflare ls
-  dreamflare versions cnt_...
-Run `dreamflare COMMAND --help` for each command's options.""",
-)
-@click.option(
-    "--store",
-    metavar="PATH",
-    envvar="DREAMFLARE_STORE",
-    default=DEFAULT_STORE,
-    show_default=True,
-    show_envvar=True,
-    help="Store folder.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print results as JSON, for scripts.")
-@click.version_option(package_name="dreamflare-store", prog_name="dreamflare")
-@click.pass_context
-def cli(ctx: click.Context, store: str, as_json: bool) -> None:
-    """Store, version and share AI-generated images and videos, offline first.
-
-    A store is a folder: a SQLite catalog beside content-addressed files, deduplicated
-    across users. It syncs later with any fsspec location (a folder, S3, GCS).
-
-    Exit codes: 0 success, 1 an error (one line on stderr), 2 a usage error.
-    """
-    ctx.obj = State(ctx, store, as_json)
-
-
-# -- store ----------------------------------------------------------------------------
-
-
-@store_command(cli)
-def init(state: State) -> None:
-    """Create a store (nothing changes if one is already there).
-
-    \b
-    Example:
-      dreamflare --store ./dreamflare-data init
-    """
-    from .store import Store
-
-    path = Path(state.store_path)
-    created = not (path / CATALOG_FILE).is_file()
-    with Store(path) as store:
-        replica = store.replica_id
-    if state.as_json:
-        state.emit({"store": str(path), "created": created, "replicaId": replica})
-    elif created:
-        click.echo(f"Created a store at {path}")
-    else:
-        click.echo(f"A store already exists at {path}")
-
-
-# -- content --------------------------------------------------------------------------
-
-
-@store_command(cli)
+@store_command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @user_option
 @click.option("--description", "-d", help="Description for every file uploaded.")
@@ -136,42 +56,42 @@ def upload(
       dreamflare upload ./renders --user alice --tags sunset,v2
       dreamflare upload cat-v2.png --user alice --content-id cnt_...
     """
-    from . import cli_upload, ids, validate
+    from .. import ids, validate
+    from . import upload as batch
 
     validate.user_id(user)  # bad shared arguments fail once, before any file is read
     validate.description(description)
     validate.tags(tags)
     if content_id is not None:
         ids.check_id("content", content_id)
-    items, failures = cli_upload.collect(paths, include_hidden=hidden)
+    items, failures = batch.collect(paths, include_hidden=hidden)
     single = len(paths) == 1 and not Path(paths[0]).is_dir()
     if content_id is not None and (len(items) + len(failures) != 1 or not single):
         raise click.UsageError("--content-id takes exactly one file")
-    store = state.store
-    bar = fmt.progress(len(items), sum(item.size for item in items), show_progress(state))
-
-    def report(outcome: cli_upload.Outcome) -> None:
+    store = state.store  # opened first: a mistyped --store is the error to show
+    if single and failures and failures[0].error is not None:
+        fail(failures[0].error)  # one file: its error is the command's error
+    began = time.perf_counter()
+    if content_id is not None:
+        outcomes = [batch.upload_version(store, items[0], user, description, tags, content_id)]
+    else:
+        outcomes = batch.upload_files(
+            store, items, user, description, tags, jobs or batch.DEFAULT_JOBS,
+            progress_bar(state),
+        )  # fmt: skip
+    summary = batch.summarize([*failures, *outcomes], time.perf_counter() - began)
+    if single and summary.errors and summary.errors[0].error is not None:
+        fail(summary.errors[0].error)
+    for outcome in [*failures, *outcomes]:
         if outcome.error is not None:
-            if not single:  # a single file's error is the command's error, shown once
-                bar.echo(f"error: {outcome.error.message}", err=True)
+            click.echo(f"error: {outcome.error.message}", err=True)
         elif not quiet and not state.as_json and outcome.content is not None:
-            content = outcome.content
+            made = outcome.content
             note = "  (already stored)" if outcome.deduplicated else ""
-            bar.echo(
-                f"{content.content_id}  v{content.version}  {fmt.human_size(content.size):>10}"
+            click.echo(
+                f"{made.content_id}  v{made.version}  {fmt.human_size(made.size):>10}"
                 f"  {outcome.path}{note}"
             )
-
-    for failure in failures:
-        report(failure)
-    uploader = cli_upload.BatchUploader(
-        store, user, description, tags, content_id, bar, report, jobs or cli_upload.DEFAULT_JOBS
-    )
-    with bar:
-        outcomes, seconds = cli_upload.upload_batch(uploader, items)
-    summary = cli_upload.summarize([*failures, *outcomes], seconds)
-    if single and summary.errors and summary.errors[0].error is not None:
-        fail(summary.errors[0].error)  # one file: its error is the command's error
     if state.as_json:
         state.emit(summary.items[0] if single else summary)
     elif not (single and not quiet):
@@ -180,7 +100,7 @@ def upload(
         click.get_current_context().exit(1)
 
 
-@store_command(cli)
+@store_command()
 @click.argument("content_id", metavar="ID")
 @user_option
 def get(state: State, content_id: str, user: str) -> None:
@@ -197,7 +117,7 @@ def get(state: State, content_id: str, user: str) -> None:
         click.echo(fmt.content_details(content))
 
 
-@store_command(cli)
+@store_command()
 @click.argument("content_id", metavar="ID")
 @user_option
 @click.option(
@@ -281,7 +201,7 @@ def _write_atomically(reader: Any, target: Path, force: bool) -> int:
     return size
 
 
-@store_command(cli, "ls")
+@store_command(name="ls")
 @user_option
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="Contents per page.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Contents to skip.")
@@ -305,7 +225,7 @@ def list_(state: State, user: str, limit: int, offset: int) -> None:
     click.echo(f"\n{page.offset + 1}-{last} of {page.total:,}{more}")
 
 
-@store_command(cli)
+@store_command()
 @click.argument("content_id", metavar="ID")
 @user_option
 def rm(state: State, content_id: str, user: str) -> None:
@@ -322,7 +242,7 @@ def rm(state: State, content_id: str, user: str) -> None:
         click.echo(f"Deleted {content_id}")
 
 
-@store_command(cli)
+@store_command()
 @click.argument("content_id", metavar="ID")
 @user_option
 @click.option("--description", "-d", help="New description.")
@@ -344,7 +264,7 @@ def update(
         click.echo(fmt.content_details(content))
 
 
-@store_command(cli)
+@store_command()
 @click.argument("content_id", metavar="ID")
 @user_option
 def versions(state: State, content_id: str, user: str) -> None:
@@ -361,10 +281,4 @@ def versions(state: State, content_id: str, user: str) -> None:
         click.echo(fmt.version_history(history))
 
 
-for _command in cli_admin.COMMANDS:
-    cli.add_command(_command)
-
-
-def main() -> None:
-    """The ``dreamflare`` executable."""
-    cli(prog_name="dreamflare")
+COMMANDS: list[click.Command] = [upload, get, download, list_, rm, update, versions]

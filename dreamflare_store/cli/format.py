@@ -1,4 +1,4 @@
-"""How the command line shows things to people: sizes, times, tables, histories, progress.
+"""How the command line shows things to people: sizes, times, tables, histories.
 
 Everything here turns records into text and nothing else: no store access, no click
 context. ``--json`` output does not come through here at all (it is the records' own
@@ -7,15 +7,12 @@ context. ``--json`` output does not come through here at all (it is the records'
 
 from __future__ import annotations
 
-import shutil
-import sys
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
-from .records import Analytics, ApiUsage, Content, StorageUsage, SyncReport, Version
+from ..records import Analytics, ApiUsage, Content, StorageUsage, SyncReport, Version
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 RECENT_SECONDS = 7 * 24 * 3600  # within a week, "3 h ago" reads better than a date
@@ -280,119 +277,3 @@ def sync_text(report: SyncReport) -> str:
         else:
             parts.append(f"{verb} nothing new")
     return "; ".join(parts) + "."
-
-
-# -- progress --------------------------------------------------------------------------
-
-
-class NullProgress:
-    """The progress interface with no bar: lines are printed, counts are ignored."""
-
-    def advance(self, files: int = 0, nbytes: int = 0) -> None:
-        """Count finished files and bytes."""
-
-    def echo(self, line: str, err: bool = False) -> None:
-        """Print a line (stdout, or stderr with ``err``)."""
-        stream = sys.stderr if err else sys.stdout
-        stream.write(line + "\n")
-        stream.flush()
-
-    def close(self) -> None:
-        """Remove the bar."""
-
-    def __enter__(self) -> NullProgress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class Progress(NullProgress):
-    """A one-line files-and-bytes bar on stderr, redrawn at most ``rate`` times a second.
-
-    Nothing is drawn for work that ends within ``delay`` seconds, so quick commands stay
-    quiet. Thread-safe: upload workers advance it and print through it at once.
-    """
-
-    def __init__(
-        self,
-        total_files: int,
-        total_bytes: int,
-        label: str = "Uploading",
-        stream: TextIO | None = None,
-        delay: float = 0.5,
-        rate: float = 10.0,
-    ) -> None:
-        self.total_files = total_files
-        self.total_bytes = total_bytes
-        self.files = 0
-        self.nbytes = 0
-        self.label = label
-        self._stream = stream or sys.stderr
-        self._start = time.monotonic()
-        self._delay = delay
-        self._interval = 1.0 / rate
-        self._drawn_at = 0.0
-        self._shown = False
-        self._lock = threading.Lock()
-
-    def advance(self, files: int = 0, nbytes: int = 0) -> None:
-        with self._lock:
-            self.files += files
-            self.nbytes += nbytes
-            now = time.monotonic()
-            if now - self._start >= self._delay and now - self._drawn_at >= self._interval:
-                self._draw(now)
-
-    def echo(self, line: str, err: bool = False) -> None:
-        with self._lock:
-            self._clear()
-            super().echo(line, err)
-            if self._shown:
-                self._draw(time.monotonic())
-
-    def close(self) -> None:
-        with self._lock:
-            self._clear()
-            self._shown = False
-
-    def render(self, now: float | None = None) -> str:
-        """The bar's text for the current counts."""
-        elapsed = max((time.monotonic() if now is None else now) - self._start, 1e-6)
-        done = self.nbytes / self.total_bytes if self.total_bytes else 0.0
-        if not self.total_bytes and self.total_files:
-            done = self.files / self.total_files
-        speed = self.nbytes / elapsed
-        eta = ""
-        if 0 < done < 1:
-            left = int(elapsed / done * (1 - done))
-            eta = f"  ETA {left // 60}:{left % 60:02d}"
-        # Fixed widths, so the bar does not jump as the numbers grow.
-        files = f"{self.files:,}".rjust(len(f"{self.total_files:,}"))
-        counts = (
-            f"{self.label} {files}/{self.total_files:,} files"
-            f"  {human_size(self.nbytes):>9}/{human_size(self.total_bytes)}"
-        )
-        tail = f"  {done * 100:3.0f}%  {human_size(int(speed)):>9}/s{eta}"
-        columns = shutil.get_terminal_size((80, 24)).columns
-        room = columns - len(counts) - len(tail) - 5
-        if room < 10:
-            return (counts + tail)[: columns - 1]
-        filled = int(room * done)
-        return f"{counts}  [{'#' * filled}{'-' * (room - filled)}]{tail}"
-
-    def _draw(self, now: float) -> None:
-        self._stream.write("\r\x1b[K" + self.render(now))
-        self._stream.flush()
-        self._shown = True
-        self._drawn_at = now
-
-    def _clear(self) -> None:
-        if self._shown:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-
-
-def progress(total_files: int, total_bytes: int, enabled: bool) -> NullProgress:
-    """The one way commands get a progress bar: a real one only when ``enabled``."""
-    return Progress(total_files, total_bytes) if enabled else NullProgress()

@@ -15,11 +15,11 @@ import sys
 from typing import TextIO
 from urllib.parse import quote
 
-from . import validate
-from .errors import InvalidArgument
-from .store import Store
+from .. import validate
+from ..errors import InvalidArgument
+from ..store import Store
+from .context import DEFAULT_STORE
 
-DEFAULT_STORE = "./dreamflare-data"
 INSTALL_HINT = "pip install 'dreamflare-store[http]'"
 
 
@@ -38,7 +38,7 @@ def serve(
     try:
         import uvicorn
 
-        from .http.app import create_app
+        from ..http.app import create_app
     except ImportError as exc:
         raise ImportError(f"serving over HTTP needs the http extra: {INSTALL_HINT}") from exc
     out = out or sys.stdout

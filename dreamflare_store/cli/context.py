@@ -1,33 +1,30 @@
-"""What every ``dreamflare`` command shares: the state, the error mapping, the options.
+"""What every ``dreamflare`` command shares: the state, the common options, the decorator.
 
 The root group puts a ``State`` in ``ctx.obj``; it opens the ``Store`` lazily, once, on
 first use (so ``--help`` never creates a store folder), and closes it with
-``ctx.call_on_close``. Errors become exit codes in one place, ``DreamflareGroup.invoke``:
-a ``DreamflareError`` (or an ``OSError`` about a user's file) is one ``error: ...`` line on
-stderr and exit 1; click's usage errors exit 2.
+``ctx.call_on_close``. ``store_command`` makes a command that receives the state and takes
+``--json`` and ``--store`` after its name too. How errors become exit codes is in
+``exit_codes``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import DreamflareError, NotFound, PermissionDenied
+from ..errors import NotFound
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 DEFAULT_STORE = "./dreamflare-data"
-CATALOG_FILE = "catalog.db"  # Store(path) keeps its catalog here (store.py)
 
 
-# -- state and errors ------------------------------------------------------------------
+# -- state -----------------------------------------------------------------------------
 
 
 class State:
@@ -44,7 +41,7 @@ class State:
         """The store, opened on first use and closed when the command ends."""
         if self._store is None:
             self.require_store()
-            from .store import Store
+            from ..store import Store
 
             self._store = Store(self.store_path)
             self._ctx.call_on_close(self._store.close)
@@ -52,10 +49,11 @@ class State:
 
     def require_store(self) -> None:
         """Only ``init`` creates a store: a mistyped path is an error, not a new store."""
-        path = Path(self.store_path)
-        # The catalog file is what makes a folder a store: `--store ~` must not fill a
-        # home folder with a new store's files.
-        if not (path / CATALOG_FILE).is_file():
+        from ..store import Store
+
+        # `--store ~` must not fill a home folder with a new store's files.
+        if not Store.exists(self.store_path):
+            path = Path(self.store_path)
             raise NotFound(
                 f"no store at {path} (create one with `dreamflare init`, or point --store or"
                 " DREAMFLARE_STORE at an existing one)",
@@ -67,62 +65,6 @@ class State:
         if hasattr(document, "to_dict"):
             document = document.to_dict()
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-
-
-class CommandFailed(click.ClickException):
-    """A DreamflareError on its way out: ``error: message`` (or its JSON) on stderr, exit 1."""
-
-    exit_code = 1
-
-    def __init__(self, error: DreamflareError, as_json: bool) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.as_json = as_json
-
-    def show(self, file: Any = None) -> None:
-        if self.as_json:
-            text = json.dumps(self.error.to_dict(), ensure_ascii=False)
-        else:
-            text = f"error: {self.error.message}"
-        click.echo(text, err=True)
-
-
-class DreamflareGroup(click.Group):
-    """The root group: the one place where errors are mapped to exit codes."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DreamflareError as exc:
-            raise CommandFailed(exc, _json_mode(ctx)) from exc
-        except BrokenPipeError:
-            # `dreamflare ls | head`: the reader left; say nothing more (Python's advice).
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(1)
-        except OSError as exc:
-            # A user's file or folder (download target, store path) that cannot be used.
-            raise CommandFailed(_os_error(exc), _json_mode(ctx)) from exc
-
-
-def _os_error(exc: OSError) -> DreamflareError:
-    """The closest DreamflareError for a failed file operation, naming the file."""
-    message = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
-    if isinstance(exc, FileNotFoundError):
-        return NotFound(message)
-    if isinstance(exc, PermissionError):
-        return PermissionDenied(message)
-    return DreamflareError(message)
-
-
-def _json_mode(ctx: click.Context) -> bool:
-    state = ctx.find_object(State)
-    return state is not None and state.as_json
-
-
-def fail(error: DreamflareError) -> NoReturn:
-    """Stop the command with an error (mapped like any DreamflareError)."""
-    raise error
 
 
 pass_state = click.make_pass_decorator(State)
@@ -186,8 +128,3 @@ def store_command(
         return command
 
     return decorate
-
-
-def show_progress(state: State) -> bool:
-    """Progress bars only for people: both streams on a terminal, and no --json."""
-    return not state.as_json and sys.stdout.isatty() and sys.stderr.isatty()

@@ -1,0 +1,244 @@
+"""The account commands: storage and API usage, analytics, API keys, collaborations."""
+
+from __future__ import annotations
+
+import click
+
+from . import format as fmt
+from .context import State, store_command, user_option
+
+# -- usage and analytics --------------------------------------------------------------
+
+
+@click.group()
+def usage() -> None:
+    """Storage and API usage of a user."""
+
+
+@store_command(usage, "storage")
+@user_option
+def usage_storage(state: State, user: str) -> None:
+    """Contents, versions and bytes a user keeps, against their quota.
+
+    \b
+    Example:
+      dreamflare usage storage --user alice
+    """
+    result = state.store.get_storage_usage(user)
+    if state.as_json:
+        state.emit(result)
+    else:
+        click.echo(fmt.storage_text(result))
+
+
+@store_command(usage, "api")
+@user_option
+def usage_api(state: State, user: str) -> None:
+    """API calls a user made: totals, per operation and per day.
+
+    \b
+    Example:
+      dreamflare usage api --user alice
+    """
+    result = state.store.get_api_usage(user)
+    if state.as_json:
+        state.emit(result)
+    else:
+        click.echo(fmt.api_usage_text(result))
+
+
+@store_command()
+@user_option
+@click.option("--content-id", metavar="ID", help="One content (yours) instead of all.")
+def analytics(state: State, user: str, content_id: str | None) -> None:
+    """Views, downloads and viewers of your contents, or of one.
+
+    \b
+    Example:
+      dreamflare analytics --user alice --content-id cnt_01J...
+    """
+    result = state.store.get_analytics(user, content_id)
+    if state.as_json:
+        state.emit(result)
+    else:
+        click.echo(fmt.analytics_text(result))
+
+
+# -- API keys -------------------------------------------------------------------------
+
+
+@click.group()
+def key() -> None:
+    """API keys for the HTTP server (`dreamflare serve`)."""
+
+
+@store_command(key, "generate")
+@user_option
+@click.option("--description", "-d", help="What the key is for.")
+def key_generate(state: State, user: str, description: str | None) -> None:
+    """Make a new API key. Its secret is shown this once: copy it now.
+
+    \b
+    Example:
+      dreamflare key generate --user alice --description "render farm"
+    """
+    new = state.store.generate_api_key(user, description)
+    if state.as_json:
+        state.emit(new)
+        return
+    click.echo(f"New API key {new.key_id} for {new.user_id}:\n")
+    click.echo(f"    {new.api_key}\n")
+    click.echo("This secret is shown only now; the store keeps only its hash. Copy it.")
+
+
+@store_command(key, "revoke")
+@click.argument("key_id", metavar="KEY_ID")
+@user_option
+def key_revoke(state: State, key_id: str, user: str) -> None:
+    """Revoke one of your API keys; it stops working at once.
+
+    \b
+    Example:
+      dreamflare key revoke key_01J... --user alice
+    """
+    state.store.revoke_api_key(key_id, user)
+    if state.as_json:
+        state.emit({"revoked": key_id})
+    else:
+        click.echo(f"Revoked {key_id}")
+
+
+@store_command(key, "list")
+@user_option
+def key_list(state: State, user: str) -> None:
+    """List your API keys (never their secrets), revoked ones included.
+
+    \b
+    Example:
+      dreamflare key list --user alice
+    """
+    keys = state.store.list_api_keys(user)
+    if state.as_json:
+        state.emit({"items": [item.to_dict() for item in keys]})
+        return
+    if not keys:
+        click.echo("No API keys.")
+        return
+    rows = [
+        (
+            item.key_id,
+            item.description or "-",
+            fmt.relative_time(item.created_at),
+            fmt.relative_time(item.last_used_at) if item.last_used_at else "never",
+            f"revoked {fmt.relative_time(item.revoked_at)}" if item.revoked_at else "active",
+        )
+        for item in keys
+    ]
+    click.echo(fmt.table(("KEY ID", "DESCRIPTION", "CREATED", "LAST USED", "STATUS"), rows))
+
+
+# -- collaborations -------------------------------------------------------------------
+
+
+@click.group()
+def collab() -> None:
+    """Share contents with other users, to read or to write."""
+
+
+permissions_choice = click.Choice(["read", "write"])
+
+
+@store_command(collab, "create")
+@user_option
+@click.option("--content-id", metavar="ID", required=True, help="The content to share.")
+@click.option("--collaborator", metavar="USER", required=True, help="Who to share it with.")
+@click.option(
+    "--permissions", type=permissions_choice, default="read", show_default=True,
+    help="read: see and download; write: also update and upload new versions.",
+)  # fmt: skip
+def collab_create(
+    state: State, user: str, content_id: str, collaborator: str, permissions: str
+) -> None:
+    """Share a content you own with another user.
+
+    \b
+    Example:
+      dreamflare collab create --user alice --content-id cnt_01J... --collaborator bob
+    """
+    result = state.store.create_collaboration(user, content_id, collaborator, permissions)
+    if state.as_json:
+        state.emit(result)
+    else:
+        click.echo(
+            f"Shared {result.content_id} with {result.collaborator_id}"
+            f" ({result.permissions}): {result.collaboration_id}"
+        )
+
+
+@store_command(collab, "list")
+@user_option
+def collab_list(state: State, user: str) -> None:
+    """Collaborations on your contents, and contents shared with you.
+
+    \b
+    Example:
+      dreamflare collab list --user bob
+    """
+    items = state.store.list_collaborations(user)
+    if state.as_json:
+        state.emit({"items": [item.to_dict() for item in items]})
+        return
+    if not items:
+        click.echo("No collaborations.")
+        return
+    rows = [
+        (
+            item.collaboration_id,
+            item.content_id,
+            item.user_id,
+            item.collaborator_id,
+            item.permissions,
+            fmt.relative_time(item.updated_at),
+        )
+        for item in items
+    ]
+    headers = ("ID", "CONTENT", "OWNER", "COLLABORATOR", "PERMISSIONS", "UPDATED")
+    click.echo(fmt.table(headers, rows))
+
+
+@store_command(collab, "update")
+@click.argument("collaboration_id", metavar="ID")
+@user_option
+@click.option("--permissions", type=permissions_choice, required=True, help="read or write.")
+def collab_update(state: State, collaboration_id: str, user: str, permissions: str) -> None:
+    """Change what a collaborator may do (the content's owner only).
+
+    \b
+    Example:
+      dreamflare collab update col_01J... --user alice --permissions write
+    """
+    result = state.store.update_collaboration(collaboration_id, user, permissions)
+    if state.as_json:
+        state.emit(result)
+    else:
+        click.echo(f"{result.collaborator_id} may now {result.permissions} {result.content_id}")
+
+
+@store_command(collab, "rm")
+@click.argument("collaboration_id", metavar="ID")
+@user_option
+def collab_rm(state: State, collaboration_id: str, user: str) -> None:
+    """End a collaboration: the owner may, and the collaborator may leave.
+
+    \b
+    Example:
+      dreamflare collab rm col_01J... --user bob
+    """
+    state.store.delete_collaboration(collaboration_id, user)
+    if state.as_json:
+        state.emit({"deleted": collaboration_id})
+    else:
+        click.echo(f"Deleted {collaboration_id}")
+
+
+COMMANDS: list[click.Command] = [usage, analytics, key, collab]

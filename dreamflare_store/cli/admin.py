@@ -1,0 +1,128 @@
+"""The commands that look after a store: init, serve (over HTTP), verify and gc.
+
+``serve`` imports the HTTP machinery (uvicorn, FastAPI) inside the command, so other
+commands start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InvalidArgument
+from . import format as fmt
+from .context import State, store_command
+from .exit_codes import fail
+
+# -- the store ------------------------------------------------------------------------
+
+
+@store_command()
+def init(state: State) -> None:
+    """Create a store (nothing changes if one is already there).
+
+    \b
+    Example:
+      dreamflare --store ./dreamflare-data init
+    """
+    from ..store import Store
+
+    path = Path(state.store_path)
+    created = not Store.exists(path)
+    with Store(path) as store:
+        replica = store.replica_id
+    if state.as_json:
+        state.emit({"store": str(path), "created": created, "replicaId": replica})
+    elif created:
+        click.echo(f"Created a store at {path}")
+    else:
+        click.echo(f"A store already exists at {path}")
+
+
+@store_command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+def serve(state: State, host: str, port: int) -> None:
+    """Serve the store over HTTP.
+
+    Clients authenticate with API keys from `dreamflare key generate`.
+
+    \b
+    Example:
+      dreamflare serve --port 8000
+      curl -H "Authorization: Bearer dfk_..." "http://127.0.0.1:8000/content/list?userId=alice"
+    """
+    _create_if_new(state)
+    from .serve import serve as run_server
+
+    try:
+        run_server(state.store_path, host, port)
+    except ImportError as exc:  # the http extra is not installed: its message says how
+        fail(InvalidArgument(str(exc)))
+
+
+def _create_if_new(state: State) -> None:
+    """``serve`` is the first thing a new user runs: it makes the store when its folder is
+    new or empty. A folder that holds other files is still refused (a mistyped --store)."""
+    from ..store import Store
+
+    path = Path(state.store_path)
+    if Store.exists(path):
+        return
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        state.require_store()  # raises NotFound with the usual hint
+    Store(path).close()
+    click.echo(f"Created a store at {path}", err=True)
+
+
+# -- maintenance ----------------------------------------------------------------------
+
+
+@store_command()
+def verify(state: State) -> None:
+    """Re-hash every file and check the catalog.
+
+    Exits 1 when a problem is found.
+
+    \b
+    Example:
+      dreamflare verify
+    """
+    problems = state.store.verify()
+    if state.as_json:
+        state.emit({"ok": not problems, "items": [item.to_dict() for item in problems]})
+    elif not problems:
+        click.echo("No problems found.")
+    else:
+        rows = [(item.kind, item.message) for item in problems]
+        click.echo(fmt.table(("PROBLEM", "DETAIL"), rows))
+        click.echo(f"\n{len(problems):,} problem{'s' if len(problems) != 1 else ''} found.")
+    if problems:
+        click.get_current_context().exit(1)
+
+
+@store_command()
+@click.option(
+    "--min-age", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+    metavar="SECONDS", help="Leave files younger than this (uploads in flight).",
+)  # fmt: skip
+def gc(state: State, min_age: float) -> None:
+    """Remove files no version needs, and leftovers of crashes.
+
+    \b
+    Example:
+      dreamflare gc
+    """
+    report = state.store.gc(min_age)
+    if state.as_json:
+        state.emit(report)
+    else:
+        click.echo(
+            f"Removed {report.blobs_removed:,} unreferenced files"
+            f" ({fmt.human_size(report.bytes_freed)} freed) and"
+            f" {report.temp_files_removed:,} temporary files."
+        )
+
+
+COMMANDS: list[click.Command] = [init, serve, verify, gc]
