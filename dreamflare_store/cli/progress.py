@@ -1,9 +1,9 @@
 """Progress bars for people: click's bar on stderr, only on a terminal, else a null bar.
 
 The engine reports progress through a small object with ``start(label, files, nbytes)``,
-``advance(files, nbytes)`` and ``finish()`` (the ``Progress`` protocol of the engine
-module; ``Store.upload_batch`` calls only ``advance``, so its caller starts and finishes
-the phase) and knows nothing of the UI. ``progress_bar(state)`` is the one way a command
+``advance(files, nbytes)`` and ``finish()`` (``dreamflare_store.progress.Progress``;
+``Store.upload_batch`` calls only ``advance``, so its caller starts and finishes the
+phase) and knows nothing of the UI. ``progress_bar(state)`` is the one way a command
 gets such an object: a ``Bar`` drawn by ``click.progressbar`` when a person watches, else a
 ``NullBar``.
 """
