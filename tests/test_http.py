@@ -703,10 +703,12 @@ def test_the_core_does_not_import_the_web_framework() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_without_fastapi_create_app_says_what_to_install(
+def test_without_starlette_create_app_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "fastapi", None)
+    for name in [name for name in sys.modules if name.split(".")[0] == "starlette"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "starlette", None)
     monkeypatch.delitem(sys.modules, "dreamflare_store.http.app", raising=False)
     with (
         Store(tmp_path / "s") as store,
