@@ -684,6 +684,68 @@ def test_health_openapi_and_docs(env: Env) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+def test_the_docs_pages_load_everything_from_the_server_itself(env: Env) -> None:
+    """/docs and /redoc work offline: every script, style and document they name is served
+    by the adapter, and nothing they name is on another host."""
+    host = httpx.URL(env.url).netloc
+    for page, script, global_name in (
+        ("/docs", "swagger-ui-bundle.js", "SwaggerUIBundle"),
+        ("/redoc", "redoc.standalone.js", "Redoc"),
+    ):
+        response = env.http.get(page)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        text = response.text
+        for absolute in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", text):
+            assert httpx.URL(absolute, scheme="http").netloc == host, absolute
+        named = re.findall(r'(?:src|href|spec-url)="([^"]+)"', text)
+        named += re.findall(r'url: "([^"]+)"', text)  # Swagger UI's document
+        assert any(url.endswith(script) for url in named), named
+        assert any(url.endswith("/openapi.json") for url in named), named
+        for url in named:
+            asset = env.http.get(response.url.join(url))
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 0
+            expected = {".js": "javascript", ".css": "text/css", ".json": "json", ".png": "png"}
+            kind = next(v for k, v in expected.items() if url.endswith(k))
+            assert kind in asset.headers["content-type"], (url, asset.headers["content-type"])
+            if url.endswith(script):
+                assert global_name.encode() in asset.content
+            if url.endswith("/openapi.json"):
+                assert asset.json()["openapi"].startswith("3.1")
+    unknown = env.http.get("/docs/assets/secret.txt")
+    assert unknown.status_code == 404 and error_code(unknown) == "not_found"
+
+
+def test_the_routers_own_refusals_answer_in_the_error_shape(env: Env) -> None:
+    missing = env.request("GET", "/no/such/path")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"code": "not_found", "message": "no such path"}}
+    wrong = env.request("POST", "/analytics", params={"userId": "alice"})
+    assert wrong.status_code == 405 and error_code(wrong) == "method_not_allowed"
+    assert "GET" in wrong.headers["allow"]
+    assert env.store.get_api_usage("alice").total_calls == 1  # the key's creation only
+
+
+def test_an_uncaught_exception_answers_500_internal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    with Store(tmp_path / "store") as store:
+        key = store.generate_api_key("alice").api_key
+        monkeypatch.setattr(store, "get_analytics", broken)
+        with LiveServer(store) as server:
+            response = httpx.get(
+                server.url + "/analytics",
+                params={"userId": "alice"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal", "message": "internal server error"}}
+
+
 def test_the_status_table_agrees_with_the_error_classes() -> None:
     classes = [
         cls for cls in vars(errors).values()

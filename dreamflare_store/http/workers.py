@@ -97,7 +97,8 @@ class WorkerPool:
         (its temp file removed), a download's read (before the reader is closed).
         """
         with anyio.CancelScope(shield=True):
-            return await self.run(call)
+            result = await self.run(call)
+        return result
 
     def _still_waiting(self, job: _Job) -> None:
         if job.taken:
