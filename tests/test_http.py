@@ -698,8 +698,15 @@ def test_the_docs_pages_load_everything_from_the_server_itself(env: Env) -> None
         text = response.text
         for absolute in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", text):
             assert httpx.URL(absolute, scheme="http").netloc == host, absolute
-        named = re.findall(r'(?:src|href|spec-url)="([^"]+)"', text)
-        named += re.findall(r'url: "([^"]+)"', text)  # Swagger UI's document
+        named = re.findall(r'(?:src|href|spec-url|data-spec)="([^"]+)"', text)
+        # The browser itself is told to load nothing from elsewhere (no CDN, even by
+        # a script) and to run no script but the served files.
+        policy = dict(
+            part.strip().split(" ", 1)
+            for part in response.headers["content-security-policy"].split(";")
+        )
+        assert policy["default-src"] == policy["script-src"] == "'self'"
+        assert not re.search(r"https?:|\*", response.headers["content-security-policy"])
         assert any(url.endswith(script) for url in named), named
         assert any(url.endswith("/openapi.json") for url in named), named
         for url in named:

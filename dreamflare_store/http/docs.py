@@ -2,10 +2,11 @@
 
 Swagger UI (``/docs``) and ReDoc (``/redoc``) are served whole by the adapter, their
 scripts and styles read from an installed package (``drf-spectacular-sidecar``, which
-ships the standalone builds of both), so the pages work offline and nothing a browser
-loads comes from another host. The package is only located, never imported (its own
-``__init__`` imports Django, which the adapter does not use). Without it, each page says
-what to install and links to the raw document.
+ships the standalone builds of both), so the pages work offline. A Content-Security-Policy
+keeps the browser from loading anything from another host (ReDoc's sidebar would fetch a
+logo from its CDN; blocked, the logo is left out). The package is only located, never
+imported (its own ``__init__`` imports Django, which the adapter does not use). Without
+it, each page says what to install and links to the raw document.
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ ASSETS: dict[str, tuple[str, str]] = {
     "redoc.standalone.js": ("redoc/bundles/redoc.standalone.js", "text/javascript"),
 }
 TITLE = "DreamFlare Store API"
+# Scripts only from the adapter (no inline ones); both UIs inject inline styles; ReDoc
+# searches in a worker it starts from a blob; fetches go to the API itself.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:;"
+    " connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+)
+# Swagger UI's start, served as a file (the policy allows no inline script); it reads
+# the document's URL from the page.
+_SWAGGER_INIT = b"""window.addEventListener("DOMContentLoaded", function () {
+  var root = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: root.dataset.spec,
+    dom_id: "#swagger-ui",
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
+    deepLinking: true,
+    validatorUrl: null,
+  });
+});
+"""
 
 _SWAGGER = """<!doctype html>
 <html lang="en">
@@ -44,18 +66,9 @@ _SWAGGER = """<!doctype html>
 <link rel="stylesheet" href="{assets}/swagger-ui.css">
 </head>
 <body>
-<div id="swagger-ui"></div>
+<div id="swagger-ui" data-spec="{spec_attr}"></div>
 <script src="{assets}/swagger-ui-bundle.js"></script>
-<script>
-SwaggerUIBundle({{
-  url: {spec},
-  dom_id: "#swagger-ui",
-  presets: [SwaggerUIBundle.presets.apis],
-  layout: "BaseLayout",
-  deepLinking: true,
-  validatorUrl: null,
-}});
-</script>
+<script src="{assets}/swagger-init.js"></script>
 </body>
 </html>
 """
@@ -120,14 +133,13 @@ def _page(request: Request, template: str, page: str) -> Response:
     values = {
         "title": html.escape(TITLE),
         "assets": html.escape(root + ASSETS_PATH),
-        "spec": json.dumps(spec).replace("<", "\\u003c"),
         "spec_attr": html.escape(spec),
         "page": page,
         "hint": html.escape(INSTALL_HINT),
     }
     if asset_root() is None:
-        return HTMLResponse(_MISSING.format(**values))
-    return HTMLResponse(template.format(**values))
+        template = _MISSING
+    return HTMLResponse(template.format(**values), headers={"Content-Security-Policy": CSP})
 
 
 async def _swagger(request: Request) -> Response:
@@ -139,12 +151,16 @@ async def _redoc(request: Request) -> Response:
 
 
 async def _asset(request: Request) -> Response:
+    name = request.path_params["name"]
     root = asset_root()
-    entry = ASSETS.get(request.path_params["name"])
-    if root is None or entry is None:
+    entry = ASSETS.get(name)
+    if name == "swagger-init.js":
+        data, media_type = _SWAGGER_INIT, "text/javascript"
+    elif root is None or entry is None:
         raise HttpError(404, "not_found", "no such path")
-    path, media_type = entry
-    data = await workers.POOL.run((root / path).read_bytes)
+    else:
+        path, media_type = entry
+        data = await workers.POOL.run((root / path).read_bytes)
     # The files change only with the installed package: a day's caching is safe.
     headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
     return Response(data, media_type=media_type, headers=headers)
