@@ -28,7 +28,7 @@ import pytest
 
 from dreamflare_store import DreamflareError, Store, errors
 from dreamflare_store.blobs import hash_bytes
-from dreamflare_store.http import create_app
+from dreamflare_store.http import create_app, docs
 from dreamflare_store.http import errors as http_errors
 from dreamflare_store.http.openapi import SCHEMAS
 from dreamflare_store.http.operations import BY_NAME, OPERATIONS
@@ -722,6 +722,18 @@ def test_the_docs_pages_load_everything_from_the_server_itself(env: Env) -> None
                 assert asset.json()["openapi"].startswith("3.1")
     unknown = env.http.get("/docs/assets/secret.txt")
     assert unknown.status_code == 404 and error_code(unknown) == "not_found"
+
+
+def test_without_the_docs_files_the_pages_say_what_to_install(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docs, "asset_root", lambda: None)
+    for page in ("/docs", "/redoc"):
+        response = env.http.get(page)
+        assert response.status_code == 200
+        assert "dreamflare-store[http]" in response.text and "/openapi.json" in response.text
+    missing = env.http.get("/docs/assets/swagger-ui-bundle.js")
+    assert missing.status_code == 404 and error_code(missing) == "not_found"
 
 
 def test_the_routers_own_refusals_answer_in_the_error_shape(env: Env) -> None:
