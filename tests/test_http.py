@@ -684,6 +684,15 @@ def test_health_openapi_and_docs(env: Env) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+def test_every_reference_of_the_document_resolves() -> None:
+    from dreamflare_store.http.openapi import document
+
+    served = document("0")
+    names = set(re.findall(r'"#/components/schemas/(\w+)"', json.dumps(served)))
+    assert {op.result for op in OPERATIONS} - {None, "bytes"} <= names
+    assert names <= served["components"]["schemas"].keys()
+
+
 def test_the_docs_pages_load_everything_from_the_server_itself(env: Env) -> None:
     """/docs and /redoc work offline: every script, style and document they name is served
     by the adapter, and nothing they name is on another host."""
