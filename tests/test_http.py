@@ -29,7 +29,7 @@ import pytest
 from dreamflare_store import DreamflareError, Store, errors
 from dreamflare_store.blobs import hash_bytes
 from dreamflare_store.cli.serve import print_welcome
-from dreamflare_store.http import create_app
+from dreamflare_store.http import create_app, docs
 from dreamflare_store.http import errors as http_errors
 from dreamflare_store.http.openapi import SCHEMAS
 from dreamflare_store.http.operations import BY_NAME, OPERATIONS
@@ -684,6 +684,96 @@ def test_health_openapi_and_docs(env: Env) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+def test_every_reference_of_the_document_resolves() -> None:
+    from dreamflare_store.http.openapi import document
+
+    served = document("0")
+    names = set(re.findall(r'"#/components/schemas/(\w+)"', json.dumps(served)))
+    assert {op.result for op in OPERATIONS} - {None, "bytes"} <= names
+    assert names <= served["components"]["schemas"].keys()
+
+
+def test_the_docs_pages_load_everything_from_the_server_itself(env: Env) -> None:
+    """/docs and /redoc work offline: every script, style and document they name is served
+    by the adapter, and nothing they name is on another host."""
+    host = httpx.URL(env.url).netloc
+    for page, script, global_name in (
+        ("/docs", "swagger-ui-bundle.js", "SwaggerUIBundle"),
+        ("/redoc", "redoc.standalone.js", "Redoc"),
+    ):
+        response = env.http.get(page)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        text = response.text
+        for absolute in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", text):
+            assert httpx.URL(absolute, scheme="http").netloc == host, absolute
+        named = re.findall(r'(?:src|href|spec-url|data-spec)="([^"]+)"', text)
+        # The browser itself is told to load nothing from elsewhere (no CDN, even by
+        # a script) and to run no script but the served files.
+        policy = dict(
+            part.strip().split(" ", 1)
+            for part in response.headers["content-security-policy"].split(";")
+        )
+        assert policy["default-src"] == policy["script-src"] == "'self'"
+        assert not re.search(r"https?:|\*", response.headers["content-security-policy"])
+        assert any(url.endswith(script) for url in named), named
+        assert any(url.endswith("/openapi.json") for url in named), named
+        for url in named:
+            asset = env.http.get(response.url.join(url))
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 0
+            expected = {".js": "javascript", ".css": "text/css", ".json": "json", ".png": "png"}
+            kind = next(v for k, v in expected.items() if url.endswith(k))
+            assert kind in asset.headers["content-type"], (url, asset.headers["content-type"])
+            if url.endswith(script):
+                assert global_name.encode() in asset.content
+            if url.endswith("/openapi.json"):
+                assert asset.json()["openapi"].startswith("3.1")
+    unknown = env.http.get("/docs/assets/secret.txt")
+    assert unknown.status_code == 404 and error_code(unknown) == "not_found"
+
+
+def test_without_the_docs_files_the_pages_say_what_to_install(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docs, "asset_root", lambda: None)
+    for page in ("/docs", "/redoc"):
+        response = env.http.get(page)
+        assert response.status_code == 200
+        assert "dreamflare-store[http]" in response.text and "/openapi.json" in response.text
+    missing = env.http.get("/docs/assets/swagger-ui-bundle.js")
+    assert missing.status_code == 404 and error_code(missing) == "not_found"
+
+
+def test_the_routers_own_refusals_answer_in_the_error_shape(env: Env) -> None:
+    missing = env.request("GET", "/no/such/path")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"code": "not_found", "message": "no such path"}}
+    wrong = env.request("POST", "/analytics", params={"userId": "alice"})
+    assert wrong.status_code == 405 and error_code(wrong) == "method_not_allowed"
+    assert "GET" in wrong.headers["allow"]
+    assert env.store.get_api_usage("alice").total_calls == 1  # the key's creation only
+
+
+def test_an_uncaught_exception_answers_500_internal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    with Store(tmp_path / "store") as store:
+        key = store.generate_api_key("alice").api_key
+        monkeypatch.setattr(store, "get_analytics", broken)
+        with LiveServer(store) as server:
+            response = httpx.get(
+                server.url + "/analytics",
+                params={"userId": "alice"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal", "message": "internal server error"}}
+
+
 def test_the_status_table_agrees_with_the_error_classes() -> None:
     classes = [
         cls for cls in vars(errors).values()
@@ -703,10 +793,12 @@ def test_the_core_does_not_import_the_web_framework() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_without_fastapi_create_app_says_what_to_install(
+def test_without_starlette_create_app_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "fastapi", None)
+    for name in [name for name in sys.modules if name.split(".")[0] == "starlette"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "starlette", None)
     monkeypatch.delitem(sys.modules, "dreamflare_store.http.app", raising=False)
     with (
         Store(tmp_path / "s") as store,

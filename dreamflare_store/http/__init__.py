@@ -1,6 +1,7 @@
 """The HTTP adapter: the store's operations over HTTP, as an ASGI application.
 
-Needs the ``http`` extra (FastAPI, uvicorn, python-multipart)::
+Needs the ``http`` extra (Starlette, uvicorn, python-multipart, and the Swagger UI and
+ReDoc files of drf-spectacular-sidecar for the offline ``/docs`` and ``/redoc``)::
 
     pip install 'dreamflare-store[http]'
 
@@ -22,12 +23,12 @@ __all__ = ["INSTALL_HINT", "create_app"]
 
 
 def create_app(store: Store) -> Any:
-    """The ASGI application (a FastAPI app) serving ``store``."""
+    """The ASGI application (a Starlette app) serving ``store``."""
     try:
         from .app import create_app as _create_app
     except ImportError as exc:
         raise ImportError(
-            f"the HTTP adapter needs FastAPI, uvicorn and python-multipart ({exc.name} is"
+            f"the HTTP adapter needs Starlette, uvicorn and python-multipart ({exc.name} is"
             f" missing): {INSTALL_HINT}"
         ) from exc
     return _create_app(store)

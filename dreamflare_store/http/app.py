@@ -8,8 +8,13 @@ run on the event loop) and answer with the record's JSON. Uploads and downloads 
 ``{"error": {"code", "message"}}`` with the status from ``errors.STATUS``.
 
 A trip to a worker thread costs the event loop more than a small store call costs the
-worker, so a request without a body makes one trip, key check and store call together,
-and the trip is made by the adapter's own thread pool (``workers``).
+worker, so a request without a body makes one trip, key check and store call together.
+Every trip, uploads and downloads included, is made by the adapter's own thread pool
+(``workers``).
+
+The application is plain Starlette, its routes built from the operations table
+(``operations``), which also gives the OpenAPI document (``openapi``) served at
+``/openapi.json`` and browsed at ``/docs`` and ``/redoc`` (``docs``).
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from ..errors import DreamflareError, InvalidArgument, Unauthenticated
 from ..records import Record
-from . import download, openapi, params, workers
+from . import docs, download, openapi, params, workers
 from .errors import HttpError, status_of
 from .operations import BY_NAME, OPERATIONS, Operation
 from .upload import stream_upload
@@ -47,29 +53,12 @@ T = TypeVar("T")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class DreamflareAPI(FastAPI):
-    """The FastAPI application over one store; its OpenAPI document is written out."""
-
-    def __init__(self, store: Store, version: str) -> None:
-        super().__init__(
-            title="DreamFlare Store API",
-            version=version,
-            openapi_url="/openapi.json",
-            docs_url="/docs",
-            redoc_url="/redoc",
-        )
-        self.store = store
-        self._document = openapi.document(version)
-
-    def openapi(self) -> dict[str, Any]:
-        return self._document
-
-
-def create_app(store: Store) -> FastAPI:
-    """The HTTP adapter over ``store``: the 15 documented operations, downloads, health."""
+def create_app(store: Store) -> Starlette:
+    """The HTTP adapter over ``store``: the 15 documented operations, downloads, health,
+    the OpenAPI document and its browsable docs. Returns the ASGI application."""
     from .. import __version__
 
-    app = DreamflareAPI(store, __version__)
+    routes: list[BaseRoute] = []
     # Fixed paths first, so /content/list is never taken for /content/{contentId}.
     for op in sorted(OPERATIONS, key=lambda op: "{" in op.path):
         if op.name == "upload":
@@ -78,15 +67,20 @@ def create_app(store: Store) -> FastAPI:
             endpoint = _download_endpoint(store)
         else:
             endpoint = _endpoint(store, op)
-        app.add_route(op.path, endpoint, methods=[op.method], name=op.name)
+        routes.append(Route(op.path, endpoint, methods=[op.method], name=op.name))
         if op.path == "/content/list":
-            app.add_route(op.path, _list_only, methods=["PUT", "POST", "DELETE", "PATCH"])
-    app.add_route("/health", _health, methods=["GET"], name="health")
-    app.add_exception_handler(DreamflareError, _dreamflare_error)
-    app.add_exception_handler(HttpError, _http_error)
-    app.add_exception_handler(HTTPException, _starlette_error)
-    app.add_exception_handler(Exception, _internal_error)
-    return app
+            routes.append(Route(op.path, _list_only, methods=["PUT", "POST", "DELETE", "PATCH"]))
+    routes.append(Route("/health", _health, methods=["GET"], name="health"))
+    routes += docs.routes(openapi.document(__version__))
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            DreamflareError: _dreamflare_error,
+            HttpError: _http_error,
+            HTTPException: _starlette_error,
+            Exception: _internal_error,
+        },
+    )
 
 
 # -- the steps of every request -----------------------------------------------------------

@@ -4,10 +4,12 @@ The ``ETag`` is the content hash in quotes, so it changes exactly when the bytes
 Small answers are read whole before the status line is sent, so corrupt bytes are an
 honest 500; larger ones are streamed from a worker thread a chunk at a time, and if their
 bytes turn out corrupt at the end the connection is cut rather than finished cleanly.
+Reads run in the adapter's worker pool (``workers``).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -15,11 +17,11 @@ from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..errors import DreamflareError
+from . import workers
 from .errors import HttpError
 
 CHUNK = 1 << 20
@@ -120,13 +122,13 @@ async def _respond(request: Request, reader: BinaryIO) -> Response:
         start, end = span
         status, length = 206, end - start + 1
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        await anyio.to_thread.run_sync(_position, reader, start, size)
+        await workers.POOL.run_to_end(functools.partial(_position, reader, start, size))
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         reader.close()
         return Response(status_code=status, headers=headers)
     if length <= INLINE_MAX:
-        data = await anyio.to_thread.run_sync(_read_all, reader, length)
+        data = await workers.POOL.run_to_end(functools.partial(_read_all, reader, length))
         return Response(data, status_code=status, headers=headers)
     return StreamingResponse(_chunks(reader, length), status_code=status, headers=headers)
 
@@ -153,7 +155,9 @@ async def _chunks(reader: BinaryIO, length: int) -> AsyncIterator[bytes]:
     try:
         remaining = length
         while remaining > 0:
-            chunk = await anyio.to_thread.run_sync(reader.read, min(CHUNK, remaining))
+            read = functools.partial(reader.read, min(CHUNK, remaining))
+            # Awaited to its end, so the reader is never closed under a read.
+            chunk = await workers.POOL.run_to_end(read)
             if not chunk:
                 break
             remaining -= len(chunk)

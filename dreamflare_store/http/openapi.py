@@ -1,9 +1,12 @@
-"""The OpenAPI document of the HTTP adapter, built from the operations table.
+"""The OpenAPI document of the HTTP adapter, generated from the operations table.
 
-Written out rather than inferred, because one endpoint takes its parameters from the
-query string, form fields or JSON alike, and its schemas are the records' ``to_dict()``
-shapes exactly (no extra properties allowed), so a fuzzer checking responses against
-this document also checks that the wire format has not drifted from the records.
+Paths, methods, parameters, success statuses and result schemas all come from
+``operations.OPERATIONS`` and the schemas of its results (``operations.SCHEMAS``); this
+module only says how the table reads as OpenAPI 3.1: where each parameter goes (path,
+query, or a form or JSON body), which errors each operation may answer, and the health
+check. The result schemas are the records' ``to_dict()`` shapes exactly (no extra
+properties allowed), so a fuzzer checking responses against this document also checks
+that the wire format has not drifted from the records.
 """
 
 from __future__ import annotations
@@ -11,174 +14,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .. import validate
-from .operations import OPERATIONS, Operation, Param
+from .operations import OPERATIONS, SCHEMAS, Operation, Param, ref
+
+__all__ = ["SCHEMAS", "document"]
 
 _STRING: dict[str, Any] = {"type": "string"}
-_INT: dict[str, Any] = {"type": "integer", "minimum": 0}
-_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
-_HASH: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    out = dict(schema)
-    out["type"] = [schema["type"], "null"]
-    return out
-
-
-def _object(
-    properties: dict[str, Any], optional: tuple[str, ...] = (), **extra: Any
-) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in properties if name not in optional],
-        "additionalProperties": False,
-        **extra,
-    }
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _items(name: str) -> dict[str, Any]:
-    return _object({"items": {"type": "array", "items": _ref(name)}})
-
-
-_TAGS = {"type": "array", "items": _STRING}
-_COUNTS = {"calls": _INT, "errors": _INT, "bytesIn": _INT, "bytesOut": _INT}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": _object(
-        {"error": _object({"code": _STRING, "message": _STRING})},
-        description='Every error: {"error": {"code", "message"}}.',
-    ),
-    "Content": _object(
-        {
-            "contentId": _STRING,
-            "userId": _STRING,
-            "filename": _STRING,
-            "mimeType": _STRING,
-            "size": _INT,
-            "hash": _HASH,
-            "description": _nullable(_STRING),
-            "tags": _TAGS,
-            "version": {"type": "integer", "minimum": 1},
-            "createdAt": _TIME,
-            "updatedAt": _TIME,
-            "width": _INT,
-            "height": _INT,
-        },
-        optional=("width", "height"),
-    ),
-    "Version": _object(
-        {
-            "versionId": _STRING,
-            "contentId": _STRING,
-            "version": {"type": "integer", "minimum": 1},
-            "userId": _STRING,
-            "createdAt": _TIME,
-            "hash": _HASH,
-            "size": _INT,
-            "filename": _STRING,
-            "mimeType": _STRING,
-            "description": _nullable(_STRING),
-            "tags": _TAGS,
-            "changes": {
-                "type": "array",
-                "items": {"type": "string", "enum": ["file", "filename", "description", "tags"]},
-            },
-            "width": _INT,
-            "height": _INT,
-        },
-        optional=("width", "height"),
-    ),
-    "ContentPage": _object(
-        {
-            "items": {"type": "array", "items": _ref("Content")},
-            "total": _INT,
-            "limit": {"type": "integer", "minimum": 1, "maximum": validate.MAX_LIMIT},
-            "offset": _INT,
-        }
-    ),
-    "VersionList": _items("Version"),
-    "CollaborationList": _items("Collaboration"),
-    "StorageUsage": _object(
-        {
-            "userId": _STRING,
-            "contentCount": _INT,
-            "versionCount": _INT,
-            "bytes": _INT,
-            "historyBytes": _INT,
-            "quotaBytes": _nullable(_INT),
-        }
-    ),
-    "ApiUsage": _object(
-        {
-            "userId": _STRING,
-            "totalCalls": _INT,
-            "errors": _INT,
-            "bytesIn": _INT,
-            "bytesOut": _INT,
-            "byOperation": {"type": "object", "additionalProperties": _object(_COUNTS)},
-            "daily": {
-                "type": "array",
-                "items": _object({"date": {"type": "string", "format": "date"}, **_COUNTS}),
-            },
-        }
-    ),
-    "NewApiKey": _object(
-        {
-            "keyId": _STRING,
-            "userId": _STRING,
-            "description": _nullable(_STRING),
-            "createdAt": _TIME,
-            "revokedAt": _nullable(_TIME),
-            "lastUsedAt": _nullable(_TIME),
-            "apiKey": {"type": "string", "minLength": 32},
-        }
-    ),
-    "Analytics": _object(
-        {
-            "userId": _STRING,
-            "contentId": _nullable(_STRING),
-            "views": _INT,
-            "downloads": _INT,
-            "bytesServed": _INT,
-            "uniqueViewers": _INT,
-            "daily": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "date": {"type": "string", "format": "date"},
-                        "views": _INT,
-                        "downloads": _INT,
-                        "bytesServed": _INT,
-                    }
-                ),
-            },
-            "topContent": {
-                "type": "array",
-                "maxItems": 10,
-                "items": _object({"contentId": _STRING, "views": _INT, "downloads": _INT}),
-            },
-        },
-        optional=("topContent",),
-    ),
-    "Collaboration": _object(
-        {
-            "collaborationId": _STRING,
-            "contentId": _STRING,
-            "userId": _STRING,
-            "collaboratorId": _STRING,
-            "permissions": {"type": "string", "enum": list(validate.PERMISSIONS)},
-            "createdAt": _TIME,
-            "updatedAt": _TIME,
-        }
-    ),
-    "Health": _object({"status": {"type": "string", "enum": ["ok"]}, "version": _STRING}),
-}
 
 _ERROR_TEXT = {
     400: "Invalid argument (a malformed or missing parameter).",
@@ -211,7 +51,7 @@ def _error_statuses(op: Operation) -> list[int]:
 def _error_response(status: int) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": _ERROR_TEXT[status],
-        "content": {"application/json": {"schema": _ref("Error")}},
+        "content": {"application/json": {"schema": ref("Error")}},
     }
     if status == 401:
         response["headers"] = {"WWW-Authenticate": {"schema": _STRING}}
@@ -257,7 +97,7 @@ def _success(op: Operation) -> dict[str, Any]:
     return {
         str(op.status): {
             "description": op.result,
-            "content": {"application/json": {"schema": _ref(op.result)}},
+            "content": {"application/json": {"schema": ref(op.result)}},
         }
     }
 
@@ -312,7 +152,7 @@ def document(version: str) -> dict[str, Any]:
             "responses": {
                 "200": {
                     "description": "Up.",
-                    "content": {"application/json": {"schema": _ref("Health")}},
+                    "content": {"application/json": {"schema": ref("Health")}},
                 }
             },
         }

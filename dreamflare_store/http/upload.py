@@ -1,8 +1,9 @@
 """Streaming uploads: from the request body, through the multipart parser, into ``Store.upload``.
 
-The store call blocks (it hashes, writes and fsyncs), so it runs in a worker thread and
-reads the file from an ``UploadPipe``: a binary file object whose ``read`` takes the bytes
-the event loop has parsed out of the body so far. The loop parses the body as it arrives
+The store call blocks (it hashes, writes and fsyncs), so it runs in a thread of the
+adapter's worker pool (``workers``) and reads the file from an ``UploadPipe``: a binary
+file object whose ``read`` takes the bytes the event loop has parsed out of the body so
+far. The loop parses the body as it arrives
 and feeds the pipe, which holds a few MiB at most (the loop waits when it is full), so
 memory stays bounded whatever the size, and the bytes touch the disk once, in the blob
 store's own temp file.
@@ -24,11 +25,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 from starlette.requests import ClientDisconnect
 
 from ..errors import InvalidArgument
+from . import workers
 from .multipart import Field, FileData, FileStart, MultipartStream
 from .operations import BY_NAME
 from .params import Item, bind, check_user
@@ -146,17 +146,9 @@ class UploadPipe(io.RawIOBase):
 
 
 def _waker() -> Callable[[Callable[[], object]], None]:
-    """A function that runs a callback on the current event loop from another thread:
-    without waiting on asyncio, by anyio's blocking call elsewhere."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio
-        token = anyio.lowlevel.current_token()
-
-        def call(callback: Callable[[], object]) -> None:
-            anyio.from_thread.run_sync(callback, token=token)
-
-        return call
+    """A function that runs a callback on the current (asyncio) event loop from another
+    thread, without waiting for it."""
+    loop = asyncio.get_running_loop()
 
     def wake(callback: Callable[[], object]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
@@ -181,7 +173,9 @@ async def stream_upload(
 
     async def run(kwargs: dict[str, Any], source: UploadPipe) -> None:
         try:
-            outcome["content"] = await anyio.to_thread.run_sync(
+            # Awaited to its end even if cancelled: the store call has failed (on the
+            # failed pipe) and cleaned up before the request is over.
+            outcome["content"] = await workers.POOL.run_to_end(
                 functools.partial(store.upload, cast(BinaryIO, source), **kwargs)
             )
         except Exception as exc:  # raised to the caller below, outside the task group

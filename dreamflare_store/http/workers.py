@@ -7,11 +7,17 @@ on a 2-CPU machine, a trip that does nothing costs the process about 170 us of C
 through ``loop.run_in_executor`` (two futures chained across threads), and 30 us here: one
 queue, one asyncio future, one wake-up of the loop per result.
 
+Every trip the adapter makes goes through this pool: store calls, an upload's store call
+reading from its pipe, a download's reads. So one bound holds for all of them, and the
+threads that serve small calls are the ones already warm.
+
 The pool is shared by every app of the process and adds threads only as calls wait for
 one, up to a bound (see ``WorkerPool``). Its threads are daemons, so they never hold up
 the end of the process: a store call cut short by the end of the process is no different
 from a crash, which the store is built to survive. A call whose request is cancelled
 still runs to its end (each store call is atomic); its result is dropped.
+
+The pool serves asyncio event loops (uvicorn runs one); another loop gets a clear error.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio.to_thread
+import anyio
 
 T = TypeVar("T")
 
@@ -62,11 +68,12 @@ class WorkerPool:
         self._pending = 0  # jobs queued and not yet taken
 
     async def run(self, call: Callable[[], T]) -> T:
-        """``call()``, run in one of the pool's threads (anyio's, off asyncio)."""
+        """``call()``, run in one of the pool's threads; if the awaiting task is cancelled
+        meanwhile, the call still runs to its end and its result is dropped."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # another event loop (trio, say)
-            return await anyio.to_thread.run_sync(call)
+            raise RuntimeError("the HTTP adapter's worker pool runs on asyncio") from None
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(loop, future, call)
         with self._lock:
@@ -81,6 +88,17 @@ class WorkerPool:
         elif busy:
             loop.call_later(self.spawn_delay, self._still_waiting, job)
         return await future
+
+    async def run_to_end(self, call: Callable[[], T]) -> T:
+        """``call()``, run in one of the pool's threads, awaited to its end even if the
+        awaiting task is cancelled meanwhile (then the cancellation follows).
+
+        For calls whose end the caller must see before going on: an upload's store call
+        (its temp file removed), a download's read (before the reader is closed).
+        """
+        with anyio.CancelScope(shield=True):
+            result = await self.run(call)
+        return result
 
     def _still_waiting(self, job: _Job) -> None:
         if job.taken:
@@ -123,5 +141,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-POOL = WorkerPool(32, "dreamflare-http-worker")
+# An upload's store call holds its thread while the body arrives, however slowly the client
+# sends it: the bound leaves room for many such beside the short calls of other requests.
+POOL = WorkerPool(64, "dreamflare-http-worker")
 """The pool every app of the process shares (as anyio's default is shared)."""
