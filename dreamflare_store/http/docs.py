@@ -1,19 +1,17 @@
 """The OpenAPI document and the pages that browse it: ``/openapi.json``, ``/docs``, ``/redoc``.
 
 Swagger UI (``/docs``) and ReDoc (``/redoc``) are served whole by the adapter, their
-scripts and styles read from an installed package (``drf-spectacular-sidecar``, which
-ships the standalone builds of both), so the pages work offline. A Content-Security-Policy
+scripts and styles read from this package's own files (``static/docs``: the standalone
+builds of both, with their licenses), so the pages work offline. A Content-Security-Policy
 keeps the browser from loading anything from another host (ReDoc's sidebar would fetch a
-logo from its CDN; blocked, the logo is left out). The package is only located, never
-imported (its own ``__init__`` imports Django, which the adapter does not use). Without
-it, each page says what to install and links to the raw document.
+logo from its CDN; blocked, the logo is left out). Should the files be missing (a
+stripped installation), each page says so and links to the raw document.
 """
 
 from __future__ import annotations
 
 import functools
 import html
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -25,14 +23,13 @@ from starlette.routing import Route
 from . import INSTALL_HINT, workers
 from .errors import HttpError
 
-ASSET_PACKAGE = "drf_spectacular_sidecar"
 ASSETS_PATH = "/docs/assets"
 # The files a page may load, by the name it loads them as: nothing else is served.
 ASSETS: dict[str, tuple[str, str]] = {
-    "swagger-ui.css": ("swagger-ui-dist/swagger-ui.css", "text/css; charset=utf-8"),
-    "swagger-ui-bundle.js": ("swagger-ui-dist/swagger-ui-bundle.js", "text/javascript"),
-    "favicon-32x32.png": ("swagger-ui-dist/favicon-32x32.png", "image/png"),
-    "redoc.standalone.js": ("redoc/bundles/redoc.standalone.js", "text/javascript"),
+    "swagger-ui.css": ("swagger-ui/swagger-ui.css", "text/css; charset=utf-8"),
+    "swagger-ui-bundle.js": ("swagger-ui/swagger-ui-bundle.js", "text/javascript"),
+    "favicon-32x32.png": ("swagger-ui/favicon-32x32.png", "image/png"),
+    "redoc.standalone.js": ("redoc/redoc.standalone.js", "text/javascript"),
 }
 TITLE = "DreamFlare Store API"
 # Scripts only from the adapter (no inline ones); both UIs inject inline styles; ReDoc
@@ -91,7 +88,7 @@ _MISSING = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title}</title></head>
 <body>
-<p>The {page} page needs files this installation lacks: <code>{hint}</code></p>
+<p>The {page} page needs files this installation lacks: reinstall with <code>{hint}</code></p>
 <p>The API's OpenAPI document is at <a href="{spec_attr}">{spec_attr}</a>.</p>
 </body>
 </html>
@@ -100,14 +97,9 @@ _MISSING = """<!doctype html>
 
 @functools.cache
 def asset_root() -> Path | None:
-    """The folder of the installed Swagger UI and ReDoc builds, or None if not installed.
-
-    Found from the package's spec, so the package (and Django) is never imported.
-    """
-    spec = importlib.util.find_spec(ASSET_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    root = Path(next(iter(spec.submodule_search_locations))) / "static" / ASSET_PACKAGE
+    """The folder of the Swagger UI and ReDoc builds shipped with the package, or None if
+    any file is missing."""
+    root = Path(__file__).parent / "static" / "docs"
     return root if all((root / path).is_file() for path, _ in ASSETS.values()) else None
 
 
