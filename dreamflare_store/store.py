@@ -27,7 +27,7 @@ import msgpack
 
 from . import ids, media, oplog, validate
 from .accounts import AccountsMixin
-from .blobs import SMALL_FILE, BlobStore, StoredBlob, VerifiedReader, read_small
+from .blobs import SMALL_FILE, BlobStore, StoredBlob, VerifiedReader, read_small, stage_many
 from .catalog import CONTENT_COLUMNS, Catalog, Row, tags_from_sql
 from .clock import HybridClock, SystemClock, WallClock, day_of, hlc_wall_ms
 from .counters import CounterBuffer
@@ -448,7 +448,7 @@ class Store(AccountsMixin):
             if load is not None:
                 small.append(index)
                 loaders.append(load)
-        pending = self.blobs.stage_many(loaders, media.SNIFF_BYTES, jobs)
+        pending = stage_many(self.blobs, loaders, media.SNIFF_BYTES, jobs)
 
         def outcomes(blobs: Sequence[StoredBlob | Exception]) -> list[StoredBlob | DreamflareError]:
             done = list(out)
