@@ -25,7 +25,7 @@ import blake3
 import msgpack
 
 from . import ids, media, oplog
-from .blobs import SMALL_FILE, BlobStore, StoredBlob, read_small
+from .blobs import SMALL_FILE, BlobStore, StoredBlob, read_small, stage_many
 from .catalog import Catalog, Row
 from .clock import HybridClock, WallClock
 from .counters import CounterBuffer
@@ -178,7 +178,7 @@ class Replica:
             if load is not None:
                 small.append(index)
                 loaders.append(load)
-        pending = self.blobs.stage_many(loaders, media.SNIFF_BYTES, jobs)
+        pending = stage_many(self.blobs, loaders, media.SNIFF_BYTES, jobs)
 
         def outcomes(blobs: Sequence[StoredBlob | Exception]) -> list[StoredBlob | DreamflareError]:
             done = list(out)

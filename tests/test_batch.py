@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import replay, state_rows
 
-from dreamflare_store import Content, InvalidArgument, NotFound, QuotaExceeded, Store, blobs
+from dreamflare_store import Content, InvalidArgument, NotFound, QuotaExceeded, Store
+from dreamflare_store.blobs import batch
 from dreamflare_store.replica import Replica
 
 
@@ -23,7 +24,7 @@ def durability(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """Each test runs with both ways of making a group durable."""
     if request.param == "fsync":
         monkeypatch.setenv("DREAMFLARE_NO_SYNCFS", "1")
-    elif blobs._syncfs() is None:
+    elif batch._syncfs() is None:
         pytest.skip("this kernel has no syncfs that reports write errors")
     return str(request.param)
 
@@ -114,7 +115,7 @@ def test_a_write_error_fails_the_batch_and_stores_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """syncfs cannot say which file failed: the whole group is refused, nothing renamed."""
-    if blobs._syncfs() is None:
+    if batch._syncfs() is None:
         pytest.skip("this kernel has no syncfs that reports write errors")
 
     def failing(fd: int) -> None:
@@ -122,7 +123,7 @@ def test_a_write_error_fails_the_batch_and_stores_nothing(
 
     with Store(tmp_path / "store") as store:
         kept = store.upload(b"already here", "alice")
-        monkeypatch.setattr(blobs, "_syncfs", lambda: failing)
+        monkeypatch.setattr(batch, "_syncfs", lambda: failing)
         with pytest.raises(OSError):
             store.upload_many([b"one", b"two", b"already here"], "alice")
         monkeypatch.undo()
@@ -183,7 +184,7 @@ def test_a_write_error_in_a_later_group_leaves_no_temp_and_no_row(
     """Groups are flushed while the next is written: an error in the third group's flush
     fails the call; the groups before stay as unreferenced blobs (gc takes them), no temp
     file is left behind, and no content is made."""
-    real = blobs._syncfs()
+    real = batch._syncfs()
     if real is None:
         pytest.skip("this kernel has no syncfs that reports write errors")
     calls = 0
@@ -196,8 +197,8 @@ def test_a_write_error_in_a_later_group_leaves_no_temp_and_no_row(
         assert real is not None
         real(fd)
 
-    monkeypatch.setattr(blobs, "_SYNCFS_GROUP", 16)
-    monkeypatch.setattr(blobs, "_syncfs", lambda: fails_on_the_fifth_call)
+    monkeypatch.setattr(batch, "_SYNCFS_GROUP", 16)
+    monkeypatch.setattr(batch, "_syncfs", lambda: fails_on_the_fifth_call)
     with Store(tmp_path / "store") as store:
         with pytest.raises(OSError):
             store.upload_many([f"file {i}".encode() for i in range(80)], "alice")

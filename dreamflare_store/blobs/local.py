@@ -1,0 +1,535 @@
+"""The content-addressed blob store on local disk, one blob at a time.
+
+Layout, owned by this module alone::
+
+    objects/<2>/<2>/<64 hex>    immutable bytes named by their BLAKE3 hash
+    tmp/<random>.part           uploads in flight (removed on error, or by gc when stale)
+
+Write ordering (DESIGN.md): bytes go to a temp file in the store, hashed in the same pass,
+fsynced, renamed to their name, and the directory is fsynced, all *before* the catalog
+commits a reference to them. A crash can leave a temp file or an unreferenced blob behind,
+never a reference to missing bytes. The batch path (``batch.py``) keeps the same order
+for many blobs at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ..errors import IntegrityError, InvalidArgument, NotFound
+from .hashing import CHUNK, hash_bytes, hash_fd, hash_file, new_hasher
+from .reader import VerifiedReader
+
+# Files up to this size are read whole: one read and one hash (the bytes hashed are the bytes
+# written, whatever happens to the file meanwhile), no second pass.
+SMALL_FILE = 4 << 20
+# Larger files are copied in pieces of this size; after each one the kernel is asked to
+# start writing it out, so the disk works while the next piece is read and hashed and the
+# final fsync has little left to wait for (a plain write-then-fsync idles the disk first).
+COPY_PIECE = 8 << 20
+_DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
+
+# Called with (digest, size) once both are known and before the blob is published; it may
+# raise (a quota check) and then nothing is stored.
+Admit = Callable[[str, int], None]
+
+
+def _admit_all(digest: str, size: int) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """The outcome of writing bytes: their name, size, first bytes, and whether they were new."""
+
+    digest: str
+    size: int
+    head: bytes
+    created: bool
+
+
+class BlobStore:
+    """Immutable blobs under ``root``, named by BLAKE3 hash."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        # Plain strings on the write path: pathlib costs more than the syscalls it wraps.
+        self._objects = os.fspath(self.objects)
+        self._tmp = os.fspath(self.tmp)
+        # Folders under objects/ whose own entries this process has made durable.
+        self._known_dirs: set[str] = set()
+        self._dirs_lock = threading.Lock()
+        self._make_top_dirs()
+
+    def _make_top_dirs(self) -> None:
+        """Give a new store objects/00..ff at once: one fsync for all 256, instead of one
+        per first blob in each (the folders in them still come one by one, as needed)."""
+        with os.scandir(self._objects) as entries:
+            if any(entries):
+                return
+        tops = [f"{self._objects}/{n:02x}" for n in range(256)]
+        for top in tops:
+            os.makedirs(top, exist_ok=True)
+        fsync_dir(self._objects)
+        fsync_dir(self.root)  # objects/ and tmp/ themselves
+        with self._dirs_lock:
+            self._known_dirs.update(tops)
+
+    # -- names ------------------------------------------------------------------------
+
+    def path(self, digest: str) -> Path:
+        """Return the file of blob ``digest`` (``digest -> path``, the exact inverse of
+        ``digest_of``); raise InvalidArgument for anything not a digest, so input from
+        outside never names a file beyond the layout."""
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise InvalidArgument(f"not a blob digest: {digest!r}")
+        return self.objects / digest[:2] / digest[2:4] / digest
+
+    def digest_of(self, path: Path) -> str | None:
+        """Return the digest a file in the layout is named by (``path -> digest``), or None
+        for anything foreign, so a stray file is never taken for a blob."""
+        try:
+            rel = path.relative_to(self.objects).parts
+        except ValueError:
+            return None
+        if len(rel) != 3 or not _DIGEST.match(rel[2]):
+            return None
+        if rel[0] != rel[2][:2] or rel[1] != rel[2][2:4]:
+            return None
+        return rel[2]
+
+    def exists(self, digest: str) -> bool:
+        """Return whether blob ``digest`` is stored here (InvalidArgument for a non-digest)."""
+        return self.path(digest).is_file()
+
+    def present(self, digest: str) -> bool:
+        """Return whether blob ``digest`` is stored here, without checking the digest: for
+        digests this package computed itself, on the upload path."""
+        return os.path.isfile(self.name(digest))
+
+    def name(self, digest: str) -> str:
+        """Return the file of blob ``digest`` as ``path`` does, as a plain string and
+        unchecked: for digests this package computed itself, where the write path spends
+        less on this than on pathlib and the check (a batch calls it per file)."""
+        return f"{self._objects}/{digest[:2]}/{digest[2:4]}/{digest}"
+
+    def iter_digests(self) -> Iterator[tuple[str, Path]]:
+        """Yield the digest and file of every blob on disk, skipping foreign files, for
+        gc and verify."""
+        for path in self.objects.glob("*/*/*"):
+            digest = self.digest_of(path)
+            if digest is not None:
+                yield digest, path
+
+    # -- writing ----------------------------------------------------------------------
+
+    def new_temp(self) -> tuple[str, int]:
+        """Return the path of a new, empty temp file in tmp/ and a descriptor open to write
+        it: bytes are written there before they get their name."""
+        path = self._temp_name()
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def _temp_name(self) -> str:
+        """Return a new random name in tmp/: gc sweeps what a crash leaves there."""
+        return f"{self._tmp}/{secrets.token_hex(8)}.part"
+
+    def sync_name(self, leaf: str) -> None:
+        """Make a blob's name in folder ``leaf`` durable, and the folders above it once.
+
+        Called for new blobs and for found ones alike: a blob found may have been renamed
+        into place a moment ago by another writer that has not synced its folder yet, and
+        a reference must never become durable before the name it points to.
+        """
+        fsync_dir(leaf)
+        if leaf in self._known_dirs:
+            return
+        top = os.path.dirname(leaf)
+        # After the leaf's fsync these are nearly free on journalling file systems, and
+        # they are needed on the rest: POSIX makes a new folder's entry durable only so.
+        fsync_dir(top)
+        if top not in self._known_dirs:
+            fsync_dir(self._objects)
+        with self._dirs_lock:
+            self._known_dirs.update((leaf, top))
+
+    def knows_folder(self, leaf: str) -> bool:
+        """Return whether this process has made folder ``leaf``'s entry durable, so a
+        writer can skip making it (the batch path asks per new blob)."""
+        return leaf in self._known_dirs
+
+    def note_folders(self, leaves: Iterable[str]) -> None:
+        """Record folders whose entries, and their parents', the caller made durable (a
+        batch's syncfs does), so later names in them need no fsync of the folders above."""
+        leaves = list(leaves)
+        with self._dirs_lock:
+            self._known_dirs.update(leaves)
+            self._known_dirs.update(os.path.dirname(leaf) for leaf in leaves)
+
+    def _found(self, digest: str) -> bool:
+        """Return whether blob ``digest`` is stored; if so, mark it used (so a concurrent
+        gc keeps it) and make its name durable, so the caller can reference it at once."""
+        target = self.name(digest)
+        try:
+            os.utime(target)
+        except FileNotFoundError:
+            return False
+        self.sync_name(os.path.dirname(target))
+        return True
+
+    def _publish(self, temp: str | os.PathLike[str], digest: str) -> bool:
+        """Rename a durable temp file to blob ``digest``'s name and make the name durable;
+        return whether the blob is new (False when it was there already).
+
+        The temp file is consumed either way.
+        """
+        created, leaf = self.place(temp, digest)
+        self.sync_name(leaf)
+        return created
+
+    def place(self, temp: str | os.PathLike[str], digest: str) -> tuple[bool, str]:
+        """Rename a durable temp file to blob ``digest``'s name, leaving the name to be made
+        durable by ``sync_name``; return whether the blob is new and its folder.
+
+        Apart from ``_publish`` so that a batch syncs each folder once for all its blobs.
+        The temp file is consumed either way.
+        """
+        target = self.name(digest)
+        leaf = os.path.dirname(target)
+        try:
+            os.utime(target)  # there already (same bytes): mark it used, keep it
+        except FileNotFoundError:
+            pass
+        else:
+            discard(temp)
+            return False, leaf
+        try:
+            os.replace(temp, target)
+        except FileNotFoundError:  # the folder is not there yet: one failed call, not a
+            make_folder(leaf)  # check before every rename; made durable by sync_name,
+            os.replace(temp, target)  # after the rename
+        return True, leaf
+
+    def write_bytes(self, data: bytes, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
+        """Store ``data`` durably; return its name, size, first ``head_size`` bytes and
+        whether it is new. Hashes first, so bytes already stored are never written again."""
+        digest = hash_bytes(data)
+        head = bytes(data[:head_size])
+        admit(digest, len(data))
+        if self._found(digest):
+            return StoredBlob(digest, len(data), head, created=False)
+        view = memoryview(data)
+        pieces = (view[at : at + COPY_PIECE] for at in range(0, len(view), COPY_PIECE))
+        temp = self._write_temp(pieces)
+        try:
+            created = self._publish(temp, digest)
+        except BaseException:
+            discard(temp)
+            raise
+        return StoredBlob(digest, len(data), head, created)
+
+    def write_file(
+        self,
+        path: Path,
+        head_size: int,
+        admit: Admit = _admit_all,
+        maybe_stored: Callable[[int], bool] | None = None,
+    ) -> StoredBlob:
+        """Store a file's bytes durably; return them as ``write_bytes`` does. Hashes first,
+        so re-uploading stored bytes writes nothing.
+
+        ``maybe_stored(size)`` may say that no stored bytes have the file's size: then a
+        large file skips that first hashing pass and is copied (and hashed) at once.
+        """
+        try:
+            source = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below)
+        except FileNotFoundError as exc:
+            raise NotFound(f"no such file: {path}", path=str(path)) from exc
+        except IsADirectoryError as exc:
+            raise InvalidArgument(f"is a directory, not a file: {path}") from exc
+        except PermissionError as exc:
+            raise InvalidArgument(f"cannot read {path}: permission denied") from exc
+        with source:
+            fd = source.fileno()
+            size = os.fstat(fd).st_size
+            if size <= SMALL_FILE:
+                return self.write_bytes(source.readall(), head_size, admit)
+            if maybe_stored is None or maybe_stored(size):
+                known = hash_fd(fd, size)
+                if os.path.isfile(self.name(known)):
+                    admit(known, size)
+                    if self._found(known):
+                        return StoredBlob(known, size, os.pread(fd, head_size, 0), False)
+                source.seek(0)
+            # The name stored is the hash of the bytes actually copied (the file may change
+            # between the two passes); the first pass only avoids writing known bytes.
+            copied = self._copy_in(fd, size, head_size, admit)
+            if copied is not None:
+                return copied
+            buffer = bytearray(COPY_PIECE)
+            view = memoryview(buffer)
+
+            def pieces() -> Iterator[memoryview]:
+                while count := source.readinto(buffer):
+                    yield view[:count]
+
+            return self._write_new(pieces(), head_size, admit, size)
+
+    def _copy_in(
+        self, source: int, size_hint: int, head_size: int, admit: Admit
+    ) -> StoredBlob | None:
+        """Store a file's bytes by the kernel's own copy, hashing the copy itself a piece at
+        a time through a memory map; return the blob, or None where the kernel cannot copy.
+
+        As ``cp`` does: the bytes make no trip through this process, and the file system
+        may share extents instead of copying.
+        """
+        if not hasattr(os, "copy_file_range"):
+            return None
+        temp = self._temp_name()
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        hasher = new_hasher(size_hint)
+        offset = 0
+        try:
+            try:
+                while True:
+                    try:
+                        count = _copy_piece(source, fd, offset)
+                    except OSError as exc:
+                        if offset == 0 and exc.errno in _NO_KERNEL_COPY:
+                            discard(temp)
+                            return None
+                        raise
+                    if not count:
+                        break
+                    with mmap.mmap(fd, count, offset=offset, access=mmap.ACCESS_READ) as piece:
+                        hasher.update(piece)
+                    _start_writeback(fd, offset, count)
+                    offset += count
+                head = os.pread(fd, head_size, 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            digest = hasher.hexdigest()
+            admit(digest, offset)
+            created = self._publish(temp, digest)
+        except BaseException:
+            discard(temp)
+            raise
+        return StoredBlob(digest, offset, head, created)
+
+    def write_stream(
+        self, source: IO[bytes], head_size: int, admit: Admit = _admit_all, size_hint: int = 0
+    ) -> StoredBlob:
+        """Store what ``source.read`` yields durably; return it as ``write_bytes`` does.
+
+        Hashes while writing, in bounded memory, for bodies too large to hold whole.
+        """
+
+        def pieces() -> Iterator[bytes]:
+            while True:
+                try:
+                    chunk = source.read(CHUNK)
+                except Exception as exc:
+                    raise InvalidArgument(f"reading the file failed: {exc}") from exc
+                if not chunk:
+                    return
+                if not isinstance(chunk, bytes | bytearray | memoryview):
+                    raise InvalidArgument("file must be a binary file object (opened with 'rb')")
+                yield chunk
+
+        return self._write_new(pieces(), head_size, admit, size_hint)
+
+    def _write_new(
+        self, pieces: Iterable[bytes | memoryview], head_size: int, admit: Admit, size_hint: int
+    ) -> StoredBlob:
+        """Hash ``pieces`` while writing them to a durable temp file, then publish it;
+        return the blob. The hash is of the bytes written, whatever the source does."""
+        hasher = new_hasher(size_hint)
+        head = bytearray()
+        size = 0
+
+        def hashed() -> Iterator[bytes | memoryview]:
+            nonlocal size
+            for piece in pieces:
+                if len(head) < head_size:
+                    head.extend(piece[: head_size - len(head)])
+                hasher.update(piece)
+                size += len(piece)
+                yield piece
+
+        temp = self._write_temp(hashed())
+        try:
+            digest = hasher.hexdigest()
+            admit(digest, size)
+            created = self._publish(temp, digest)
+        except BaseException:
+            discard(temp)
+            raise
+        return StoredBlob(digest, size, bytes(head), created)
+
+    def _write_temp(self, pieces: Iterable[bytes | memoryview]) -> str:
+        """Write ``pieces`` to a new temp file and fsync it; return the file's path, ready
+        for ``_publish``."""
+        temp, fd = self.new_temp()
+        try:
+            try:
+                written = started = 0
+                for piece in pieces:
+                    write_all(fd, piece)
+                    written += len(piece)
+                    if written - started >= COPY_PIECE:
+                        _start_writeback(fd, started, written - started)
+                        started = written
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            discard(temp)
+            raise
+        return temp
+
+    def download_path(self) -> Path:
+        """Return a fresh name in tmp/ for bytes another writer fills (a sync download).
+
+        Hand the file to ``adopt`` once written; a crash leaves it for gc's stale-temp sweep.
+        """
+        return Path(self._temp_name())
+
+    def adopt(self, temp: Path, digest: str) -> bool:
+        """Publish a file written in tmp/ as blob ``digest``, only if its bytes hash to it.
+
+        The temp file is consumed either way. Raises IntegrityError (and stores nothing)
+        when the bytes are not the blob's; returns whether the blob is new here.
+        """
+        self.path(digest)  # rejects a malformed digest before anything else
+        try:
+            if hash_file(temp) != digest:
+                raise IntegrityError(f"received bytes do not match blob {digest}", digest=digest)
+            fd = os.open(temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            # A blob there already is marked used by _publish, so a concurrent gc keeps it.
+            return self._publish(temp, digest)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def open(self, digest: str) -> VerifiedReader:
+        """Return a reader over blob ``digest`` that raises IntegrityError if its bytes do
+        not match their name (or the blob is missing), so corrupt bytes are never served."""
+        try:
+            raw = open(self.path(digest), "rb")  # noqa: SIM115 (the reader owns it)
+        except FileNotFoundError as exc:
+            raise IntegrityError(f"blob {digest} is missing", digest=digest) from exc
+        return VerifiedReader(raw, digest)
+
+    def check(self, digest: str) -> bool:
+        """Return whether blob ``digest`` exists and hashes to its name, hashing it afresh
+        every time (verify and push rely on that)."""
+        try:
+            return hash_file(self.path(digest)) == digest
+        except FileNotFoundError:
+            return False
+
+    def remove(self, digest: str) -> int:
+        """Delete a blob (gc only); return the bytes freed, 0 if it was already gone."""
+        path = self.path(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def stale_temps(self, older_than: float) -> Iterator[Path]:
+        """Yield the temp files not touched for ``older_than`` seconds: a crash left them,
+        and gc removes them (younger ones may be uploads in flight)."""
+        cutoff = time.time() - older_than
+        for path in self.tmp.iterdir():
+            try:
+                if path.stat().st_mtime <= cutoff:
+                    yield path
+            except FileNotFoundError:
+                continue
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or creation inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_folder(path: str) -> None:
+    """Make a folder (a blob's objects/ab/cd/) in one call when its parent exists, as in a
+    store whose objects/ab/ were made with it; else with its parents, as ``os.makedirs``."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+def discard(temp: str | os.PathLike[str]) -> None:
+    """Remove a temp file that will not become a blob, if it is still there."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write all of ``data`` to ``fd``: ``os.write`` may write less than it was given."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# copy_file_range errors that mean "not here" (old kernels, file systems, devices).
+_NO_KERNEL_COPY = {
+    getattr(errno, name)
+    for name in ("EXDEV", "ENOSYS", "EINVAL", "EOPNOTSUPP", "ENOTSUP", "EBADF", "EPERM")
+    if hasattr(errno, name)
+}
+
+
+def _copy_piece(source: int, target: int, offset: int) -> int:
+    """Copy up to COPY_PIECE bytes at ``offset`` from one file to the other in the kernel;
+    return the count, short only at the end of the source, so pieces stay map-aligned."""
+    done = 0
+    while done < COPY_PIECE:
+        at = offset + done
+        count = os.copy_file_range(source, target, COPY_PIECE - done, offset_src=at, offset_dst=at)
+        if not count:
+            break
+        done += count
+    return done
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing a range of a file out now, without waiting for it.
+
+    On Linux, POSIX_FADV_DONTNEED starts writeback of the range's dirty pages (and drops
+    the clean ones: nobody reads a temp file back). Elsewhere the final fsync does it all.
+    """
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)

@@ -1,0 +1,144 @@
+"""Reading blobs back: a file object that checks each blob's hash as it serves it."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from typing import BinaryIO
+
+import blake3
+
+from ..errors import IntegrityError
+from .hashing import CHUNK, new_hasher
+
+# A blob file as it was when hashed: its digest, device, inode, size, mtime and ctime.
+_FileKey = tuple[str, int, int, int, int, int]
+
+
+class _VerifiedFiles:
+    """Blob files this process has hashed whole and found right, by identity and change time.
+
+    A file written since (its bytes flipped, replaced, touched) has a new ctime and is
+    hashed again; a video served in many ranged requests is hashed once, not per request.
+    ``verify()`` never consults this: it always re-hashes.
+    """
+
+    # Past this many files the oldest is forgotten (and hashed again when next read).
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[_FileKey, None] = {}
+
+    @staticmethod
+    def key(digest: str, stat: os.stat_result) -> _FileKey:
+        """Return what identifies a blob file as hashed: any write to it changes the key."""
+        return (digest, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+    def __contains__(self, key: _FileKey) -> bool:
+        with self._lock:
+            return key in self._seen
+
+    def add(self, key: _FileKey) -> None:
+        """Remember a file found right, forgetting the oldest beyond LIMIT."""
+        with self._lock:
+            self._seen[key] = None
+            if len(self._seen) > self.LIMIT:
+                del self._seen[next(iter(self._seen))]
+
+
+# One per process: every reader of every store shares it (keys hold device and inode).
+VERIFIED = _VerifiedFiles()
+
+
+class VerifiedReader(io.RawIOBase):
+    """A read-only file over a blob that checks the BLAKE3 hash of what it serves.
+
+    Reading from the start to the end hashes on the way and raises IntegrityError at the
+    end if the bytes were not the blob's. A seek first verifies the whole blob once (it
+    is cheap next to serving it), so ranged reads never return unverified bytes. A read
+    that stops before the end without seeking has not been checked: a caller that needs
+    a prefix verified seeks first. Blobs already verified by this process (and unchanged
+    since) are not hashed again.
+    """
+
+    def __init__(self, raw: BinaryIO, digest: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self.digest = digest
+        stat = os.fstat(raw.fileno())
+        self.size = stat.st_size
+        self._key = VERIFIED.key(digest, stat)
+        self._verified = self._key in VERIFIED
+        self._hasher: blake3.blake3 | None = None if self._verified else new_hasher(self.size)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def _fail(self) -> IntegrityError:
+        return IntegrityError(
+            f"blob {self.digest} is corrupt: its bytes do not match its hash", digest=self.digest
+        )
+
+    def _verify_all(self) -> None:
+        if self._verified:
+            return
+        position = self._raw.tell()
+        self._raw.seek(0)
+        hasher = new_hasher(self.size)
+        while chunk := self._raw.read(CHUNK):
+            hasher.update(chunk)
+        self._raw.seek(position)
+        if hasher.hexdigest() != self.digest:
+            raise self._fail()
+        self._verified = True
+        self._hasher = None
+        VERIFIED.add(self._key)
+
+    def _finish(self) -> None:
+        assert self._hasher is not None
+        if self._hasher.hexdigest() != self.digest:
+            raise self._fail()
+        self._verified, self._hasher = True, None
+        VERIFIED.add(self._key)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self._raw.readinto(buffer) or 0  # type: ignore[attr-defined]
+        if self._hasher is not None:
+            self._hasher.update(memoryview(buffer)[:count])
+            at_end = count == 0 and len(buffer) > 0
+            if at_end or self._raw.tell() >= self.size:
+                self._finish()
+        return count
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        buffer = bytearray(size)
+        count = self.readinto(buffer)
+        return bytes(buffer[:count])
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        current = self._raw.tell()
+        target = self._raw.seek(offset, whence)
+        if target != current and not self._verified:
+            self._verify_all()
+        return target
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
