@@ -382,7 +382,7 @@ class _file_part:  # noqa: N801 (used as a context manager, like open)
             if not path.is_file():
                 if path.exists():
                     raise InvalidArgument(f"not a regular file: {path}")
-                raise NotFound(f"no such file: {path}", path=str(path))
+                raise NotFound(f"{path}: no such file or folder", path=str(path))
             self._opened = open(path, "rb")  # noqa: SIM115 (closed in __exit__)
             return path.name, self._opened
         if hasattr(file, "read"):

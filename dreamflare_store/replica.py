@@ -149,8 +149,8 @@ class Replica:
             path = Path(file)
             if not path.is_file():
                 if path.exists():
-                    raise InvalidArgument(f"not a regular file: {path}")
-                raise NotFound(f"no such file: {path}", path=str(path))
+                    raise InvalidArgument(f"{path}: not a regular file", path=str(path))
+                raise NotFound(f"{path}: no such file or folder", path=str(path))
             return self.blobs.write_file(path, head, admit, self.catalog.reads.size_referenced)
         if hasattr(file, "read"):
             if isinstance(file, io.TextIOBase):
@@ -346,9 +346,9 @@ def as_error(exc: Exception, file: object) -> DreamflareError:
         return exc
     where = str(file) if isinstance(file, str | os.PathLike) else "file"
     if isinstance(exc, FileNotFoundError):
-        return NotFound(f"no such file: {where}", path=where)
+        return NotFound(f"{where}: no such file or folder", path=where)
     if isinstance(exc, OSError):
-        return InvalidArgument(f"cannot read {where}: {exc.strerror or exc}")
+        return InvalidArgument(f"{where}: cannot read: {exc.strerror or exc}", path=where)
     raise exc
 
 

@@ -258,11 +258,12 @@ class BlobStore:
         try:
             source = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below)
         except FileNotFoundError as exc:
-            raise NotFound(f"no such file: {path}", path=str(path)) from exc
+            raise NotFound(f"{path}: no such file or folder", path=str(path)) from exc
         except IsADirectoryError as exc:
-            raise InvalidArgument(f"is a directory, not a file: {path}") from exc
+            raise InvalidArgument(f"{path}: is a folder, not a file", path=str(path)) from exc
         except PermissionError as exc:
-            raise InvalidArgument(f"cannot read {path}: permission denied") from exc
+            message = f"{path}: cannot read: permission denied"
+            raise InvalidArgument(message, path=str(path)) from exc
         with source:
             fd = source.fileno()
             size = os.fstat(fd).st_size

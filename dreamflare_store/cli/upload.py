@@ -189,7 +189,7 @@ def upload_files(
     outcomes = []
     for item, result in zip(items, results, strict=True):
         if result.content is None:
-            outcomes.append(Outcome(item.path, error=_worded(result.error, item.path)))
+            outcomes.append(Outcome(item.path, error=result.error))
             continue
         digest = result.content.hash
         stored = digest not in new or digest in seen
@@ -217,21 +217,3 @@ def upload_version(
     except OSError as exc:
         raise _read_error(item.path, exc) from exc
     return Outcome(item.path, content)
-
-
-def _worded(error: Any, path: Path) -> DreamflareError:
-    """A file's error worded as the other per-file lines of this command: the path first.
-
-    The store says "cannot read PATH: why" and "no such file: PATH"; ``collect`` says
-    "PATH: cannot read: why", and one batch must not word one failure two ways.
-    """
-    if not isinstance(error, DreamflareError):
-        return DreamflareError(f"{path}: {error}", path=str(path))
-    where = str(path)
-    unreadable = f"cannot read {where}: "
-    if error.message.startswith(unreadable):
-        reason = error.message[len(unreadable) :]
-        return type(error)(f"{where}: cannot read: {reason}", path=where)
-    if error.message == f"no such file: {where}":
-        return type(error)(f"{where}: no such file or folder", path=where)
-    return error
