@@ -25,6 +25,13 @@ pytestmark = pytest.mark.anyio
 KIB = 1024
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """asyncio only: uvicorn serves the adapter on asyncio, and the worker pool hands
+    results back through its loop (trio, installed with selenium, is not a target)."""
+    return "asyncio"
+
+
 # -- the worker pool ---------------------------------------------------------------------
 
 
