@@ -99,8 +99,7 @@ def _read_uuid(region: Region, found: Found) -> None:
     usertype = region.read(16)
     if usertype == XMP_UUID:
         xmp = decode_text(region.read(min(region.left, found.limits.max_text)))
-        found.xmp.append(xmp)
-        found.add_text("XMP", xmp, region.left > 0)
+        found.add_xmp(xmp, region.left > 0)
     elif usertype == C2PA_UUID:
         head = region.read(min(region.left, 4 + 64 + 8))  # version/flags, purpose, offset
         nul = head.find(b"\x00", 4)

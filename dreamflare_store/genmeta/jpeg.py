@@ -81,9 +81,7 @@ def read_jpeg(src: Source, found: Found) -> None:
         if marker == 0xE1 and data.startswith(_EXIF):
             read_exif(data[6:], found)
         elif marker == 0xE1 and data.startswith(_XMP):
-            xmp = decode_text(data[len(_XMP) :])
-            found.xmp.append(xmp)
-            found.add_text("XMP", xmp)
+            found.add_xmp(decode_text(data[len(_XMP) :]))
         elif marker == 0xFE and data.strip(b"\x00 \r\n"):
             found.add_text("JPEG comment", decode_text(data.rstrip(b"\x00"), latin1=True))
         elif marker == 0xEB and data[:2] == b"JP" and len(data) >= 16:

@@ -92,7 +92,11 @@ def _read_text(ctype: bytes, region: Region, found: Found) -> None:
     else:
         data = body + region.read(cap + 1 - len(body))
         cut, data = len(data) > cap, data[:cap]
-    found.add_text(key, decode_text(data, latin1=ctype == b"zTXt"), cut)
+    value = decode_text(data, latin1=ctype == b"zTXt")
+    if key == "XML:com.adobe.xmp":
+        found.add_xmp(value, cut)
+    else:
+        found.add_text(key, value, cut)
 
 
 def _chunk(ctype: bytes, data: bytes) -> bytes:

@@ -208,6 +208,12 @@ class Found:
         if truncated:
             self.truncated.add(name)
 
+    def add_xmp(self, packet: str, truncated: bool = False) -> None:
+        """Keep an XMP packet: for provenance, and as the raw text ``XMP``."""
+        if len(self.xmp) < 4:
+            self.xmp.append(packet[: self.limits.max_text])
+        self.add_text("XMP", packet, truncated)
+
     def set_size(self, width: int, height: int) -> None:
         """Record the size from the container header, if sane and not yet known."""
         if self.width is None and 1 <= width <= 1_000_000 and 1 <= height <= 1_000_000:

@@ -46,9 +46,7 @@ def read_webp(src: Source, found: Found) -> None:
             read_exif(region.read(min(size, src.limits.max_c2pa)), found)
         elif fourcc == b"XMP ":
             data = region.read(min(size, src.limits.max_text + 1))
-            xmp = decode_text(data[: src.limits.max_text])
-            found.xmp.append(xmp)
-            found.add_text("XMP", xmp, len(data) > src.limits.max_text)
+            found.add_xmp(decode_text(data[: src.limits.max_text]), len(data) > src.limits.max_text)
         elif fourcc == b"C2PA":
             store = region.read(min(size, src.limits.max_c2pa))
             if store:
