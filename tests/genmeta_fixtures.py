@@ -347,18 +347,23 @@ def c2pa_store(
     claim_v2: bool = False,
 ) -> bytes:
     """A C2PA manifest store with one manifest: an actions assertion and a claim."""
-    actions = {"actions": [{"action": "c2pa.created", "digitalSourceType": source_type,
-                            "softwareAgent": "GPT-4o"}]}
+    actions = {
+        "actions": [
+            {"action": "c2pa.created", "digitalSourceType": source_type, "softwareAgent": "GPT-4o"}
+        ]
+    }
     assertion = superbox(b"cbor", "c2pa.actions", box(b"cbor", cbor(actions)))
     store_box = superbox(b"c2as", "c2pa.assertions", assertion)
     if claim_v2:
-        claim: dict[str, Any] = {"claim_generator_info": {"name": "Adobe Firefly",
-                                                          "version": "2.0"}}
+        claim: dict[str, Any] = {
+            "claim_generator_info": {"name": "Adobe Firefly", "version": "2.0"}
+        }
     else:
         claim = {"claim_generator": claim_generator, "dc:format": "image/png"}
     claim_box = superbox(b"c2cl", "c2pa.claim", box(b"cbor", cbor(claim)))
-    manifest = superbox(b"c2ma", "urn:uuid:0d4e8c9a-1111-2222-3333-444455556666", store_box,
-                        claim_box)
+    manifest = superbox(
+        b"c2ma", "urn:uuid:0d4e8c9a-1111-2222-3333-444455556666", store_box, claim_box
+    )
     return superbox(b"c2pa", "c2pa", manifest)
 
 
@@ -371,16 +376,33 @@ A1111_TEXT = (
 )
 
 COMFY_GRAPH: dict[str, Any] = {
-    "3": {"inputs": {"seed": 156680208700286, "steps": 20, "cfg": 8, "sampler_name": "euler",
-                     "scheduler": "normal", "denoise": 1, "model": ["4", 0],
-                     "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]},
-          "class_type": "KSampler"},
-    "4": {"inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"},
-          "class_type": "CheckpointLoaderSimple"},
-    "5": {"inputs": {"width": 512, "height": 768, "batch_size": 1},
-          "class_type": "EmptyLatentImage"},
-    "6": {"inputs": {"text": "beautiful scenery nature glass bottle landscape", "clip": ["4", 1]},
-          "class_type": "CLIPTextEncode"},
+    "3": {
+        "inputs": {
+            "seed": 156680208700286,
+            "steps": 20,
+            "cfg": 8,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "denoise": 1,
+            "model": ["4", 0],
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+        },
+        "class_type": "KSampler",
+    },
+    "4": {
+        "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"},
+        "class_type": "CheckpointLoaderSimple",
+    },
+    "5": {
+        "inputs": {"width": 512, "height": 768, "batch_size": 1},
+        "class_type": "EmptyLatentImage",
+    },
+    "6": {
+        "inputs": {"text": "beautiful scenery nature glass bottle landscape", "clip": ["4", 1]},
+        "class_type": "CLIPTextEncode",
+    },
     "7": {"inputs": {"text": "text, watermark", "clip": ["4", 1]}, "class_type": "CLIPTextEncode"},
     "8": {"inputs": {"samples": ["3", 0], "vae": ["4", 2]}, "class_type": "VAEDecode"},
     "9": {"inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}, "class_type": "SaveImage"},

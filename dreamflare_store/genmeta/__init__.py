@@ -63,6 +63,7 @@ import contextlib
 import io
 import json
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -136,7 +137,7 @@ def extract(source: BinaryIO | bytes, *, limits: Limits | None = None) -> Extrac
     limits = limits or Limits()
     stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     start = _tell(stream)
-    head = stream.read(16) or b""
+    head = _head(stream)
     kind = container(head)
     if kind is None:
         return None
@@ -146,7 +147,7 @@ def extract(source: BinaryIO | bytes, *, limits: Limits | None = None) -> Extrac
         stream.seek(start)
     found = Found(limits)
     # A walker stops where the data stops making sense; what it found before is kept.
-    with contextlib.suppress(ValueError, OverflowError, IndexError, UnicodeError, EOFError):
+    with contextlib.suppress(ValueError, OverflowError, IndexError, EOFError, struct.error):
         _READERS[kind](Source(stream, limits), found)
     return _result(found)
 
@@ -185,6 +186,17 @@ def strip(src: BinaryIO, dst: BinaryIO) -> bool:
         return False
     _STRIPPERS[kind](src, dst, _STRIP_UNITS)
     return True
+
+
+def _head(stream: BinaryIO) -> bytes:
+    # A pipe may return fewer bytes than asked before its end: read until 16 or the end.
+    head = b""
+    while len(head) < 16:
+        more = stream.read(16 - len(head))
+        if not more:
+            break
+        head += more
+    return head
 
 
 def _tell(stream: BinaryIO) -> int | None:

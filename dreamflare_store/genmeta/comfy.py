@@ -60,8 +60,14 @@ class _Walk:
                     return None
                 seen.add(node_id)
                 hops += 1
-                value = next((upstream[k] for k in (name, *_TEXT_KEYS, "seed", "noise_seed",
-                             "int", "float", "number") if k in upstream), None)
+                value = next(
+                    (
+                        upstream[k]
+                        for k in (name, *_TEXT_KEYS, "seed", "noise_seed", "int", "float", "number")
+                        if k in upstream
+                    ),
+                    None,
+                )
             if value is not None and not isinstance(value, list | dict):
                 return value
         return None
@@ -136,8 +142,14 @@ def _first_pass(walk: _Walk, samplers: list[str]) -> str:
             if linked[0] in samplers:
                 fed.add(node_id)  # another sampler's output is this one's input
                 break
-            latent = next((linked[1][k] for k in ("samples", "latent", "latent_image",
-                          "pixels", "image") if k in linked[1]), None)
+            latent = next(
+                (
+                    linked[1][k]
+                    for k in ("samples", "latent", "latent_image", "pixels", "image")
+                    if k in linked[1]
+                ),
+                None,
+            )
     firsts = [s for s in samplers if s not in fed] or samplers
     return firsts[0]
 

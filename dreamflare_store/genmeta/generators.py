@@ -36,7 +36,9 @@ _XMP_COMMENT = re.compile(
 
 
 class _Texts:
-    """The raw texts, with JSON parsed lazily and never for a truncated text."""
+    """The raw texts, without the truncated ones: a text cut at the cap is kept raw but
+    never interpreted (its last line or its JSON would be a misleading fragment). JSON is
+    parsed lazily, once per key."""
 
     def __init__(self, found: Found) -> None:
         self.found = found
@@ -44,7 +46,7 @@ class _Texts:
         self._json: dict[str, Any] = {}
 
     def get(self, key: str) -> str | None:
-        return self.texts.get(key)
+        return None if key in self.found.truncated else self.texts.get(key)
 
     def json(self, key: str) -> Any:
         if key not in self._json:
@@ -73,8 +75,17 @@ def recognise(found: Found) -> dict[str, Any]:
     """Return the record fields the raw texts give, with ``generator`` (None if unknown)."""
     texts = _Texts(found)
     _merge_novelai_exif(texts)
-    for reader in (_invokeai, _novelai, _fooocus, _json_parameters, _a1111, _comfyui,
-                   _easy_diffusion, _midjourney, _draw_things):
+    for reader in (
+        _invokeai,
+        _novelai,
+        _fooocus,
+        _json_parameters,
+        _a1111,
+        _comfyui,
+        _easy_diffusion,
+        _midjourney,
+        _draw_things,
+    ):
         fields = reader(texts)
         if fields is not None:
             return fields
@@ -274,7 +285,8 @@ def _json_parameters(texts: _Texts) -> dict[str, Any] | None:
             "seed": swarm.get("seed"),
             "steps": swarm.get("steps"),
             "cfgScale": swarm.get("cfgscale"),
-            "sampler": swarm.get("comfyuisampler") or swarm.get("autowebuisampler")
+            "sampler": swarm.get("comfyuisampler")
+            or swarm.get("autowebuisampler")
             or swarm.get("sampler"),
             "scheduler": swarm.get("scheduler") or swarm.get("comfyuischeduler"),
             "model": swarm.get("model"),
@@ -346,8 +358,8 @@ def _comfyui(texts: _Texts) -> dict[str, Any] | None:
     graph = _comfy_graph(texts)
     if graph is not None:
         return parse_graph(graph, texts.found.limits.max_nodes)
-    workflow = texts.get("workflow") or ""
-    prompt = texts.get("prompt") or ""
+    workflow = texts.texts.get("workflow") or ""  # truncated or not: only its shape counts
+    prompt = texts.texts.get("prompt") or ""
     if workflow.lstrip().startswith("{") or prompt.lstrip().startswith("{"):
         return {"generator": "ComfyUI"}  # a UI graph only, or a graph too large to parse
     return None

@@ -50,7 +50,7 @@ def _value(line: str, at: int, scan: list[bool]) -> tuple[str, int]:
     end: it keeps a hostile line of many open brackets linear in time.
     """
     end = len(line)
-    if at < end and line[at] in "\"[{" and scan[0]:
+    if at < end and line[at] in '"[{' and scan[0]:
         close = _balanced(line, at)
         scan[0] = close > 0
         if close > 0:

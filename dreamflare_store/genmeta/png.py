@@ -55,8 +55,9 @@ def read_png(src: Source, found: Found) -> None:
             return  # the spec caps lengths at 2**31-1: the rest is not a PNG any more
         region = Region(src, length)
         if ctype == b"IHDR" and length >= 8:
-            width, height = struct.unpack(">II", region.read(8))
-            found.set_size(width, height)
+            size = region.read(8)
+            if len(size) == 8:
+                found.set_size(*struct.unpack(">II", size))
         elif ctype in _TEXT and found.want_text():
             _read_text(ctype, region, found)
         elif ctype == b"eXIf" and length <= src.limits.max_text:
@@ -78,7 +79,9 @@ def _read_text(ctype: bytes, region: Region, found: Found) -> None:
     key, rest = head[:nul].decode("latin-1"), head[nul + 1 :]
     if ctype == b"tEXt":
         data = rest + region.read(cap + 1 - len(rest))
-        found.add_text(key, decode_text(data[:cap], latin1=True), len(data) > cap)
+        # Bytes left unread mean the cap, the budget or the end of the file cut the text.
+        cut = len(data) > cap or region.left > 0
+        found.add_text(key, decode_text(data[:cap], latin1=True), cut)
         return
     if ctype == b"zTXt":
         compressed, body = True, rest[1:]
@@ -91,7 +94,7 @@ def _read_text(ctype: bytes, region: Region, found: Found) -> None:
         data, cut = inflate(itertools.chain([body], region.pieces(found.limits.max_read)), cap)
     else:
         data = body + region.read(cap + 1 - len(body))
-        cut, data = len(data) > cap, data[:cap]
+        cut, data = len(data) > cap or region.left > 0, data[:cap]
     value = decode_text(data, latin1=ctype == b"zTXt")
     if key == "XML:com.adobe.xmp":
         found.add_xmp(value, cut)

@@ -49,6 +49,8 @@ def read_exif(tiff: bytes, found: Found) -> int | None:
         order = ">"
     else:
         return None
+    if len(tiff) < 8:
+        return None
     orientation: int | None = None
     seen: set[int] = set()
     queue = [struct.unpack(order + "I", tiff[4:8])[0]]
