@@ -59,15 +59,14 @@ def itxt(key: str, value: str | bytes, compressed: bool = False) -> bytes:
 
 def pillow_image(size: tuple[int, int] = (16, 12), mode: str = "RGB") -> Image.Image:
     """A small image with varied pixels, so a changed byte would change the decode."""
-    image = Image.new(mode, size)
-    image.putdata(
-        [
-            tuple((x * 37 + y * 11 + c * 50) % 256 for c in range(len(mode)))
-            for y in range(size[1])
-            for x in range(size[0])
-        ]
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    raw = bytes(
+        (x * 37 + y * 11 + c * 50) % 256
+        for y in range(size[1])
+        for x in range(size[0])
+        for c in range(bands)
     )
-    return image
+    return Image.frombytes(mode, size, raw)
 
 
 def pillow_bytes(image: Image.Image, fmt: str, **options: Any) -> bytes:
