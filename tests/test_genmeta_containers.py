@@ -320,3 +320,13 @@ def test_deep_json_and_huge_numbers_do_not_raise() -> None:
         f.png(f.text("prompt", deep), f.text("parameters", '{"seed": ' + "9" * 5000 + "}"))
     )
     assert found.record["generator"] is None and found.record["seed"] is None
+
+
+def test_many_bombs_share_one_total_cap() -> None:
+    bomb = f.chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"a" * 3_000_000, 9))
+    start = time.monotonic()
+    found = extracted(f.png(*([bomb] * 30)))
+    assert time.monotonic() - start < 5
+    limits = genmeta.Limits()
+    assert sum(len(text) for text in found.raw.values()) <= limits.max_raw
+    assert len(found.raw) == limits.max_raw // limits.max_text  # then there is no room left

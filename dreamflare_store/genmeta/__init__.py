@@ -52,9 +52,10 @@ API
     offset moves. Memory is bounded: data is copied in pieces, and a source that cannot
     seek is first spooled to a temporary file.
 
-Bounds (``Limits``): 16 MiB of metadata read or inflated in total, 1 MiB per raw text,
-64 raw texts, 100,000 chunks/segments/boxes walked, 4 MiB of C2PA store, 20,000 ComfyUI
-graph node visits. Pixel data is skipped with seeks, not read.
+Bounds (``Limits``): 16 MiB of metadata read in total, 1 MiB per raw text and 8 MiB for
+all of them (inflated sizes), 64 raw texts, 100,000 chunks/segments/boxes walked, 4 MiB of
+C2PA store, 20,000 ComfyUI graph node visits; only untruncated texts are interpreted, so
+JSON is parsed only below 1 MiB. Pixel data is skipped with seeks, not read.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def read_png(src: Source, found: Found) -> None:
 
 
 def _read_text(ctype: bytes, region: Region, found: Found) -> None:
-    cap = found.limits.max_text
+    cap = found.room()
     head = region.read(min(region.left, 80 if ctype == b"tEXt" else _HEADER_MAX))
     nul = head.find(b"\x00")
     if nul < 1 or nul > 79:

@@ -33,15 +33,17 @@ _PIECE = 64 * 1024
 class Limits:
     """How much :func:`~dreamflare_store.genmeta.extract` may read and keep.
 
-    ``max_read`` bounds the metadata bytes read or inflated in total (pixel data is skipped,
-    not read). ``max_text`` caps each raw text; a longer one is kept truncated and never
-    parsed as JSON. ``max_texts`` caps how many raw texts are kept, ``max_units`` how many
+    ``max_read`` bounds the metadata bytes read in total (pixel data is skipped, not read).
+    ``max_text`` caps each raw text; a longer one is kept truncated and never interpreted.
+    ``max_raw`` caps the characters of all raw texts together (inflated texts included).
+    ``max_texts`` caps how many raw texts are kept, ``max_units`` how many
     chunks, segments or boxes are walked, ``max_c2pa`` the bytes of a C2PA store, and
     ``max_nodes`` the ComfyUI graph nodes visited.
     """
 
     max_read: int = 16 * 1024 * 1024
     max_text: int = 1024 * 1024
+    max_raw: int = 8 * 1024 * 1024
     max_texts: int = 64
     max_units: int = 100_000
     max_c2pa: int = 4 * 1024 * 1024
@@ -192,19 +194,25 @@ class Found:
     c2pa: list[bytes] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
+    kept: int = 0
+
+    def room(self) -> int:
+        """How many characters the next raw text may have: the per-text and total caps."""
+        return max(0, min(self.limits.max_text, self.limits.max_raw - self.kept))
 
     def add_text(self, key: str, text: str, truncated: bool = False) -> None:
         """Keep one raw text under ``key`` (or ``key#n`` when the key is taken), capped."""
         key = key[:80] or "?"
-        if len(self.texts) >= self.limits.max_texts:
+        if not self.want_text():
             return
         name, n = key, 1
         while name in self.texts:
             n += 1
             name = f"{key}#{n}"
-        if len(text) > self.limits.max_text:
-            text, truncated = text[: self.limits.max_text], True
+        if len(text) > self.room():
+            text, truncated = text[: self.room()], True
         self.texts[name] = text.replace("\x00", "") if "\x00" in text else text
+        self.kept += len(text)
         if truncated:
             self.truncated.add(name)
 
@@ -221,7 +229,7 @@ class Found:
 
     def want_text(self) -> bool:
         """Whether another raw text would still be kept (saves reading ones that would not)."""
-        return len(self.texts) < self.limits.max_texts
+        return len(self.texts) < self.limits.max_texts and self.room() > 0
 
 
 class StripError(ValueError):
