@@ -416,3 +416,34 @@ def comfy_graph(**changes: Any) -> dict[str, Any]:
 
 
 WORKFLOW = {"last_node_id": 9, "last_link_id": 9, "nodes": [], "links": [], "version": 0.4}
+
+
+# --- WebM (EBML) ---
+
+
+def element(ident: int, payload: bytes, unknown_size: bool = False) -> bytes:
+    """One EBML element: its id, a minimal size field (or "unknown"), its payload."""
+    head = ident.to_bytes((ident.bit_length() + 7) // 8, "big")
+    if unknown_size:
+        return head + b"\x01\xff\xff\xff\xff\xff\xff\xff" + payload
+    n = 1
+    while len(payload) >= (1 << (7 * n)) - 1:
+        n += 1
+    return head + (len(payload) | (1 << (7 * n))).to_bytes(n, "big") + payload
+
+
+def webm(tags: dict[str, str], unknown_sizes: bool = False, frames: bytes = b"\x00" * 100) -> bytes:
+    """A small WebM: EBML header, Segment (Info, Tracks 640x360, one Cluster, Tags)."""
+    header = element(0x1A45DFA3, element(0x4282, b"webm"))
+    info = element(0x1549A966, element(0x2AD7B1, (1_000_000).to_bytes(3, "big")))
+    video = element(0xE0, element(0xB0, (640).to_bytes(2, "big")) + element(0xBA, b"\x01\x68"))
+    tracks = element(0x1654AE6B, element(0xAE, element(0xD7, b"\x01") + video))
+    cluster_body = element(0xE7, b"\x00") + element(0xA3, b"\x81\x00\x00\x80" + frames)
+    cluster = element(0x1F43B675, cluster_body, unknown_size=unknown_sizes)
+    simple = b"".join(
+        element(0x67C8, element(0x45A3, name.encode()) + element(0x4487, value.encode()))
+        for name, value in tags.items()
+    )
+    tag_box = element(0x1254C367, element(0x7373, element(0x63C0, b"") + simple))
+    body = info + tracks + cluster + tag_box
+    return header + element(0x18538067, body, unknown_size=unknown_sizes)

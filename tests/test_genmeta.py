@@ -683,3 +683,18 @@ def test_draw_things_xmp_usercomment() -> None:
         1024,
     )
     assert rec["loras"] == [{"name": "hyper.ckpt", "weight": 1.0}]
+
+
+@pytest.mark.parametrize("unknown_sizes", [False, True])
+def test_videohelpersuite_webm_comment_tag(unknown_sizes: bool) -> None:
+    comment = json.dumps({"prompt": json.dumps(f.COMFY_GRAPH), "workflow": f.WORKFLOW})
+    data = f.webm({"COMMENT": comment, "ENCODER": "Lavf61.1.100"}, unknown_sizes)
+    found = genmeta.extract(data)
+    assert found is not None and found.raw["encoder"] == "Lavf61.1.100"
+    assert found.record["generator"] == "ComfyUI"
+    assert found.record["seed"] == "156680208700286"
+
+
+def test_webm_size_from_the_track() -> None:
+    found = genmeta.extract(f.webm({"TITLE": "x"}))
+    assert found is not None and (found.record["width"], found.record["height"]) == (640, 360)

@@ -10,6 +10,7 @@ import io
 import json
 import tracemalloc
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -54,6 +55,8 @@ SEEDS = [
         + f.mdta_meta({"prompt": json.dumps(f.COMFY_GRAPH)}),
         frames=b"x" * 64,
     ),
+    f.webm({"COMMENT": json.dumps({"prompt": f.COMFY_GRAPH}), "TITLE": "t"}, frames=b"y" * 40),
+    f.webm({"COMMENT": "{}"}, unknown_sizes=True, frames=b"z" * 40),
 ]
 HUGE = [0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0, 1, 8, 0xFFFF, 0x0100_0000]
 FUZZ = settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
@@ -78,7 +81,9 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 
 def check_extract(data: bytes) -> None:
-    found = genmeta.extract(data)
+    # With the safety net for unexpected JSON shapes off, so a reader's bug shows here.
+    with mock.patch.object(genmeta, "_SHAPE_ERRORS", ()):
+        found = genmeta.extract(data)
     if found is None:
         return
     rec = found.record
@@ -117,7 +122,15 @@ def test_strip_survives_mutations(data: bytes) -> None:
 
 @FUZZ
 @given(
-    st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b""]),
+    st.sampled_from(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            b"\xff\xd8\xff",
+            b"RIFF\x00\x00\x00\x00WEBP",
+            b"\x1a\x45\xdf\xa3",
+            b"",
+        ]
+    ),
     st.binary(max_size=512),
 )
 def test_random_bytes_behind_each_magic(magic: bytes, rest: bytes) -> None:
@@ -218,3 +231,61 @@ def test_comfy_walker_takes_any_graph(graph: dict[str, Any]) -> None:
     assert fields["generator"] == "ComfyUI"
     data = f.png(f.text("prompt", json.dumps(graph)))
     check_extract(data)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "prompt",
+                    "seed",
+                    "steps",
+                    "model",
+                    "loras",
+                    "image",
+                    "name",
+                    "weight",
+                    "caption",
+                    "v4_prompt",
+                    "char_captions",
+                    "base_caption",
+                    "uc",
+                    "sui_image_params",
+                    "base_model",
+                    "resolution",
+                    "num_inference_steps",
+                    "lora",
+                    "hash",
+                    "width",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(
+    [
+        "parameters",
+        "invokeai_metadata",
+        "sd-metadata",
+        "Comment",
+        "prompt",
+        "comment",
+        "UserComment",
+        "Dream",
+    ]
+)
+
+
+@FUZZ
+@given(st.dictionaries(KEYS, JSON, min_size=1, max_size=3), st.booleans())
+def test_generator_readers_take_any_json_shape(values: dict[str, Any], novelai: bool) -> None:
+    chunks = [f.itxt(key, json.dumps(value)) for key, value in values.items()]
+    if novelai:
+        chunks.append(f.text("Software", "NovelAI"))
+    check_extract(f.png(*chunks))

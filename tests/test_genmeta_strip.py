@@ -275,3 +275,19 @@ def test_non_seekable_source_and_offset_source() -> None:
 def test_damaged_files_raise_strip_error(data: bytes) -> None:
     with pytest.raises(genmeta.StripError):
         genmeta.strip(io.BytesIO(data), io.BytesIO())
+
+
+@pytest.mark.parametrize("unknown_sizes", [False, True])
+def test_webm_tags_become_void_in_place(unknown_sizes: bool) -> None:
+    data = f.webm({"COMMENT": json.dumps({"prompt": f.COMFY_GRAPH})}, unknown_sizes)
+    out = stripped(data)
+    assert len(out) == len(data) and b"KSampler" not in out and b"COMMENT" not in out
+    tags_at = data.index(bytes.fromhex("1254c367"))
+    assert out[:tags_at] == data[:tags_at]  # the cluster and everything before it unmoved
+    assert out[tags_at] == 0xEC  # a Void element of the same size
+    assert genmeta.extract(out) is None
+
+
+def test_damaged_webm_raises_strip_error() -> None:
+    with pytest.raises(genmeta.StripError):
+        genmeta.strip(io.BytesIO(f.webm({"A": "b"})[:-5]), io.BytesIO())

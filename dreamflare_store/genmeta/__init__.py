@@ -1,15 +1,15 @@
 """Generation metadata of AI images and videos: extract it at upload, strip it on demand.
 
 Standalone: the standard library only, nothing from the rest of the engine. No pixel is
-decoded: PNG, JPEG, WebP and MP4/MOV containers are walked by small bounded parsers (PNG
-chunks to IEND, JPEG segments to the first scan, RIFF chunks, ISO-BMFF boxes), picked by
-the file's magic bytes, never by a name or a declared type.
+decoded: PNG, JPEG, WebP, MP4/MOV and WebM/Matroska containers are walked by small bounded
+parsers (PNG chunks to IEND, JPEG segments to the first scan, RIFF chunks, ISO-BMFF boxes,
+EBML elements), picked by the file's magic bytes, never by a name or a declared type.
 
 API
 ---
 ``extract(source, *, limits=Limits()) -> Extracted | None``
     ``source`` is a binary stream (read from its current position) or bytes. Returns None
-    when the container is not one of the four or carries no metadata at all. Never raises
+    when the container is not one of the five or carries no metadata at all. Never raises
     for any content: malformed, truncated, huge or hostile metadata only yields less.
     ``Extracted.record`` is the normalised record (keys in ``RECORD_KEYS``):
 
@@ -37,20 +37,21 @@ API
     a repeated key becomes ``key#2``), EXIF tags by name (``UserComment``,
     ``ImageDescription``, ``Software``, ``MakerNote``, ``XPComment``; ComfyUI's
     ``prompt:{...}`` in Make/Model become ``prompt``/``workflow``), ``XMP``,
-    ``JPEG comment``, MP4 item names (``comment``, ``prompt``, ``workflow``...) and ``c2pa``
+    ``JPEG comment``, MP4 item and WebM tag names (``comment``, ``prompt``, ``workflow``...;
+    upper-case tag names are lowered) and ``c2pa``
     (a JSON summary of the active manifest). ``Extracted.truncated`` names the raw texts cut
     at the cap; those are never parsed as JSON.
 
 ``strip(src, dst) -> bool``
     Copies ``src`` to ``dst`` without its metadata, the image data byte for byte. Returns
-    False, writing nothing, when the format is not one of the four (the caller decides
+    False, writing nothing, when the format is not one of the five (the caller decides
     whether to copy it as is). Raises :class:`StripError` (a ValueError) for a file of a
     known format too damaged to rewrite; ``dst`` then holds partial output to discard.
     Kept: what changes how pixels look (ICC profiles, colour and transparency chunks, and
     the EXIF orientation, rewritten as an EXIF block holding only that tag). MP4/MOV
-    metadata boxes are overwritten in place by ``free`` boxes of the same size, so no
-    offset moves. Memory is bounded: data is copied in pieces, and a source that cannot
-    seek is first spooled to a temporary file.
+    metadata boxes are overwritten in place by ``free`` boxes of the same size, and WebM
+    ``Tags`` by ``Void`` elements, so no offset moves. Memory is bounded: data is copied
+    in pieces, and a source that cannot seek is first spooled to a temporary file.
 
 Bounds (``Limits``): 16 MiB of metadata read in total, 1 MiB per raw text and 8 MiB for
 all of them (inflated sizes), 64 raw texts, 100,000 chunks/segments/boxes walked, 4 MiB of
@@ -70,6 +71,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from dreamflare_store.genmeta.bmff import read_bmff, strip_bmff
+from dreamflare_store.genmeta.ebml import MAGIC as EBML_MAGIC
+from dreamflare_store.genmeta.ebml import read_ebml, strip_ebml
 from dreamflare_store.genmeta.generators import recognise
 from dreamflare_store.genmeta.jpeg import read_jpeg, strip_jpeg
 from dreamflare_store.genmeta.png import SIGNATURE, read_png, strip_png
@@ -95,6 +98,15 @@ _HEIF_BRANDS = frozenset(
 )
 _QT_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 _STRIP_UNITS = 1_000_000
+_SHAPE_ERRORS = (
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    RecursionError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +123,8 @@ class Extracted:
 
 
 def container(head: bytes) -> str | None:
-    """Return "png", "jpeg", "webp" or "bmff" for a file's first 16+ bytes, else None."""
+    """Return "png", "jpeg", "webp", "bmff" (MP4/MOV) or "ebml" (WebM/Matroska) for a
+    file's first 16 bytes, else None (HEIF/AVIF are BMFF but not handled)."""
     if head.startswith(SIGNATURE):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -122,11 +135,25 @@ def container(head: bytes) -> str | None:
         return None if head[8:12] in _HEIF_BRANDS else "bmff"
     if head[4:8] in _QT_ATOMS:
         return "bmff"
+    if head.startswith(EBML_MAGIC):
+        return "ebml"
     return None
 
 
-_READERS = {"png": read_png, "jpeg": read_jpeg, "webp": read_webp, "bmff": read_bmff}
-_STRIPPERS = {"png": strip_png, "jpeg": strip_jpeg, "webp": strip_webp, "bmff": strip_bmff}
+_READERS = {
+    "png": read_png,
+    "jpeg": read_jpeg,
+    "webp": read_webp,
+    "bmff": read_bmff,
+    "ebml": read_ebml,
+}
+_STRIPPERS = {
+    "png": strip_png,
+    "jpeg": strip_jpeg,
+    "webp": strip_webp,
+    "bmff": strip_bmff,
+    "ebml": strip_ebml,
+}
 
 
 def extract(source: BinaryIO | bytes, *, limits: Limits | None = None) -> Extracted | None:
@@ -154,14 +181,15 @@ def extract(source: BinaryIO | bytes, *, limits: Limits | None = None) -> Extrac
 
 
 def _result(found: Found) -> Extracted | None:
-    try:
-        fields = recognise(found)
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, RecursionError):
-        fields = {"generator": None}  # a reader tripped on a shape it did not expect
     prov = read_provenance(found.c2pa, found.xmp)
     if prov.summary:
         found.add_text("c2pa", json.dumps(prov.summary, ensure_ascii=False, default=str))
-    record = normalise(fields, found, prov)
+    try:
+        record = normalise(recognise(found), found, prov)
+    except _SHAPE_ERRORS:
+        # A reader tripped on a JSON shape it did not expect: the file then simply yields
+        # no generator fields, as the contract promises, rather than failing an upload.
+        record = normalise({"generator": None}, found, prov)
     if not found.texts and record["aiGenerated"] is None:
         return None
     return Extracted(record, dict(found.texts), frozenset(found.truncated))
@@ -169,7 +197,7 @@ def _result(found: Found) -> Extracted | None:
 
 def strip(src: BinaryIO, dst: BinaryIO) -> bool:
     """Copy ``src`` to ``dst`` without metadata; return False (nothing written) if the
-    format is not PNG, JPEG, WebP or MP4/MOV.
+    format is not PNG, JPEG, WebP, MP4/MOV or WebM/Matroska.
 
     It exists so users can share a file without its prompt, workflow or provenance while
     its pixels stay byte-identical. Raises StripError for a damaged file of a known format.

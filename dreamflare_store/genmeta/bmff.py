@@ -19,6 +19,7 @@ from dreamflare_store.genmeta.source import (
     copy_exact,
     decode_text,
     read_exact,
+    write_zeros,
 )
 
 __all__ = ["C2PA_UUID", "read_bmff", "strip_bmff"]
@@ -196,7 +197,7 @@ def strip_bmff(src: BinaryIO, dst: BinaryIO, limit: int) -> None:
             dst.write(struct.pack(">I4s", header + size, b"free"))
         else:
             dst.write(struct.pack(">I4sQ", 1, b"free", header + size))
-        _zeros(dst, size)
+        write_zeros(dst, size)
         at = offset + header + size
     copy_exact(src, dst, end - at)
 
@@ -226,10 +227,3 @@ def _plan(
         elif kind in (b"moov", b"trak") and depth < _MAX_DEPTH:
             _plan(src, at + header, at + size, depth + 1, out, units)
         at += size
-
-
-def _zeros(dst: BinaryIO, n: int) -> None:
-    block = bytes(min(n, 1 << 20))
-    while n > 0:
-        dst.write(block[: min(n, len(block))])
-        n -= min(n, len(block))

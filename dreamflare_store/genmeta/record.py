@@ -106,7 +106,7 @@ def _integer(value: Any, low: int, high: int) -> int | None:
         return None
     if isinstance(value, str):
         value = value.strip()
-        if not value.isdigit() or len(value) > 12:
+        if not (value.isascii() and value.isdigit()) or len(value) > 12:
             return None
         value = int(value)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -126,6 +126,8 @@ def _number(value: Any) -> float | None:
             value = float(value)
         except ValueError:
             return None
+    if isinstance(value, int) and abs(value) > 10**6:
+        return None  # float() of a huge integer would raise OverflowError
     if isinstance(value, int | float):
         number = float(value)
         return number if math.isfinite(number) and abs(number) <= 1e6 else None

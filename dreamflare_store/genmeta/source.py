@@ -24,6 +24,7 @@ __all__ = [
     "inflate",
     "read_exact",
     "skip_exact",
+    "write_zeros",
 ]
 
 _PIECE = 64 * 1024
@@ -263,3 +264,11 @@ def skip_exact(src: BinaryIO, n: int) -> None:
     if here + n > src.seek(0, 2):
         raise StripError("the file ends inside a chunk")
     src.seek(here + n)
+
+
+def write_zeros(dst: BinaryIO, n: int) -> None:
+    """Write ``n`` zero bytes in pieces of at most 1 MiB (blanked metadata payloads)."""
+    block = bytes(min(n, 1 << 20))
+    while n > 0:
+        dst.write(block[: min(n, len(block))])
+        n -= min(n, len(block))
