@@ -330,3 +330,23 @@ def test_many_bombs_share_one_total_cap() -> None:
     limits = genmeta.Limits()
     assert sum(len(text) for text in found.raw.values()) <= limits.max_raw
     assert len(found.raw) == limits.max_raw // limits.max_text  # then there is no room left
+
+
+def test_the_package_imports_only_the_standard_library_and_itself() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    folder = Path(genmeta.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or name.startswith(
+                    ("dreamflare_store.genmeta", "__future__")
+                ), f"{path.name} imports {name}"

@@ -7,10 +7,13 @@ EBML elements), picked by the file's magic bytes, never by a name or a declared 
 
 API
 ---
-``extract(source, *, limits=Limits()) -> Extracted | None``
-    ``source`` is a binary stream (read from its current position) or bytes. Returns None
-    when the container is not one of the five or carries no metadata at all. Never raises
-    for any content: malformed, truncated, huge or hostile metadata only yields less.
+``extract(source, *, limits=None) -> Extracted | None``
+    ``source`` is bytes or a binary stream, read from its current position (which is left
+    anywhere); it need not be seekable, but seeking is what skips pixel data cheaply.
+    Returns None when the container is not one of the five (GIF, HEIF/AVIF, TIFF are not
+    read) or carries no metadata at all; a file with only, say, an editor's ``Software``
+    tag gives an ``Extracted`` whose ``generator`` is None. Never raises for any content:
+    malformed, truncated, huge or hostile metadata only yields less.
     ``Extracted.record`` is the normalised record (keys in ``RECORD_KEYS``):
 
     ====================  ==============================================================
@@ -36,11 +39,16 @@ API
     PNG text keywords as written (``parameters``, ``prompt``, ``workflow``, ``Comment``...;
     a repeated key becomes ``key#2``), EXIF tags by name (``UserComment``,
     ``ImageDescription``, ``Software``, ``MakerNote``, ``XPComment``; ComfyUI's
-    ``prompt:{...}`` in Make/Model become ``prompt``/``workflow``), ``XMP``,
+    ``prompt:{...}`` in Make/Model/ImageDescription become ``prompt``, ``workflow``...),
+    ``XMP``,
     ``JPEG comment``, MP4 item and WebM tag names (``comment``, ``prompt``, ``workflow``...;
     upper-case tag names are lowered) and ``c2pa``
     (a JSON summary of the active manifest). ``Extracted.truncated`` names the raw texts cut
-    at the cap; those are never parsed as JSON.
+    short (by a cap, or by the end of the file); those are kept but never interpreted.
+    ``Extracted.to_dict()`` gives ``{"record", "raw", "truncated"}`` as strict JSON.
+
+``container(head) -> str | None``
+    The container a file's first 16 bytes announce: what both functions dispatch on.
 
 ``strip(src, dst) -> bool``
     Copies ``src`` to ``dst`` without its metadata, the image data byte for byte. Returns

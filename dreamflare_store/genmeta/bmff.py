@@ -125,10 +125,10 @@ def _read_meta(region: Region, found: Found, units: list[int]) -> None:
         head = pending + region.read(8 - len(pending))
         pending = b""
         if len(head) < 8:
-            return
+            break
         size, kind = struct.unpack(">I4s", head)
         if size < 8 or size - 8 > region.left:
-            return
+            break  # what was read so far is still kept below
         child = Region(region.src, size - 8)
         region.left -= size - 8
         if kind == b"keys":
@@ -136,7 +136,7 @@ def _read_meta(region: Region, found: Found, units: list[int]) -> None:
         elif kind == b"ilst":
             items = _ilst(child, found.limits.max_text, units)
         if not child.finish():
-            return
+            break
     for name, text, cut in items:
         if len(name) == 4 and name in _ITEM_NAMES:
             found.add_text(_ITEM_NAMES[name], text, cut)
