@@ -698,3 +698,65 @@ def test_videohelpersuite_webm_comment_tag(unknown_sizes: bool) -> None:
 def test_webm_size_from_the_track() -> None:
     found = genmeta.extract(f.webm({"TITLE": "x"}))
     assert found is not None and (found.record["width"], found.record["height"]) == (640, 360)
+
+
+def test_comfyui_ui_workflow_alone_is_walked_by_widget_positions() -> None:
+    nodes = [
+        {
+            "id": 3,
+            "type": "KSampler",
+            "mode": 0,
+            "inputs": [
+                {"name": "model", "link": 1},
+                {"name": "positive", "link": 4},
+                {"name": "negative", "link": 6},
+                {"name": "latent_image", "link": 2},
+                {"name": "seed", "widget": {"name": "seed"}, "link": 9},
+            ],
+            "widgets_values": [1, "randomize", 25, 6.5, "euler", "karras", 1],
+        },
+        {
+            "id": 4,
+            "type": "CheckpointLoaderSimple",
+            "mode": 0,
+            "inputs": [],
+            "widgets_values": ["sdxl.safetensors"],
+        },
+        {"id": 5, "type": "EmptyLatentImage", "mode": 0, "widgets_values": [832, 1216, 1]},
+        {
+            "id": 6,
+            "type": "CLIPTextEncode",
+            "mode": 0,
+            "inputs": [{"name": "clip", "link": 3}],
+            "widgets_values": ["a harbour at night"],
+        },
+        {
+            "id": 7,
+            "type": "CLIPTextEncode",
+            "mode": 0,
+            "inputs": [{"name": "clip", "link": 5}],
+            "widgets_values": ["blurry"],
+        },
+        {"id": 8, "type": "CLIPTextEncode", "mode": 4, "widgets_values": ["bypassed"]},
+        {"id": 10, "type": "PrimitiveNode", "mode": 0, "widgets_values": [987654321, "fixed"]},
+    ]
+    links = [
+        [1, 4, 0, 3, 0, "MODEL"],
+        [2, 5, 0, 3, 3, "LATENT"],
+        [3, 4, 1, 6, 0, "CLIP"],
+        [4, 6, 0, 3, 1, "CONDITIONING"],
+        [5, 4, 1, 7, 0, "CLIP"],
+        [6, 7, 0, 3, 2, "CONDITIONING"],
+        [9, 10, 0, 3, 4, "INT"],
+    ]
+    workflow = {"last_node_id": 10, "nodes": nodes, "links": links, "version": 0.4}
+    rec = record(f.png(f.text("workflow", json.dumps(workflow))))
+    assert rec["generator"] == "ComfyUI"
+    assert (rec["prompt"], rec["negativePrompt"]) == ("a harbour at night", "blurry")
+    assert (rec["seed"], rec["steps"], rec["cfgScale"]) == ("987654321", 25, 6.5)
+    assert (rec["sampler"], rec["scheduler"], rec["model"]) == (
+        "euler",
+        "karras",
+        "sdxl.safetensors",
+    )
+    assert (rec["width"], rec["height"]) == (832, 1216)

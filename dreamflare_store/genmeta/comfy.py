@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-__all__ = ["is_api_graph", "parse_graph"]
+__all__ = ["graph_from_workflow", "is_api_graph", "parse_graph"]
 
 _SAMPLERS = frozenset(
     {"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"}
@@ -190,3 +190,76 @@ def parse_graph(graph: dict[str, Any], budget: int) -> dict[str, Any]:
         out["width"] = walk.scalar(latent[1], "width")
         out["height"] = walk.scalar(latent[1], "height")
     return out
+
+
+# The UI workflow keeps widget values by position only. These are the positions of the
+# core nodes the record needs (None: the "control after generate" widget that follows
+# each seed); other nodes contribute their links only.
+_WIDGETS: dict[str, tuple[str | None, ...]] = {
+    "KSampler": ("seed", None, "steps", "cfg", "sampler_name", "scheduler", "denoise"),
+    "KSamplerAdvanced": (
+        "add_noise",
+        "noise_seed",
+        None,
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+    ),
+    "CLIPTextEncode": ("text",),
+    "CLIPTextEncodeSDXL": (
+        "width",
+        "height",
+        "crop_w",
+        "crop_h",
+        "target_width",
+        "target_height",
+        "text_g",
+        "text_l",
+    ),
+    "CheckpointLoaderSimple": ("ckpt_name",),
+    "UNETLoader": ("unet_name",),
+    "LoraLoader": ("lora_name", "strength_model", "strength_clip"),
+    "LoraLoaderModelOnly": ("lora_name", "strength_model"),
+    "EmptyLatentImage": ("width", "height", "batch_size"),
+    "EmptySD3LatentImage": ("width", "height", "batch_size"),
+    "RandomNoise": ("noise_seed",),
+    "KSamplerSelect": ("sampler_name",),
+    "BasicScheduler": ("scheduler", "steps", "denoise"),
+    "CFGGuider": ("cfg",),
+    "PrimitiveNode": ("value",),
+}
+_MUTED, _BYPASSED = 2, 4
+
+
+def graph_from_workflow(workflow: Any, limit: int) -> dict[str, Any]:
+    """Turn a UI workflow into an API-shaped graph (for files that carry no API graph).
+
+    Widget values are placed by ``_WIDGETS`` positions; links become ``[origin, slot]``
+    inputs, overriding a widget of the same name. Muted and bypassed nodes are left out.
+    """
+    if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
+        return {}
+    origins: dict[Any, list[Any]] = {}
+    for link in workflow.get("links") or []:
+        if isinstance(link, list) and len(link) >= 3:
+            origins[link[0]] = [str(link[1]), link[2]]
+        elif isinstance(link, dict) and "id" in link:
+            origins[link["id"]] = [str(link.get("origin_id")), link.get("origin_slot")]
+    graph: dict[str, Any] = {}
+    for node in workflow["nodes"][:limit]:
+        if not isinstance(node, dict) or node.get("mode") in (_MUTED, _BYPASSED):
+            continue
+        kind = str(node.get("type"))
+        inputs: dict[str, Any] = {}
+        values = node.get("widgets_values")
+        if isinstance(values, list):
+            names = _WIDGETS.get(kind, ())
+            inputs.update((n, v) for n, v in zip(names, values, strict=False) if n)
+        for slot in node.get("inputs") or []:
+            if isinstance(slot, dict) and isinstance(slot.get("name"), str):
+                link = slot.get("link")
+                if isinstance(link, int | str) and link in origins:
+                    inputs[slot["name"]] = origins[link]
+        graph[str(node.get("id"))] = {"class_type": kind, "inputs": inputs}
+    return graph

@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from dreamflare_store.genmeta.comfy import is_api_graph, parse_graph
+from dreamflare_store.genmeta.comfy import graph_from_workflow, is_api_graph, parse_graph
 from dreamflare_store.genmeta.infotext import parse_infotext
 from dreamflare_store.genmeta.source import Found
 
@@ -358,6 +358,9 @@ def _comfyui(texts: _Texts) -> dict[str, Any] | None:
     graph = _comfy_graph(texts)
     if graph is not None:
         return parse_graph(graph, texts.found.limits.max_nodes)
+    ui_graph = graph_from_workflow(texts.json("workflow"), texts.found.limits.max_nodes)
+    if ui_graph:
+        return parse_graph(ui_graph, texts.found.limits.max_nodes)
     workflow = texts.texts.get("workflow") or ""  # truncated or not: only its shape counts
     prompt = texts.texts.get("prompt") or ""
     if workflow.lstrip().startswith("{") or prompt.lstrip().startswith("{"):
