@@ -250,7 +250,9 @@ def _match(query: Query, plain: bool) -> tuple[str, list[Any]]:
     if query.empty:
         return "contents c", []
     sql, args = _ranked(query, plain)
-    return f"({sql}) m JOIN contents c ON c.n = m.n", args
+    # CROSS JOIN: the matches drive (SQLite keeps that order), else it may walk every
+    # content of the owner and ask the index about each.
+    return f"({sql}) m CROSS JOIN contents c ON c.n = m.n", args
 
 
 def _ranked(query: Query, plain: bool) -> tuple[str, list[Any]]:
