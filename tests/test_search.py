@@ -18,7 +18,7 @@ from PIL import Image
 
 from dreamflare_store import InvalidArgument, NotFound, PermissionDenied, Store, oplog
 from dreamflare_store.catalog.search import parse
-from tests.genmeta_fixtures import A1111_TEXT, itxt, pillow_bytes, pillow_image, png, text
+from tests.genmeta_fixtures import itxt, pillow_bytes, pillow_image, png, text
 
 FOX = (
     "a red fox at dawn, (masterpiece:1.2), <lora:pixel:0.8>, misty meadow\n"
