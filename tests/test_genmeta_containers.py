@@ -350,3 +350,40 @@ def test_the_package_imports_only_the_standard_library_and_itself() -> None:
                 assert top in sys.stdlib_module_names or name.startswith(
                     ("dreamflare_store.genmeta", "__future__")
                 ), f"{path.name} imports {name}"
+
+
+RUNS = [
+    " " * 1_000_000,
+    "9" * 1_000_000,
+    "a:" * 400_000,
+    "[{" * 400_000,
+    "\n" * 1_000_000,
+    '"' * 1_000_000,
+    "<exif:UserComment>" * 50_000 + "Draw Things",
+    "-s " * 300_000,
+    "Job ID:" + " " * 900_000 + "x",
+    "--v " + " " * 900_000,
+    "<lora:" * 150_000,
+]
+
+
+@pytest.mark.parametrize("run", range(len(RUNS)))
+def test_pathological_texts_take_linear_time(run: int) -> None:
+    value = RUNS[run][: genmeta.Limits().max_text - 10]
+    chunks = [
+        f.text(key, value)
+        for key in ("parameters", "Dream", "Source", "Description", "prompt", "workflow")
+    ]
+    chunks += [
+        f.text("Software", "NovelAI"),
+        f.text("Comment", '{"resolution": "' + value[:100]),
+        f.itxt("XML:com.adobe.xmp", value),
+    ]
+    start = time.monotonic()
+    for chunk in chunks:
+        genmeta.extract(f.png(chunk, f.text("Software", "NovelAI")))
+    genmeta.extract(f.png(f.text("parameters", "x\n" + value)))
+    genmeta.extract(
+        f.png(f.text("parameters", json.dumps({"resolution": value, "base_model": 1, "prompt": 1})))
+    )
+    assert time.monotonic() - start < 6
