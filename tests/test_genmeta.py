@@ -760,3 +760,25 @@ def test_comfyui_ui_workflow_alone_is_walked_by_widget_positions() -> None:
         "sdxl.safetensors",
     )
     assert (rec["width"], rec["height"]) == (832, 1216)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+def test_fooocus_exif_as_pillow_writes_it(fmt: str) -> None:
+    from PIL import Image
+
+    exif = Image.Exif()  # as Fooocus' get_exif(): a str UserComment in IFD0, no prefix
+    exif[0x9286] = json.dumps({**FOOOCUS, "prompt": "café lighthouse"})
+    exif[0x0131] = "Fooocus v2.5.5"
+    exif[0x927C] = "fooocus"
+    rec = record(f.pillow_bytes(f.pillow_image(), fmt, exif=exif.tobytes()))
+    assert (rec["generator"], rec["prompt"], rec["width"]) == ("Fooocus", "café lighthouse", 1152)
+
+
+def test_pillow_pnginfo_with_itxt_and_ztxt() -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "猫\nSteps: 2, Seed: 3, Sampler: Euler")  # becomes iTXt
+    info.add_text("prompt", json.dumps(f.COMFY_GRAPH), zip=True)  # becomes zTXt
+    rec = record(f.pillow_bytes(f.pillow_image(), "PNG", pnginfo=info))
+    assert (rec["generator"], rec["prompt"], rec["seed"]) == ("ComfyUI", "猫", "3")
