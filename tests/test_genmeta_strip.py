@@ -138,10 +138,23 @@ def test_jpeg_without_orientation_has_no_exif_left() -> None:
     assert [m for m, _ in f.jpeg_segments(out)][0] == 0xE0  # JFIF stays
 
 
-def test_progressive_jpeg() -> None:
+def test_progressive_jpeg_loses_segments_between_scans_and_data_after_eoi() -> None:
     data = f.jpeg(f.exif_segment(EXIF_ROTATED), progressive=True)
-    out = stripped(data)
+    second_scan = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
+    comment = f.segment(0xFE, b"between scans")
+    xmp = f.xmp_segment("<x:xmpmeta>late</x:xmpmeta>")
+    hostile = data[:second_scan] + comment + xmp + data[second_scan:] + b"TRAILING SECRET"
+    out = stripped(hostile)
     same_pixels(data, out)
+    assert b"between scans" not in out and b"late" not in out and b"SECRET" not in out
+    assert out.endswith(b"\xff\xd9")
+    assert data[data.index(b"\xff\xda") : second_scan] in out  # the first scan, untouched
+
+
+def test_jpeg_without_eoi_is_copied_to_its_end() -> None:
+    data = f.jpeg(f.segment(0xFE, b"note"))[:-2]
+    out = stripped(data)
+    assert out.endswith(data[data.index(b"\xff\xda") :]) and b"note" not in out
 
 
 # --- WebP ---
