@@ -19,7 +19,7 @@ from dreamflare_store import genmeta
 from dreamflare_store.genmeta.comfy import parse_graph
 from dreamflare_store.genmeta.infotext import parse_infotext
 from dreamflare_store.genmeta.provenance import read_provenance
-from dreamflare_store.genmeta.record import MAX_LORAS, PROMPT_BYTES, SHORT_CHARS
+from dreamflare_store.genmeta.record import MAX_LORAS, PROMPT_BYTES, RECORD_JSON_BYTES, SHORT_BYTES
 from dreamflare_store.genmeta.tiff import decode_user_comment
 from tests import genmeta_fixtures as f
 
@@ -89,10 +89,11 @@ def check_extract(data: bytes) -> None:
     rec = found.record
     assert tuple(rec) == genmeta.RECORD_KEYS
     json.dumps(found.to_dict(), allow_nan=False)
+    assert len(json.dumps(rec)) <= RECORD_JSON_BYTES
     for key in ("prompt", "negativePrompt"):
         assert rec[key] is None or len(rec[key].encode("utf-8")) <= PROMPT_BYTES
     for key in ("generator", "sampler", "scheduler", "model", "modelHash", "claimGenerator"):
-        assert rec[key] is None or len(rec[key]) <= SHORT_CHARS
+        assert rec[key] is None or len(rec[key].encode("utf-8")) <= SHORT_BYTES
     assert len(rec["loras"]) <= MAX_LORAS
     limits = genmeta.Limits()
     assert len(found.raw) <= limits.max_texts

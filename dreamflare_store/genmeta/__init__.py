@@ -22,18 +22,23 @@ API
                           "DrawThings", or None when no generator is recognised
     prompt                str | None, at most 8 KiB of UTF-8 (``PROMPT_BYTES``)
     negativePrompt        str | None, likewise
-    seed                  str | None (ComfyUI seeds reach 2**64-1), at most 40 chars
+    seed                  str | None (ComfyUI seeds reach 2**64-1), at most 40 bytes
     steps                 int | None
     cfgScale              float | None
-    sampler, scheduler    str | None, at most 256 chars each
+    sampler, scheduler    str | None, at most 256 bytes of UTF-8 each
     model, modelHash      str | None, likewise
-    loras                 [{"name": str, "weight": float | None}], at most 32
+    loras                 [{"name": str, "weight": float | None}], at most 32, names
+                          at most 256 bytes, first occurrence of a name kept
     width, height         int | None: from the metadata, else the container header
     aiGenerated           True (generator metadata, or a C2PA/IPTC AI claim), False (a
                           provenance claim of capture or human work only), None (unknown)
     claimGenerator        str | None: the C2PA claim generator (the signature is *not*
                           verified: it is what the file claims)
     ====================  ==============================================================
+
+    Strings lose control characters (but tab and newline) and lone surrogates, so the
+    record is valid UTF-8; its ``json.dumps`` is at most ``RECORD_JSON_BYTES`` (81 KiB),
+    a few hundred bytes in practice.
 
     ``Extracted.raw`` maps raw texts by key, each at most ``Limits.max_text`` characters:
     PNG text keywords as written (``parameters``, ``prompt``, ``workflow``, ``Comment``...;
@@ -85,12 +90,18 @@ from dreamflare_store.genmeta.generators import recognise
 from dreamflare_store.genmeta.jpeg import read_jpeg, strip_jpeg
 from dreamflare_store.genmeta.png import SIGNATURE, read_png, strip_png
 from dreamflare_store.genmeta.provenance import read_provenance
-from dreamflare_store.genmeta.record import PROMPT_BYTES, RECORD_KEYS, normalise
+from dreamflare_store.genmeta.record import (
+    PROMPT_BYTES,
+    RECORD_JSON_BYTES,
+    RECORD_KEYS,
+    normalise,
+)
 from dreamflare_store.genmeta.source import Found, Limits, Source, StripError
 from dreamflare_store.genmeta.webp import read_webp, strip_webp
 
 __all__ = [
     "PROMPT_BYTES",
+    "RECORD_JSON_BYTES",
     "RECORD_KEYS",
     "Extracted",
     "Limits",
