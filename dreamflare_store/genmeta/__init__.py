@@ -42,21 +42,21 @@ API
 
     ``Extracted.raw`` maps raw texts by key, each at most ``Limits.max_text`` characters:
     PNG text keywords as written (``parameters``, ``prompt``, ``workflow``, ``Comment``...;
-    a repeated key becomes ``key#2``), EXIF tags by name (``UserComment``,
-    ``ImageDescription``, ``Software``, ``MakerNote``, ``XPComment``; ComfyUI's
-    ``prompt:{...}`` in Make/Model/ImageDescription become ``prompt``, ``workflow``...),
-    ``XMP``,
-    ``JPEG comment``, MP4 item and WebM tag names (``comment``, ``prompt``, ``workflow``...;
-    upper-case tag names are lowered) and ``c2pa``
-    (a JSON summary of the active manifest). ``Extracted.truncated`` names the raw texts cut
-    short (by a cap, or by the end of the file); those are kept but never interpreted.
-    ``Extracted.to_dict()`` gives ``{"record", "raw", "truncated"}`` as strict JSON.
+    a repeated key becomes ``key#2``); EXIF tags by name (``UserComment``,
+    ``ImageDescription``, ``Software``, ``MakerNote``, ``XPComment``, while ComfyUI's
+    ``prompt:{...}`` in Make/Model/ImageDescription becomes ``prompt``, ``workflow``...);
+    ``XMP``; ``JPEG comment``; MP4 item and WebM tag names (``comment``, ``prompt``,
+    ``workflow``..., upper-case tag names lowered); ``c2pa`` (a JSON summary of the active
+    manifest). ``Extracted.truncated`` names the raw texts cut short (by a cap, or by the
+    end of the file): they are kept but never interpreted. ``Extracted.to_dict()`` gives
+    ``{"record", "raw", "truncated"}`` as strict JSON.
 
 ``container(head) -> str | None``
     The container a file's first 16 bytes announce: what both functions dispatch on.
 
 ``strip(src, dst) -> bool``
-    Copies ``src`` to ``dst`` without its metadata, the image data byte for byte. Returns
+    Copies ``src`` (from its current position) to ``dst`` without its metadata, the image
+    data byte for byte. Returns
     False, writing nothing, when the format is not one of the five (the caller decides
     whether to copy it as is). Raises :class:`StripError` (a ValueError) for a file of a
     known format too damaged to rewrite; ``dst`` then holds partial output to discard.
