@@ -782,3 +782,10 @@ def test_pillow_pnginfo_with_itxt_and_ztxt() -> None:
     info.add_text("prompt", json.dumps(f.COMFY_GRAPH), zip=True)  # becomes zTXt
     rec = record(f.pillow_bytes(f.pillow_image(), "PNG", pnginfo=info))
     assert (rec["generator"], rec["prompt"], rec["seed"]) == ("ComfyUI", "猫", "3")
+
+
+def test_a1111_gif_comment() -> None:
+    image = f.pillow_image().convert("P")
+    data = f.pillow_bytes(image, "GIF", comment=f.A1111_TEXT.encode())
+    rec = record(data)
+    assert (rec["generator"], rec["prompt"], rec["seed"]) == ("A1111", 'a cat, "hat"', "42")

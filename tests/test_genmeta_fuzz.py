@@ -57,6 +57,7 @@ SEEDS = [
     ),
     f.webm({"COMMENT": json.dumps({"prompt": f.COMFY_GRAPH}), "TITLE": "t"}, frames=b"y" * 40),
     f.webm({"COMMENT": "{}"}, unknown_sizes=True, frames=b"z" * 40),
+    f.pillow_bytes(f.pillow_image((8, 8)).convert("P"), "GIF", comment=TEXT.encode()),
 ]
 HUGE = [0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0, 1, 8, 0xFFFF, 0x0100_0000]
 FUZZ = settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
@@ -129,6 +130,7 @@ def test_strip_survives_mutations(data: bytes) -> None:
             b"\xff\xd8\xff",
             b"RIFF\x00\x00\x00\x00WEBP",
             b"\x1a\x45\xdf\xa3",
+            b"GIF89a",
             b"",
         ]
     ),

@@ -42,9 +42,11 @@ class _Texts:
         self._json: dict[str, Any] = {}
 
     def get(self, key: str) -> str | None:
+        """The raw text of ``key``, or None if absent or truncated."""
         return None if key in self.found.truncated else self.texts.get(key)
 
     def json(self, key: str) -> Any:
+        """The parsed JSON of ``key``'s text, or None if absent, truncated or not JSON."""
         if key not in self._json:
             self._json[key] = _loads(self.texts.get(key), key in self.found.truncated)
         return self._json[key]
@@ -98,7 +100,9 @@ def _merge_novelai_exif(texts: _Texts) -> None:
 
 
 def _params(texts: _Texts) -> str | None:
-    return texts.get("parameters") or texts.get("UserComment")
+    # A GIF from A1111 carries its text as the comment; a comment counts as infotext only
+    # with three parameters, like UserComment.
+    return texts.get("parameters") or texts.get("UserComment") or texts.get("comment")
 
 
 def _params_json(texts: _Texts) -> Any:
