@@ -19,6 +19,8 @@ CONTENT_COLUMNS = (
 )  # fmt: skip
 _CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
 
+# The materialised state first (contents, versions, collaborations, favorites, keys),
+# then the counters.
 DIGEST_QUERIES = (
     "SELECT content_id, owner, deleted, filename, mime, size, blob, description, tags,"
     " width, height, version, created_hlc, updated_hlc, generation FROM contents"
