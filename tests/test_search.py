@@ -514,3 +514,12 @@ def test_a_lazy_replica_searches_without_fetching_bytes(tmp_path: Path) -> None:
         assert ids_of(b.search_content("alice", "dawn")) == [fox.content_id]
         assert [f.value for f in b.facets("alice").models] == ["sdxl_base_1.0"]
         assert b.get_generation(fox.content_id, "alice").raw["parameters"] == FOX
+
+
+def test_verify_finds_a_search_index_that_drifted(store: Store) -> None:
+    store.upload(fox_png(), "alice", tags="Cat")
+    store.upload(owl_png(), "alice", tags="cat")
+    assert store.verify() == []
+    with store.replica.catalog.atomic() as conn:
+        conn.execute("UPDATE facet_counts SET count = count + 1 WHERE kind = 'model'")
+    assert [p.kind for p in store.verify()] == ["search_index"]
