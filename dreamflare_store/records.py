@@ -6,7 +6,7 @@ print, so the three faces of the engine cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 
@@ -77,6 +77,10 @@ class Content(Record):
     updated_at: str
     width: int | None = None
     height: int | None = None
+    # The normalised generation record of the current version (GENMETA.md), or None: none
+    # was found, or the reader may not see it (a collaborator without metadata).
+    # Left out of the hash (a dict has none), so records stay usable in sets and as keys.
+    generation: dict[str, Any] | None = field(default=None, hash=False)
 
     _OPTIONAL = ("width", "height")
 
@@ -102,6 +106,7 @@ def new_content(
     updated_at: str,
     width: int | None,
     height: int | None,
+    generation: dict[str, Any] | None = None,
 ) -> Content:
     """``Content(...)`` with every field given, for the list pages that build 100 at once.
 
@@ -124,6 +129,7 @@ def new_content(
     record.updated_at = updated_at
     record.width = width
     record.height = height
+    record.generation = generation
     record.__class__ = Content
     content: Content = record
     return content
@@ -154,6 +160,7 @@ class Version(Record):
     changes: tuple[str, ...]
     width: int | None = None
     height: int | None = None
+    generation: dict[str, Any] | None = field(default=None, hash=False)
 
     _OPTIONAL = ("width", "height")
 
@@ -194,6 +201,7 @@ class Collaboration(Record):
     permissions: str
     created_at: str
     updated_at: str
+    strip_metadata: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,3 +311,35 @@ class GcReport(Record):
     blobs_removed: int
     bytes_freed: int
     temp_files_removed: int
+
+
+@dataclass(frozen=True, slots=True)
+class FacetCount(Record):
+    """One facet value and how many of the contents in view carry it."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Facets(Record):
+    """The models, LoRAs, samplers, generators and tags of the contents in view, each
+    with its count, most used first."""
+
+    models: tuple[FacetCount, ...]
+    loras: tuple[FacetCount, ...]
+    samplers: tuple[FacetCount, ...]
+    generators: tuple[FacetCount, ...]
+    tags: tuple[FacetCount, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Generation(Record):
+    """How a version was made: the normalised record and the raw texts it was read from
+    (read from the bytes when asked for; never stored in ops)."""
+
+    content_id: str
+    version: int
+    record: dict[str, Any] | None
+    raw: dict[str, str]
+    truncated: tuple[str, ...] = ()

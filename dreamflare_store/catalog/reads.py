@@ -15,17 +15,21 @@ SUPER_BITS = 5  # list_supers group 32 blocks (schema.sql's migration 4 fills th
 # (tags as stored, times as HLCs).
 CONTENT_COLUMNS = (
     "content_id", "owner", "filename", "mime", "size", "blob", "description", "tags",
-    "version", "created_hlc", "updated_hlc", "width", "height",
+    "version", "created_hlc", "updated_hlc", "width", "height", "generation",
 )  # fmt: skip
 _CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
 
+# The materialised state first (contents, versions, collaborations, favorites, keys),
+# then the counters.
 DIGEST_QUERIES = (
     "SELECT content_id, owner, deleted, filename, mime, size, blob, description, tags,"
-    " width, height, version, created_hlc, updated_hlc FROM contents ORDER BY content_id",
+    " width, height, version, created_hlc, updated_hlc, generation FROM contents"
+    " ORDER BY content_id",
     "SELECT version_id, content_id, number, hlc, author, filename, mime, size, blob,"
-    " description, tags, width, height, changes FROM versions ORDER BY version_id",
+    " description, tags, width, height, changes, generation FROM versions ORDER BY version_id",
     "SELECT collaboration_id, content_id, owner, collaborator, permissions, deleted,"
-    " created_hlc, updated_hlc FROM collaborations ORDER BY collaboration_id",
+    " created_hlc, updated_hlc, strip_metadata FROM collaborations ORDER BY collaboration_id",
+    "SELECT content_id, user, favorite, hlc FROM favorites ORDER BY content_id, user",
     "SELECT key_id, user, description, secret_hash, created_hlc, revoked_hlc"
     " FROM api_keys ORDER BY key_id",
     "SELECT replica, user, operation, day, calls, errors, bytes_in, bytes_out"
@@ -162,6 +166,34 @@ class Reads(Part):
         ).fetchall()
         return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
+    def search_index_problems(self) -> list[str]:
+        """How the search index the fold keeps differs from a recount (empty: it agrees):
+        one indexed row per live content, terms of live contents only, facet counts equal
+        to a count of the terms."""
+        problems: list[str] = []
+        (live,) = self.conn.execute("SELECT count(*) FROM contents WHERE deleted = 0").fetchone()
+        (indexed,) = self.conn.execute("SELECT count(*) FROM search_words").fetchone()
+        if live != indexed:
+            problems.append(f"{indexed} contents are in the word index, {live} are live")
+        (stray,) = self.conn.execute(
+            "SELECT count(*) FROM content_terms t LEFT JOIN contents c USING (n)"
+            " WHERE c.n IS NULL OR c.deleted = 1"
+        ).fetchone()
+        if stray:
+            problems.append(f"{stray} facet terms belong to no live content")
+        kept = self.conn.execute(
+            "SELECT owner, kind, value, count FROM facet_counts ORDER BY owner, kind, value"
+        ).fetchall()
+        recount = self.conn.execute(
+            "SELECT c.owner, t.kind, t.value, count(*) FROM content_terms t JOIN contents c"
+            " USING (n) WHERE t.kind != 'seed' GROUP BY c.owner, t.kind, t.value"
+            " ORDER BY c.owner, t.kind, t.value"
+        ).fetchall()
+        # Values match in any case (the columns compare NOCASE): compare them folded.
+        if [_folded(row) for row in kept] != [_folded(row) for row in recount]:
+            problems.append("facet counts differ from a recount of the facet terms")
+        return problems
+
     def live_blobs(self) -> dict[str, int]:
         """Every blob a version of a live content references, with its size."""
         rows = self.conn.execute(
@@ -207,6 +239,39 @@ class Reads(Part):
         ).fetchone()  # 'write' > 'read' as text, so max() is the strongest
         return None if row is None or row[0] is None else str(row[0])
 
+    def strips_for(self, content_id: str, user: str) -> bool:
+        """Whether every live collaboration giving ``user`` the content withholds its
+        metadata (False when one of them does not, or there is none)."""
+        row = self.conn.execute(
+            "SELECT min(strip_metadata) FROM collaborations"
+            " WHERE content_id = ? AND collaborator = ? AND deleted = 0",
+            (content_id, user),
+        ).fetchone()
+        return bool(row is not None and row[0])
+
+    def shared_with(self, user: str) -> list[tuple[str, bool]]:
+        """The live contents shared with ``user``: each id, and whether every collaboration
+        giving it withholds its metadata."""
+        rows = self.conn.execute(
+            "SELECT k.content_id, min(k.strip_metadata) FROM collaborations k"
+            " JOIN contents c USING (content_id)"
+            " WHERE k.collaborator = ? AND k.deleted = 0 AND c.deleted = 0"
+            " GROUP BY k.content_id ORDER BY k.content_id",
+            (user,),
+        )
+        return [(str(row[0]), bool(row[1])) for row in rows]
+
+    def versions_missing_generation(self, after: tuple[str, str], limit: int) -> list[Row]:
+        """Up to ``limit`` (content, blob) pairs of live contents, after the pair
+        ``after``, with a version that has no generation record."""
+        return self.conn.execute(
+            "SELECT DISTINCT v.content_id, v.blob FROM versions v"
+            " JOIN contents c USING (content_id)"
+            " WHERE c.deleted = 0 AND v.generation IS NULL AND (v.content_id, v.blob) > (?, ?)"
+            " ORDER BY v.content_id, v.blob LIMIT ?",
+            (*after, limit),
+        ).fetchall()
+
     def collaboration_row(self, collaboration_id: str) -> Row | None:
         row: Row | None = self.conn.execute(
             "SELECT * FROM collaborations WHERE collaboration_id = ?", (collaboration_id,)
@@ -247,6 +312,11 @@ class Reads(Part):
             for number, query in enumerate(DIGEST_QUERIES):
                 for row in conn.execute(query):
                     yield (number, *tuple(row))
+
+
+def _folded(row: Any) -> tuple[Any, ...]:
+    owner, kind, value, count = row
+    return (owner, kind, str(value).lower(), count)
 
 
 def _passing(rows: Iterable[tuple[int, int]], offset: int) -> tuple[int, int, int] | None:

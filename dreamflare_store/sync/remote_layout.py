@@ -118,6 +118,18 @@ def check_op(op: Op, replica: str, rseq: int) -> None:
                 raise InvalidArgument(f"op {op.op_id} names a malformed blob {digest!r}")
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise InvalidArgument(f"op {op.op_id} gives a malformed size {size!r}")
+        if not isinstance(fields.get("generation", {}), dict | None):
+            raise InvalidArgument(f"op {op.op_id} has a malformed generation record")
+    elif op.kind == oplog.CONTENT_GENERATION:
+        digest = op.data.get("blob")
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise InvalidArgument(f"op {op.op_id} names a malformed blob {digest!r}")
+        if not isinstance(op.data.get("generation"), dict):
+            raise InvalidArgument(f"op {op.op_id} has a malformed generation record")
+    elif op.kind == oplog.CONTENT_FAVORITE:
+        user, mark = op.data.get("user"), op.data.get("favorite")
+        if not isinstance(user, str) or not user or not isinstance(mark, bool):
+            raise InvalidArgument(f"op {op.op_id} is a malformed favorite mark")
 
 
 # -- counter snapshots ---------------------------------------------------------------------
