@@ -110,8 +110,40 @@ def test_the_longest_side_fits_at_every_size_and_small_pictures_are_not_enlarged
         thumb = thumbnails.render(tall, "image/png", size)
         assert thumb.height == min(size, 1100) and thumb.width <= thumb.height
         assert decoded(thumb).size == (thumb.width, thumb.height)
-    small = save(Image.new("RGB", (20, 10), GREEN), tmp_path / "small.png", "PNG")
-    assert (thumbnails.render(small, "image/png", 32).width, 10) == (20, 10)
+    for fmt, mime in (("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")):
+        for shape in ((20, 10), (256, 192)):
+            small = save(Image.new("RGB", shape, GREEN), tmp_path / f"small.{fmt}", fmt)
+            thumb = thumbnails.render(small, mime, 256)
+            assert not thumb.is_icon, thumb.reason
+            assert (thumb.width, thumb.height) == shape
+            assert near(decoded(thumb).getpixel((5, 5)), GREEN)
+
+
+MODES_BY_FORMAT = {
+    "PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"),
+    "JPEG": ("L", "RGB", "CMYK"),
+    "WEBP": ("RGB", "RGBA"),
+    "GIF": ("L", "P"),
+    "BMP": ("1", "L", "P", "RGB"),
+    "TIFF": ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"),
+}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"), [(fmt, mode) for fmt, modes in MODES_BY_FORMAT.items() for mode in modes]
+)
+def test_every_mode_of_every_format_gets_a_thumbnail(tmp_path: Path, fmt: str, mode: str) -> None:
+    mime = "image/" + fmt.lower()
+    for shape, fitted in (((300, 200), (64, 43)), ((20, 10), (20, 10))):
+        deep = mode in ("I;16", "I", "F")  # 16-bit samples, widened to 32 in I and F
+        picture = halves(shape, RED, BLUE, "RGB").convert("L" if deep else mode)
+        if deep:
+            picture = picture.convert("I").point(lambda value: value * 257).convert(mode)
+        path = save(picture, tmp_path / f"p.{fmt}", fmt)
+        thumb = thumbnails.render(path, mime, 64)
+        assert not thumb.is_icon, thumb.reason
+        assert (thumb.width, thumb.height) == fitted
+        assert decoded(thumb).mode in ("RGB", "RGBA")
 
 
 def test_a_file_object_is_read_from_its_start_and_left_open(tmp_path: Path) -> None:

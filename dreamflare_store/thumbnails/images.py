@@ -65,6 +65,7 @@ def render_image(
         # Image.thumbnail decodes JPEG at a reduced scale (draft mode) and other formats
         # reduce by whole factors before the final bicubic pass: the fastest Pillow has.
         picture.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
+        picture.load()  # a picture that already fits is not decoded yet; the file closes next
         picture = _upright(_displayable(picture), _orientation(opened))
     out = io.BytesIO()
     picture.save(out, "WEBP", **WEBP_OPTIONS)
