@@ -115,7 +115,8 @@ def generation(config: Config, fmt: str, files: list[Path]) -> Result:
     result = Result(
         "thumbnails",
         f"{fmt} renders to {SIZE} px: {len(files)} files of"
-        f" {_pixels(files[0]) / 1e6:.1f}-{max(map(_pixels, files)) / 1e6:.1f} MP, x{repeats}",
+        f" {min(map(_pixels, files)) / 1e6:.1f}-{max(map(_pixels, files)) / 1e6:.1f} MP,"
+        f" x{repeats}",
         "throughput",
         engine_times,
         baseline_times,

@@ -3,6 +3,12 @@
 The icons are plain files read through ``importlib.resources``, so they need no imaging
 library: without Pillow the thumbnailer still answers every request with a valid image.
 Each icon is shipped at several sizes; the one given is the largest that fits ``size``.
+
+WebP rather than SVG, though an ``<img>`` shows either: an icon then has the content type
+of every rendered thumbnail (``image/webp``), so a thumbnail route and its cache never
+tell the two apart; it has a size in pixels that honours "longest side at most ``size``";
+and an SVG is a document that can hold script when opened on its own, which a
+Content-Security-Policy would have to account for.
 """
 
 from __future__ import annotations
