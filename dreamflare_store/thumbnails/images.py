@@ -38,8 +38,7 @@ FORMATS = {
 # WebP at quality 80 (Pillow's default) and method 4 (libwebp's default speed/size balance).
 WEBP_OPTIONS: dict[str, object] = {"quality": 80, "method": 4}
 
-# EXIF orientation tag values and the transpose that shows the picture upright.
-_ORIENTATION_TAG = 0x0112
+_ORIENTATION_TAG = 0x0112  # EXIF Orientation: how a viewer must turn the stored picture
 
 
 class Unreadable(Exception):
@@ -83,8 +82,10 @@ def _open(fp: IO[bytes], filename: str, fmt: str) -> PILImage.Image:
     factory, accept = Image.OPEN[fmt]
     fp.seek(0)
     prefix = fp.read(16)
-    if accept is not None and accept(prefix) is not True:
-        raise Unreadable(f"the bytes are not {fmt}")
+    # As Image.open reads it: true for the format, a string for a variant it cannot read.
+    known = True if accept is None else accept(prefix)
+    if isinstance(known, str) or not known:
+        raise Unreadable(f"the bytes are not {fmt}" + (f" ({known})" if known else ""))
     fp.seek(0)
     return factory(fp, filename)
 
@@ -118,7 +119,7 @@ def _displayable(picture: PILImage.Image) -> PILImage.Image:
         low, high = cast(tuple[float, float], picture.getextrema())  # one band: a pair
         span = high - low or 1.0
         picture = picture.point(lambda value: (value - low) * (255 / span)).convert("L")
-    keep_alpha = "A" in mode or "a" in mode or picture.has_transparency_data
+    keep_alpha = mode in ("LA", "La", "RGBa") or picture.has_transparency_data
     return picture.convert("RGBA" if keep_alpha else "RGB")
 
 

@@ -51,11 +51,15 @@ def render_video(fp: IO[bytes], size: int, max_pixels: int) -> tuple[bytes, int,
     picture: Image.Image = frame.to_image(  # type: ignore[no-untyped-call]
         width=width, height=height, interpolation="AREA"
     )
-    turn = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270}.get(
-        frame.rotation, Image.Transpose.ROTATE_180 if abs(frame.rotation) == 180 else None
-    )
+    # The display matrix turns the stored picture counterclockwise by ``rotation`` degrees
+    # (-180..180), as Pillow's ROTATE_ transposes do; phones record portrait video so.
+    turn = {
+        90: Image.Transpose.ROTATE_90,
+        180: Image.Transpose.ROTATE_180,
+        270: Image.Transpose.ROTATE_270,
+    }.get(frame.rotation % 360)
     if turn is not None:
-        picture = picture.transpose(turn)  # the display matrix turns it counterclockwise
+        picture = picture.transpose(turn)
     out = io.BytesIO()
     picture.save(out, "WEBP", **WEBP_OPTIONS)
     return out.getvalue(), picture.width, picture.height
