@@ -481,6 +481,10 @@ class Store:
                 opener = functools.partial(self._blob, content.hash)
                 self._previews.warm(content.hash, content.mime_type, opener)
 
+    def identify(self, api_key: str) -> Identity:
+        """The user and key id of a valid, unrevoked API key; Unauthenticated otherwise."""
+        return self._keys.identify(api_key)
+
     def whoami(self, api_key: str) -> Identity:
         """The user and key id of a valid, unrevoked API key (Unauthenticated otherwise),
         counted in that user's API usage."""

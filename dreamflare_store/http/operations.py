@@ -4,7 +4,8 @@ One table drives the server's routes, its parameter checks and its OpenAPI docum
 the client's requests, so the two ends of the wire cannot disagree. The JSON shape of each
 result, by the name in ``Operation.result``, is in ``SCHEMAS`` below. Each operation calls
 exactly one ``Store`` method, named by ``Operation.name``; each parameter names the keyword
-it becomes. Numbers 1-15 are the documented operations; ``open_content`` is the download.
+it becomes. Numbers 1-15 are the documented operations; ``open_content`` is the download;
+``open_thumbnail``, ``create_urls`` and ``whoami`` serve the gallery.
 """
 
 from __future__ import annotations
@@ -428,6 +429,81 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
         ),
     ),
+    Operation(
+        "open_thumbnail",
+        "GET",
+        "/content/{contentId}/thumbnail",
+        200,
+        "bytes",
+        "Get a Thumbnail",
+        "A WebP thumbnail of a content (or of one of its versions), its longest side at most"
+        " `size` pixels; the generic icon of its type when it has no picture. The `ETag`"
+        " names the bytes, size and renderer, and the answer may be cached as immutable;"
+        " `If-None-Match` gets a 304. Counted in API usage, not as a view. Instead of a key,"
+        " the URL may carry a signature from `POST /content/urls`.",
+        (
+            _content_id("The ID of the content."),
+            _user("asking for the thumbnail"),
+            Param(
+                "size",
+                "size",
+                "integer",
+                {"type": "integer", "minimum": 32, "maximum": 1024, "default": 256},
+                False,
+                "The longest side in pixels (default 256).",
+            ),
+            Param(
+                "version",
+                "version",
+                "integer",
+                {"type": "integer", "minimum": 1},
+                False,
+                "A version number (default: the current version).",
+            ),
+        ),
+    ),
+    Operation(
+        "create_urls",
+        "POST",
+        "/content/urls",
+        200,
+        "ContentUrlsList",
+        "Sign URLs",
+        "Short-lived URLs of the thumbnails and bytes of contents the user may get, for"
+        " `<img>` and `<video>` tags, which cannot send a key. Each carries an HMAC of its"
+        " path, user, key and expiry; it stops working at its expiry or when the key that"
+        " asked for it is revoked.",
+        (
+            _user("asking for the URLs"),
+            Param(
+                "contentIds",
+                "content_ids",
+                "tags",
+                {"type": "string", "description": "comma-separated, or a JSON list"},
+                True,
+                f"The contents (1 to {validate.MAX_LIMIT}).",
+            ),
+            Param(
+                "expiresIn",
+                "expires_in",
+                "integer",
+                {"type": "integer", "minimum": 1, "maximum": 86400, "default": 3600},
+                False,
+                "Seconds the URLs stay good (default an hour, at most a day).",
+            ),
+        ),
+    ),
+    Operation(
+        "whoami",
+        "GET",
+        "/whoami",
+        200,
+        "Identity",
+        "Who Am I",
+        "The user the API key belongs to, and the key's id: how a page signed in with a key"
+        " learns its user.",
+        (),
+    ),
 )
 
 BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}
@@ -601,5 +677,15 @@ SCHEMAS: dict[str, Any] = {
             "updatedAt": _TIME,
         }
     ),
+    "Identity": _object({"userId": _STRING, "keyId": _STRING}),
+    "ContentUrls": _object(
+        {
+            "contentId": _STRING,
+            "thumbnailUrl": _STRING,
+            "dataUrl": _STRING,
+            "expiresAt": _TIME,
+        }
+    ),
+    "ContentUrlsList": _items("ContentUrls"),
     "Health": _object({"status": {"type": "string", "enum": ["ok"]}, "version": _STRING}),
 }
