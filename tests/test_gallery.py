@@ -170,9 +170,7 @@ def thumbnails_loaded(driver: WebDriver) -> bool:
 def open_detail(driver: WebDriver, content_id: str) -> None:
     driver.find_element(By.CSS_SELECTOR, f'#grid [data-content-id="{content_id}"] img').click()
     wait_for(lambda: visible(driver, "#detail"), "the detail view")
-    wait_for(
-        lambda: driver.find_elements(By.CSS_SELECTOR, "#versions li"), "the version history"
-    )
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#versions li"), "the version history")
 
 
 def no_alert(driver: WebDriver) -> bool:
@@ -273,10 +271,12 @@ def test_favorites_star_and_filter(browser: WebDriver, site: Site) -> None:
     wait_for(lambda: len(tiles(browser)) == 3, "the uploads")
     browser.find_element(By.CSS_SELECTOR, f'[data-content-id="{ids[0]}"] .star').click()
     wait_for(
-        lambda: browser.find_element(
-            By.CSS_SELECTOR, f'[data-content-id="{ids[0]}"] .star'
-        ).get_attribute("aria-pressed")
-        == "true",
+        lambda: (
+            browser.find_element(
+                By.CSS_SELECTOR, f'[data-content-id="{ids[0]}"] .star'
+            ).get_attribute("aria-pressed")
+            == "true"
+        ),
         "the star to turn on",
     )
     browser.find_element(By.ID, "favorites-only").click()
@@ -368,9 +368,7 @@ def test_share_with_another_user_who_then_sees_it(browser: WebDriver, site: Site
     open_detail(browser, content)
     browser.find_element(By.ID, "share-user").send_keys("bob")
     browser.find_element(By.ID, "share-button").click()
-    wait_for(
-        lambda: "bob" in browser.find_element(By.ID, "shares").text, "bob in the sharing list"
-    )
+    wait_for(lambda: "bob" in browser.find_element(By.ID, "shares").text, "bob in the sharing list")
     (collab,) = site.store.list_collaborations("alice")
     assert collab.collaborator_id == "bob" and collab.permissions == "read"
     browser.find_element(By.ID, "detail-close").click()
