@@ -8,11 +8,20 @@
 - A collaboration is visible to its owner and its collaborator only; only the owner
   changes it, and either of them may end it.
 - An API key is visible and revocable by its user only.
+- Generation metadata (prompts, models, seeds: the ``generation`` record, its raw text,
+  the bytes' embedded metadata) is withheld from a collaborator whose every collaboration
+  on the content says ``strip_metadata``: they see ``generation`` null, cannot read the
+  raw text (PermissionDenied), find the content only by its description, tags and
+  filename (never by prompt words or generation filters), see none of it in facets, and
+  download its bytes stripped. Search and facets cover the user's own contents and those
+  shared with them, nothing else, not even as a count.
+- Favorites are each user's own; a user may mark anything they can read.
 """
 
 from __future__ import annotations
 
 from .catalog import Catalog, Row
+from .catalog.search import Scope
 from .errors import NotFound, PermissionDenied
 
 READ = "read"
@@ -43,6 +52,34 @@ class Access:
             f"user {user_id!r} may not {'change' if need == WRITE else 'manage'} "
             f"content {content_id}",
             content_id=content_id,
+        )
+
+    def strips(self, row: Row, user_id: str) -> bool:
+        """Whether ``user_id`` reads the content of ``row`` (which they may read) without
+        its generation metadata."""
+        if row["owner"] == user_id:
+            return False
+        return self._reads.strips_for(row["content_id"], user_id)
+
+    def generation(self, content_id: str, user_id: str) -> Row:
+        """The content row, if ``user_id`` may read its generation metadata; NotFound as
+        for reading, PermissionDenied for a collaborator without metadata."""
+        row = self.content(content_id, user_id, READ)
+        if self.strips(row, user_id):
+            raise PermissionDenied(
+                f"the generation metadata of content {content_id} is not shared with {user_id!r}",
+                content_id=content_id,
+            )
+        return row
+
+    def scope(self, user_id: str) -> Scope:
+        """What search and facets may show ``user_id``: their own contents, and those
+        shared with them, with or without their metadata."""
+        shared = self._reads.shared_with(user_id)
+        return Scope(
+            user_id,
+            tuple(content_id for content_id, strip in shared if not strip),
+            tuple(content_id for content_id, strip in shared if strip),
         )
 
     def collaboration(self, collaboration_id: str, user_id: str, change: bool = False) -> Row:

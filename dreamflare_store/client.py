@@ -35,6 +35,9 @@ from .records import (
     Collaboration,
     Content,
     ContentUrls,
+    FacetCount,
+    Facets,
+    Generation,
     Identity,
     NewApiKey,
     Page,
@@ -59,6 +62,7 @@ _RECORDS: dict[str, type[Record]] = {
     "Analytics": Analytics,
     "Collaboration": Collaboration,
     "Identity": Identity,
+    "Generation": Generation,
 }
 _LISTS: dict[str, type[Record]] = {
     "VersionList": Version,
@@ -163,9 +167,82 @@ class Client:
         """Delete a content and all its versions (owner only)."""
         self._call("delete_content", content_id=content_id, user_id=user_id)
 
-    def list_content(self, user_id: str, limit: int = 50, offset: int = 0) -> Page[Content]:
-        """A page of the user's own contents, newest first."""
-        return self._call("list_content", user_id=user_id, limit=limit, offset=offset)  # type: ignore[no-any-return]
+    def list_content(
+        self,
+        user_id: str,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+    ) -> Page[Content]:
+        """A page of the user's own contents, newest first (with ``tags``: carrying them)."""
+        return self._call(  # type: ignore[no-any-return]
+            "list_content", user_id=user_id, limit=limit, offset=offset, tags=_tag_list(tags)
+        )
+
+    # -- finding renders ------------------------------------------------------------------
+
+    def search_content(
+        self,
+        user_id: str,
+        query: str | None = None,
+        *,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+        model: str | None = None,
+        lora: str | None = None,
+        sampler: str | None = None,
+        seed: str | int | None = None,
+        generator: str | None = None,
+        mime_type: str | None = None,
+        favorite: bool | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Content]:
+        """Find contents by prompt words and filters; see ``Store.search_content``."""
+        return self._call(  # type: ignore[no-any-return]
+            "search_content",
+            user_id=user_id,
+            query=query,
+            tags=_tag_list(tags),
+            model=model,
+            lora=lora,
+            sampler=sampler,
+            seed=None if seed is None else str(seed),
+            generator=generator,
+            mime_type=mime_type,
+            favorite=favorite,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
+
+    def facets(
+        self,
+        user_id: str,
+        query: str | None = None,
+        *,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+        limit: int = 50,
+    ) -> Facets:
+        """Models, LoRAs, samplers, generators and tags with counts; see ``Store.facets``."""
+        return self._call(  # type: ignore[no-any-return]
+            "facets", user_id=user_id, query=query, tags=_tag_list(tags), limit=limit
+        )
+
+    def set_favorite(self, content_id: str, user_id: str, favorite: bool = True) -> None:
+        """Mark (or unmark) a content as one of the user's favorites."""
+        self._call("set_favorite", content_id=content_id, user_id=user_id, favorite=favorite)
+
+    def get_generation(
+        self, content_id: str, user_id: str, version: int | None = None
+    ) -> Generation:
+        """The generation record and raw texts of a content's bytes."""
+        return self._call(  # type: ignore[no-any-return]
+            "get_generation", content_id=content_id, user_id=user_id, version=version
+        )
 
     def update_metadata(
         self,
@@ -204,15 +281,22 @@ class Client:
         return self._call("get_analytics", user_id=user_id, content_id=content_id)  # type: ignore[no-any-return]
 
     def create_collaboration(
-        self, user_id: str, content_id: str, collaborator_id: str, permissions: str = "read"
+        self,
+        user_id: str,
+        content_id: str,
+        collaborator_id: str,
+        permissions: str = "read",
+        strip_metadata: bool = False,
     ) -> Collaboration:
-        """Share a content the user owns with a collaborator, to ``read`` or ``write``."""
+        """Share a content the user owns with a collaborator, to ``read`` or ``write``
+        (with ``strip_metadata``: without its generation metadata)."""
         return self._call(  # type: ignore[no-any-return]
             "create_collaboration",
             user_id=user_id,
             content_id=content_id,
             collaborator_id=collaborator_id,
             permissions=permissions,
+            strip_metadata=strip_metadata or None,
         )
 
     def list_collaborations(self, user_id: str) -> list[Collaboration]:
@@ -220,14 +304,19 @@ class Client:
         return self._call("list_collaborations", user_id=user_id)  # type: ignore[no-any-return]
 
     def update_collaboration(
-        self, collaboration_id: str, user_id: str, permissions: str
+        self,
+        collaboration_id: str,
+        user_id: str,
+        permissions: str | None = None,
+        strip_metadata: bool | None = None,
     ) -> Collaboration:
-        """Change a collaborator's permissions (the content's owner only)."""
+        """Change a collaborator's permissions and/or metadata setting (owner only)."""
         return self._call(  # type: ignore[no-any-return]
             "update_collaboration",
             collaboration_id=collaboration_id,
             user_id=user_id,
             permissions=permissions,
+            strip_metadata=strip_metadata,
         )
 
     def delete_collaboration(self, collaboration_id: str, user_id: str) -> None:
@@ -240,12 +329,23 @@ class Client:
 
     # -- bytes ----------------------------------------------------------------------------
 
-    def open_content(self, content_id: str, user_id: str, version: int | None = None) -> BinaryIO:
+    def open_content(
+        self,
+        content_id: str,
+        user_id: str,
+        version: int | None = None,
+        strip_metadata: bool = False,
+    ) -> BinaryIO:
         """A readable binary file over the bytes, streamed from the server and checked
         against their hash at the end. It has ``size``, ``digest``, ``filename`` and
-        ``mime_type``; unlike the store's, it reads forward only (it cannot seek)."""
+        ``mime_type``; unlike the store's, it reads forward only (it cannot seek). With
+        ``strip_metadata``, the bytes come without their embedded metadata."""
         request = self._request(
-            "open_content", content_id=content_id, user_id=user_id, version=version
+            "open_content",
+            content_id=content_id,
+            user_id=user_id,
+            version=version,
+            strip_metadata=strip_metadata or None,
         )
         response = self._transport(lambda: self._http.send(request, stream=True))
         if response.status_code >= 400:
@@ -254,9 +354,15 @@ class Client:
             raise _error(response)
         return _RemoteReader(response, content_id)  # type: ignore[return-value]
 
-    def read_content(self, content_id: str, user_id: str, version: int | None = None) -> bytes:
+    def read_content(
+        self,
+        content_id: str,
+        user_id: str,
+        version: int | None = None,
+        strip_metadata: bool = False,
+    ) -> bytes:
         """All the bytes of the content (or of one of its versions), verified."""
-        with self.open_content(content_id, user_id, version) as reader:
+        with self.open_content(content_id, user_id, version, strip_metadata) as reader:
             return reader.read()
 
     def download(
@@ -265,13 +371,14 @@ class Client:
         user_id: str,
         destination: str | os.PathLike[str] | IO[bytes],
         version: int | None = None,
+        strip_metadata: bool = False,
     ) -> int:
         """Stream the bytes into a file (a path or a binary file object); returns the size.
 
         A path is written beside itself first and renamed into place once the bytes are
         complete and verified, so a failed download never leaves a partial file there.
         """
-        with self.open_content(content_id, user_id, version) as reader:
+        with self.open_content(content_id, user_id, version, strip_metadata) as reader:
             if not isinstance(destination, str | os.PathLike):
                 return _copy(reader, destination)
             target = Path(destination)
@@ -338,12 +445,15 @@ class Client:
         in a form. JSON bodies carry values as they are, and the server judges them.
         """
         op = BY_NAME[name]
+        by_arg = {param.arg: param for param in op.params}
         out: dict[str, Any] = {}
         for arg, value in kwargs.items():
             if value is None:
                 continue
-            wire = _camel(arg)
-            kind = op.by_name[wire].kind
+            wire = by_arg[arg].name
+            kind = by_arg[arg].kind
+            if kind == "boolean" and isinstance(value, bool) and form:
+                value = "true" if value else "false"
             if arg == "user_id":
                 validate.user_id(value)  # the store refuses these before counting the call
             elif wire in _ID_KINDS and (
@@ -387,9 +497,23 @@ class Client:
         if result == "ContentPage":
             items = tuple(record_from_dict(Content, item) for item in body["items"])
             return Page(items, body["total"], body["limit"], body["offset"])
+        if result == "Facets":
+            return Facets(
+                *(
+                    tuple(FacetCount(item["value"], item["count"]) for item in body[kind])
+                    for kind in ("models", "loras", "samplers", "generators", "tags")
+                )
+            )
         if result in _LISTS:
             return [record_from_dict(_LISTS[result], item) for item in body["items"]]
         return record_from_dict(_RECORDS[result], body)
+
+
+def _tag_list(tags: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """Tags as repeated ``tag`` parameters, checked as the store checks them."""
+    if tags is None:
+        return None
+    return list(validate.tags(tags) or ()) or None
 
 
 def _error(response: httpx.Response) -> DreamflareError:

@@ -49,8 +49,12 @@ def version_data(
 class Contents:
     """The content writes of one replica, under the access rules and quotas."""
 
-    def __init__(self, replica: Replica, access: Access, meter: Meter) -> None:
+    def __init__(
+        self, replica: Replica, access: Access, meter: Meter, extract: bool = True
+    ) -> None:
         self._replica = replica
+        # Whether uploads read the generation metadata embedded in the bytes.
+        self.extract = extract
         self._access = access
         self._meter = meter
         self._catalog = replica.catalog
@@ -72,6 +76,8 @@ class Contents:
         stored = self._replica.store_bytes(file, owner)
         self._meter.note(bytes_in=stored.size)
         fields, changes = _file_fields(stored, file, name, description, tags, content_id is None)
+        if self.extract:  # off the write lock: the bytes are published, read them by name
+            _set_generation(fields, self._replica.extract_generation(stored.digest))
         with self._catalog.atomic():
             self._replica.quota_gate(owner)(stored.digest, stored.size)
             self._replica.check_still_stored(stored)
@@ -101,7 +107,15 @@ class Contents:
         ones by groups sharing their flushes), all in one transaction. Per file, in
         order: its content or the error that kept it out, and whether its bytes were new.
         Each file counts as one upload in API usage."""
-        written, settle = self._replica.store_many(files, user_id, jobs)
+        # Small files' generation metadata is read from their bytes while in memory.
+        found: dict[int, dict[str, Any] | None] = {}
+
+        def seen(index: int, data: bytes) -> None:
+            found[index] = self._replica.generation_in(data)
+
+        written, settle = self._replica.store_many(
+            files, user_id, jobs, seen if self.extract else None
+        )
         try:
             # What each content will hold, made while the last bytes are still being
             # flushed (and before the write lock is taken).
@@ -110,6 +124,16 @@ class Contents:
                 for index, blob in enumerate(written)
                 if isinstance(blob, StoredBlob)
             }
+            if self.extract:
+                for index, (_, data) in prepared.items():
+                    blob = written[index]
+                    assert isinstance(blob, StoredBlob)
+                    record = (
+                        found[index]
+                        if index in found
+                        else self._replica.extract_generation(blob.digest)  # a large file
+                    )
+                    _set_generation(data["fields"], record)
             with self._catalog.atomic():
                 final = settle()  # every blob durable, its name too, before the commit
                 outcomes: list[StoredBlob | DreamflareError | Content] = list(final)
@@ -271,6 +295,13 @@ def _file_fields(
         fields["tags"] = list(tags)
         changes.append("tags")
     return fields, changes
+
+
+def _set_generation(fields: dict[str, Any], record: dict[str, Any] | None) -> None:
+    """Put a version's generation record in its op's fields (left out when there is none:
+    the fold reads new bytes without one as having none)."""
+    if record is not None:
+        fields["generation"] = record
 
 
 def _default_filename(file: object) -> str:

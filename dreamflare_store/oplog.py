@@ -21,11 +21,16 @@ from .version import __version__
 # raises it; a replica refuses ops of a format newer than its own instead of folding them
 # in without the fields it does not know (replicas would then disagree). Ops without a
 # format are of format 1.
-OP_FORMAT = 1
+OP_FORMAT = 2
+# Format 2 (release 0.2.0) adds: ``fields["generation"]`` on content ops that set bytes,
+# ``strip_metadata`` on collaboration ops, and the kinds content.generation (a record read
+# from a version's bytes, no new version) and content.favorite (a user's favorite mark).
 
 CONTENT_CREATE = "content.create"
 CONTENT_CHANGE = "content.change"
 CONTENT_DELETE = "content.delete"
+CONTENT_GENERATION = "content.generation"
+CONTENT_FAVORITE = "content.favorite"
 COLLAB_CREATE = "collab.create"
 COLLAB_UPDATE = "collab.update"
 COLLAB_DELETE = "collab.delete"
@@ -37,6 +42,8 @@ KINDS = frozenset(
         CONTENT_CREATE,
         CONTENT_CHANGE,
         CONTENT_DELETE,
+        CONTENT_GENERATION,
+        CONTENT_FAVORITE,
         COLLAB_CREATE,
         COLLAB_UPDATE,
         COLLAB_DELETE,

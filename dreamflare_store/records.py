@@ -77,6 +77,9 @@ class Content(Record):
     updated_at: str
     width: int | None = None
     height: int | None = None
+    # The normalised generation record of the current version (GENMETA.md), or None: none
+    # was found, or the reader may not see it (a collaborator without metadata).
+    generation: dict[str, Any] | None = None
 
     _OPTIONAL = ("width", "height")
 
@@ -102,6 +105,7 @@ def new_content(
     updated_at: str,
     width: int | None,
     height: int | None,
+    generation: dict[str, Any] | None = None,
 ) -> Content:
     """``Content(...)`` with every field given, for the list pages that build 100 at once.
 
@@ -124,6 +128,7 @@ def new_content(
     record.updated_at = updated_at
     record.width = width
     record.height = height
+    record.generation = generation
     record.__class__ = Content
     content: Content = record
     return content
@@ -154,6 +159,7 @@ class Version(Record):
     changes: tuple[str, ...]
     width: int | None = None
     height: int | None = None
+    generation: dict[str, Any] | None = None
 
     _OPTIONAL = ("width", "height")
 
@@ -194,6 +200,7 @@ class Collaboration(Record):
     permissions: str
     created_at: str
     updated_at: str
+    strip_metadata: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,3 +331,35 @@ class ContentUrls(Record):
     thumbnail_url: str
     data_url: str
     expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class FacetCount(Record):
+    """One facet value and how many of the contents in view carry it."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Facets(Record):
+    """The models, LoRAs, samplers, generators and tags of the contents in view, each
+    with its count, most used first."""
+
+    models: tuple[FacetCount, ...]
+    loras: tuple[FacetCount, ...]
+    samplers: tuple[FacetCount, ...]
+    generators: tuple[FacetCount, ...]
+    tags: tuple[FacetCount, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Generation(Record):
+    """How a version was made: the normalised record and the raw texts it was read from
+    (read from the bytes when asked for; never stored in ops)."""
+
+    content_id: str
+    version: int
+    record: dict[str, Any] | None
+    raw: dict[str, str]
+    truncated: tuple[str, ...] = ()

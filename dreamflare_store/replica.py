@@ -19,18 +19,25 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import blake3
 import msgpack
 
-from . import ids, media, oplog
-from .blobs import SMALL_FILE, BlobStore, StoredBlob, read_small, stage_many
+from . import genmeta, ids, media, oplog
+from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
 from .blobs.derived import DerivedBlobs
 from .catalog import Catalog, Row
 from .clock import HybridClock, WallClock
 from .counters import CounterBuffer
-from .errors import Conflict, DreamflareError, InvalidArgument, NotFound, QuotaExceeded
+from .errors import (
+    Conflict,
+    DreamflareError,
+    IntegrityError,
+    InvalidArgument,
+    NotFound,
+    QuotaExceeded,
+)
 from .oplog import Op
 from .records import GcReport, Problem
 
@@ -163,14 +170,19 @@ class Replica:
         )
 
     def store_many(
-        self, files: Sequence[FileLike], owner: str, jobs: int
+        self,
+        files: Sequence[FileLike],
+        owner: str,
+        jobs: int,
+        on_bytes: Callable[[int, bytes], None] | None = None,
     ) -> tuple[list[StoredBlob | DreamflareError], Settle]:
         """Write the bytes of many files, small ones by groups that share their flushes.
 
         Returns each file's blob as written, or the error that kept it out, while the last
         group's flushes may still run; and ``settle``, which waits until every blob and
         its name are durable and returns the final outcomes. Call ``settle`` whatever
-        happens: it also ends the batch's threads.
+        happens: it also ends the batch's threads. ``on_bytes(index, data)`` sees the
+        bytes of each small file while they are in memory (on the writing threads).
         """
         out: list[StoredBlob | DreamflareError | None] = [None] * len(files)
         loaders: list[Callable[[], bytes]] = []
@@ -179,7 +191,7 @@ class Replica:
             load = small_loader(file)
             if load is not None:
                 small.append(index)
-                loaders.append(load)
+                loaders.append(load if on_bytes is None else _seeing(load, index, on_bytes))
         pending = stage_many(self.blobs, loaders, media.SNIFF_BYTES, jobs)
 
         def outcomes(blobs: Sequence[StoredBlob | Exception]) -> list[StoredBlob | DreamflareError]:
@@ -250,6 +262,58 @@ class Replica:
         quota = self.catalog.local.quota(user)
         return self.default_quota if quota is None else quota
 
+    # -- generation metadata ----------------------------------------------------------------
+
+    @staticmethod
+    def generation_in(data: bytes) -> dict[str, Any] | None:
+        """The normalised generation record of bytes in memory, or None (as
+        ``extract_generation``)."""
+        found = genmeta.extract(data)
+        return None if found is None else informative(found.record)
+
+    def extract_generation(self, digest: str) -> dict[str, Any] | None:
+        """The normalised generation record of a local blob's bytes, or None when they
+        carry none (or are not here). Never raises for what the bytes hold: genmeta's
+        parsers are bounded and only ever find less."""
+        found = self.read_metadata(digest)
+        return None if found is None else informative(found.record)
+
+    def read_metadata(self, digest: str) -> genmeta.Extracted | None:
+        """What genmeta reads from a local blob's bytes (record and raw texts), or None."""
+        try:
+            with open(self.blobs.name(digest), "rb") as source:
+                return genmeta.extract(source)
+        except OSError:
+            return None
+
+    def stripped_blob(self, digest: str) -> str:
+        """The blob of ``digest``'s bytes without their embedded metadata, made once and
+        kept (a derived blob: gc drops it with its source). Bytes of a format genmeta
+        does not rewrite are their own stripped copy. IntegrityError when the file is too
+        damaged to rewrite, so no metadata is served by mistake."""
+        known = self.catalog.local.stripped_of(digest)
+        if known is not None and self.blobs.exists(known):
+            return known
+        temp = self.blobs.download_path()
+        try:
+            with self.blobs.open(digest) as source, open(temp, "wb") as target:
+                changed = genmeta.strip(cast_binary(source), target)
+            if not changed:
+                stripped = digest
+            else:
+                stripped = hash_file(temp)
+                self.blobs.adopt(temp, stripped)
+        except genmeta.StripError as exc:
+            raise IntegrityError(
+                f"the metadata of blob {digest} cannot be stripped: the file is damaged",
+                digest=digest,
+            ) from exc
+        finally:
+            temp.unlink(missing_ok=True)
+        with self.catalog.atomic():
+            self.catalog.local.set_stripped(digest, stripped)
+        return stripped
+
     # -- maintenance ----------------------------------------------------------------------
 
     def verify(self) -> list[Problem]:
@@ -296,6 +360,8 @@ class Replica:
         removed = freed = temps = 0
         with self.catalog.atomic():  # the write lock: no upload commits a reference meanwhile
             live = self.catalog.reads.live_blobs()
+            # Stripped copies live as long as their source does.
+            live.update(dict.fromkeys(self.catalog.local.keep_stripped(live), 0))
             for digest, path in list(self.blobs.iter_digests()):
                 if digest in live:
                     continue
@@ -323,6 +389,21 @@ class Replica:
         return hasher.hexdigest()
 
 
+def informative(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record, if it says anything about how the bytes were made (beyond the image's
+    size, which every header gives); else None."""
+    for key, value in record.items():
+        if key not in ("width", "height") and value not in (None, [], ""):
+            return record
+    return None
+
+
+def cast_binary(reader: Any) -> BinaryIO:
+    """A blob reader as the binary stream genmeta takes."""
+    stream: BinaryIO = reader
+    return stream
+
+
 def small_loader(file: object) -> Callable[[], bytes] | None:
     """For bytes, or a regular file small enough to read whole, what reads them; None for
     the rest (large files, file objects, paths that are not files), which take the path
@@ -338,6 +419,17 @@ def small_loader(file: object) -> Callable[[], bytes] | None:
     if not stat.S_ISREG(info.st_mode) or info.st_size > SMALL_FILE:
         return None
     return functools.partial(read_small, os.fsdecode(file), info.st_size)
+
+
+def _seeing(
+    load: Callable[[], bytes], index: int, on_bytes: Callable[[int, bytes], None]
+) -> Callable[[], bytes]:
+    def loaded() -> bytes:
+        data = load()
+        on_bytes(index, data)
+        return data
+
+    return loaded
 
 
 def _attempt(action: Callable[..., StoredBlob], *args: Any) -> StoredBlob | Exception:

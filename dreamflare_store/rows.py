@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from .catalog import CONTENT_COLUMNS, Row, tags_from_sql
+from .catalog import CONTENT_COLUMNS, Row, generation_of, tags_from_sql
 from .clock import iso_ms, iso_of_hlc
 from .records import ApiKey, Collaboration, Content, Version, new_content
 
@@ -41,6 +42,7 @@ def content_of(
     updated_hlc: str,
     width: int | None,
     height: int | None,
+    generation_text: str | None = None,
 ) -> Content:
     """The record of a content row's ``CONTENT_COLUMNS`` (list pages give plain tuples)."""
     created_at = iso_of_hlc(created_hlc)
@@ -48,15 +50,24 @@ def content_of(
     return new_content(
         content_id, owner, filename, mime, size, blob, description, tags(tags_text), version,
         created_at, updated_at, width, height,
+        generation_of(generation_text),
     )  # fmt: skip
 
 
-def content(row: Row) -> Content:
-    """The record of a whole content row."""
-    return content_of(*[row[column] for column in CONTENT_COLUMNS])
+def withheld(record: Content, strip: bool) -> Content:
+    """The record as a reader sees it: with ``strip``, without its generation record
+    (the reader may not see how it was made)."""
+    if not strip or record.generation is None:
+        return record
+    return dataclasses.replace(record, generation=None)
 
 
-def version(row: Row) -> Version:
+def content(row: Row, strip: bool = False) -> Content:
+    """The record of a whole content row (``strip``: without its generation record)."""
+    return withheld(content_of(*[row[column] for column in CONTENT_COLUMNS]), strip)
+
+
+def version(row: Row, strip: bool = False) -> Version:
     """The record of a version row: its snapshot and which fields it changed."""
     return Version(
         version_id=row["version_id"],
@@ -73,6 +84,7 @@ def version(row: Row) -> Version:
         changes=tuple(row["changes"].split(",")) if row["changes"] else (),
         width=row["width"],
         height=row["height"],
+        generation=None if strip else generation_of(row["generation"]),
     )
 
 
@@ -85,6 +97,7 @@ def collaboration(row: Row) -> Collaboration:
         permissions=row["permissions"],
         created_at=iso_of_hlc(row["created_hlc"]),
         updated_at=iso_of_hlc(row["updated_hlc"]),
+        strip_metadata=bool(row["strip_metadata"]),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import oplog, rows
 from .access import OWNER, Access
 from .errors import Conflict, InvalidArgument
@@ -18,7 +20,12 @@ class Sharing:
         self._catalog = replica.catalog
 
     def create(
-        self, user_id: str, content_id: str, collaborator_id: str, permissions: str
+        self,
+        user_id: str,
+        content_id: str,
+        collaborator_id: str,
+        permissions: str,
+        strip_metadata: bool = False,
     ) -> Collaboration:
         """Share a content the user owns with a collaborator (once per collaborator)."""
         if collaborator_id == user_id:
@@ -31,12 +38,14 @@ class Sharing:
                     f"{collaborator_id!r} already collaborates on content {content_id}",
                     content_id=content_id,
                 )
-            data = {
+            data: dict[str, Any] = {
                 "content_id": content_id,
                 "owner": user_id,
                 "collaborator": collaborator_id,
                 "permissions": permissions,
             }
+            if strip_metadata:
+                data["strip_metadata"] = True
             self._replica.record(oplog.COLLAB_CREATE, collaboration_id, data)
             row = self._catalog.reads.collaboration_row(collaboration_id)
         assert row is not None
@@ -46,11 +55,22 @@ class Sharing:
         """Collaborations on contents the user owns, and those shared with the user."""
         return [rows.collaboration(row) for row in self._catalog.reads.collaborations_of(user_id)]
 
-    def update(self, collaboration_id: str, user_id: str, permissions: str) -> Collaboration:
-        """Change a collaborator's permissions (the content's owner only)."""
+    def update(
+        self,
+        collaboration_id: str,
+        user_id: str,
+        permissions: str | None,
+        strip_metadata: bool | None = None,
+    ) -> Collaboration:
+        """Change a collaborator's permissions and/or metadata setting (the content's
+        owner only; None keeps one)."""
         with self._catalog.atomic():
             self._access.collaboration(collaboration_id, user_id, change=True)
-            data = {"permissions": permissions}
+            data: dict[str, Any] = {}
+            if permissions is not None:
+                data["permissions"] = permissions
+            if strip_metadata is not None:
+                data["strip_metadata"] = strip_metadata
             self._replica.record(oplog.COLLAB_UPDATE, collaboration_id, data)
             row = self._catalog.reads.collaboration_row(collaboration_id)
         assert row is not None

@@ -22,10 +22,12 @@ from . import ids, rows, validate
 from .access import OWNER, READ, Access
 from .blobs import VerifiedReader
 from .catalog import Row
+from .catalog.search import Filters, Scope, parse
 from .clock import SystemClock, WallClock, day_of, iso_ms
 from .contents import Contents
 from .counters import CounterBuffer
 from .errors import BlobUnavailable, DreamflareError, InvalidArgument, NotFound
+from .finding import Finding
 from .keys import Keys
 from .metering import Meter, metered
 from .previews import Previews, ThumbnailImage
@@ -37,7 +39,9 @@ from .records import (
     Collaboration,
     Content,
     ContentUrls,
+    Facets,
     GcReport,
+    Generation,
     Identity,
     NewApiKey,
     Page,
@@ -72,6 +76,7 @@ class Store:
         quota_bytes: int | None = None,
         clock: WallClock | None = None,
         randbits: Callable[[int], int] | None = None,
+        extract_metadata: bool = True,
         warm_thumbnails: bool = False,
         thumbnail_max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
@@ -80,10 +85,12 @@ class Store:
         self.replica = Replica(self.path, clock or SystemClock(), randbits or ids.randbits, quota)
         self.meter = Meter(self.replica.counters, self.replica.wall)
         self._access = Access(self.replica.catalog)
-        self._contents = Contents(self.replica, self._access, self.meter)
+        self._contents = Contents(self.replica, self._access, self.meter, extract_metadata)
         self._keys = Keys(self.replica, self._access)
         self._sharing = Sharing(self.replica, self._access)
         self._reports = Reports(self.replica)
+        self._finding = Finding(self.replica, self._access)
+        self._reindex_after_upgrade()
         self._previews = Previews(self.replica, thumbnail_max_pixels)
         self._signer = UrlSigner(self.replica.catalog)
         # Make each new upload's 256 px thumbnail in the background, so a gallery's first
@@ -205,7 +212,7 @@ class Store:
         user_id = validate.user_id(user_id)
         row = self._access.content(content_id, user_id, READ)
         self.replica.counters.count_read(content_id, user_id, self._today(), True, 0)
-        return rows.content(row)
+        return rows.content(row, self._access.strips(row, user_id))
 
     @metered("delete_content")
     def delete_content(self, content_id: str, user_id: str) -> None:
@@ -215,11 +222,19 @@ class Store:
         self._contents.delete(content_id, user_id)
 
     @metered("list_content")
-    def list_content(self, user_id: str, limit: int = 50, offset: int = 0) -> Page[Content]:
-        """A page of the user's own contents, newest first."""
+    def list_content(
+        self, user_id: str, limit: int = 50, offset: int = 0, *, tags: Tags = None
+    ) -> Page[Content]:
+        """A page of the user's own contents, newest first (with ``tags``: those carrying
+        every one of them)."""
         user_id = validate.user_id(user_id)
         limit = validate.integer(limit, "limit", 1, validate.MAX_LIMIT)
         offset = validate.integer(offset, "offset", 0, validate.MAX_OFFSET)
+        tag_list = validate.tags(tags)
+        if tag_list:
+            return self._finding.search(
+                user_id, parse(None), Filters(tags=tag_list), limit, offset, Scope(user_id)
+            )
         reads = self.replica.catalog.reads
         with self.replica.catalog.snapshot():
             total = reads.count_live(user_id)
@@ -249,9 +264,10 @@ class Store:
         ids.check_id("content", content_id)
         user_id = validate.user_id(user_id)
         with self.replica.catalog.snapshot():
-            self._access.content(content_id, user_id, READ)
+            content = self._access.content(content_id, user_id, READ)
+            strip = self._access.strips(content, user_id)
             found = self.replica.catalog.reads.versions_of(content_id)
-        return [rows.version(row) for row in found]
+        return [rows.version(row, strip) for row in found]
 
     # -- 6. storage -----------------------------------------------------------------------
 
@@ -317,14 +333,22 @@ class Store:
 
     @metered("create_collaboration")
     def create_collaboration(
-        self, user_id: str, content_id: str, collaborator_id: str, permissions: str = "read"
+        self,
+        user_id: str,
+        content_id: str,
+        collaborator_id: str,
+        permissions: str = "read",
+        strip_metadata: bool = False,
     ) -> Collaboration:
-        """Share a content the user owns with a collaborator, to ``read`` or ``write``."""
+        """Share a content the user owns with a collaborator, to ``read`` or ``write``;
+        with ``strip_metadata``, without how it was made (no generation record, no prompt
+        search, stripped bytes)."""
         user_id = validate.user_id(user_id)
         ids.check_id("content", content_id)
         collaborator_id = validate.user_id(collaborator_id, "collaborator_id")
         permissions = validate.permissions(permissions)
-        return self._sharing.create(user_id, content_id, collaborator_id, permissions)
+        strip = bool(validate.flag(strip_metadata, "strip_metadata"))
+        return self._sharing.create(user_id, content_id, collaborator_id, permissions, strip)
 
     @metered("list_collaborations")
     def list_collaborations(self, user_id: str) -> list[Collaboration]:
@@ -333,13 +357,21 @@ class Store:
 
     @metered("update_collaboration")
     def update_collaboration(
-        self, collaboration_id: str, user_id: str, permissions: str
+        self,
+        collaboration_id: str,
+        user_id: str,
+        permissions: str | None = None,
+        strip_metadata: bool | None = None,
     ) -> Collaboration:
-        """Change a collaborator's permissions (the content's owner only)."""
+        """Change a collaborator's permissions and/or whether their view of the content is
+        stripped of its metadata (the content's owner only; None keeps a setting)."""
         ids.check_id("collaboration", collaboration_id)
         user_id = validate.user_id(user_id)
-        permissions = validate.permissions(permissions)
-        return self._sharing.update(collaboration_id, user_id, permissions)
+        checked = None if permissions is None else validate.permissions(permissions)
+        strip = validate.flag(strip_metadata, "strip_metadata")
+        if checked is None and strip is None:
+            raise InvalidArgument("give permissions or strip_metadata to update")
+        return self._sharing.update(collaboration_id, user_id, checked, strip)
 
     @metered("delete_collaboration")
     def delete_collaboration(self, collaboration_id: str, user_id: str) -> None:
@@ -350,15 +382,23 @@ class Store:
     # -- reading bytes --------------------------------------------------------------------
 
     @metered("open_content")
-    def open_content(self, content_id: str, user_id: str, version: int | None = None) -> BinaryIO:
+    def open_content(
+        self,
+        content_id: str,
+        user_id: str,
+        version: int | None = None,
+        strip_metadata: bool = False,
+    ) -> BinaryIO:
         """A binary file object over the bytes of the content (or of one of its versions).
 
         The bytes are checked against their hash as they are read: corrupt bytes raise
         IntegrityError instead of being returned. Counts as a download. Besides ``size``
         and ``digest``, it tells the ``filename`` and ``mime_type`` of the bytes, so a
-        server can answer a download with one call.
+        server can answer a download with one call. With ``strip_metadata`` (always, for
+        a collaborator without metadata) the bytes come without their embedded metadata,
+        the image data unchanged; ``digest`` is then the stripped bytes' own hash.
         """
-        reader, source = self._open(content_id, user_id, version)
+        reader, source = self._open(content_id, user_id, version, strip_metadata)
         day = self._today()
         user_id = validate.user_id(user_id)
         self.replica.counters.count_read(content_id, user_id, day, False, 0)
@@ -367,9 +407,16 @@ class Store:
         return cast(BinaryIO, counting)  # a RawIOBase: every BinaryIO method a reader needs
 
     @metered("read_content")
-    def read_content(self, content_id: str, user_id: str, version: int | None = None) -> bytes:
-        """All the bytes of the content (or of one of its versions), verified."""
-        reader, _ = self._open(content_id, user_id, version)
+    def read_content(
+        self,
+        content_id: str,
+        user_id: str,
+        version: int | None = None,
+        strip_metadata: bool = False,
+    ) -> bytes:
+        """All the bytes of the content (or of one of its versions), verified (stripped
+        of their metadata as ``open_content`` says)."""
+        reader, _ = self._open(content_id, user_id, version, strip_metadata)
         with reader:
             data = reader.read()
         self.replica.counters.count_read(content_id, user_id, self._today(), False, len(data))
@@ -377,27 +424,37 @@ class Store:
         return data
 
     def _open(
-        self, content_id: str, user_id: str, version: int | None
+        self, content_id: str, user_id: str, version: int | None, strip: Any = False
     ) -> tuple[VerifiedReader, Row]:
-        """A verified reader over the bytes, and the content or version row they belong to."""
-        digest, source = self._source(content_id, user_id, version)
-        return self._blob(digest), source
+        """A verified reader over the bytes (stripped of their metadata when asked, or
+        when the user may not see it), and the content or version row they belong to."""
+        digest, source, stripped = self._source(content_id, user_id, version, strip)
+        if not stripped:
+            return self._blob(digest), source
+        if not self.replica.blobs.exists(digest):
+            self._fetch_remote_blob(digest)
+        return self.replica.blobs.open(self.replica.stripped_blob(digest)), source
 
-    def _source(self, content_id: str, user_id: str, version: int | None) -> tuple[str, Row]:
-        """The blob digest of a content (or of one of its versions) the user may read, and
-        the content or version row it belongs to."""
+    def _source(
+        self, content_id: str, user_id: str, version: int | None, strip: Any = False
+    ) -> tuple[str, Row, bool]:
+        """The blob digest of a content (or of one of its versions) the user may read, the
+        content or version row it belongs to, and whether its bytes are to be served
+        stripped of their metadata (asked, or the user may not see it)."""
         ids.check_id("content", content_id)
         user_id = validate.user_id(user_id)
+        strip = bool(validate.flag(strip, "strip_metadata"))
         catalog = self.replica.catalog
         with catalog.snapshot():
             source = self._access.content(content_id, user_id, READ)
+            strip = strip or self._access.strips(source, user_id)
             if version is None:
-                return source["blob"], source
+                return source["blob"], source, strip
             number = validate.integer(version, "version", 1, 2**62)
             version_row = catalog.reads.version_row(content_id, number)
         if version_row is None:
             raise NotFound(f"content {content_id} has no version {number}", content_id=content_id)
-        return version_row["blob"], version_row
+        return version_row["blob"], version_row, strip
 
     def _blob(self, digest: str) -> VerifiedReader:
         """A verified reader over a blob, fetched from its remote first if it was lazily
@@ -428,6 +485,97 @@ class Store:
     def _today(self) -> str:
         return day_of(self.replica.now_ms())
 
+    # -- finding renders: search, facets, favorites, generation metadata -----------------
+
+    @metered("search_content")
+    def search_content(
+        self,
+        user_id: str,
+        query: str | None = None,
+        *,
+        tags: Tags = None,
+        model: str | None = None,
+        lora: str | None = None,
+        sampler: str | None = None,
+        seed: str | int | None = None,
+        generator: str | None = None,
+        mime_type: str | None = None,
+        favorite: bool | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Content]:
+        """Find contents the user can see (their own and those shared with them) by the
+        words of their prompt, description, tags, filename and model, and by filters.
+
+        ``query``: plain words (all must match), ``"quoted phrases"`` and ``prefix*``;
+        anything else is searched for as text, so a pasted prompt never raises. Several
+        ``tags`` must all match. Best match first, then newest; newest first with no
+        query. ``total`` counts the matches the user can see, no others.
+        """
+        user_id = validate.user_id(user_id)
+        parsed = parse(validate.query(query))
+        filters = _filters(
+            tags, model, lora, sampler, seed, generator, mime_type, favorite,
+            created_after, created_before,
+        )  # fmt: skip
+        limit = validate.integer(limit, "limit", 1, validate.MAX_LIMIT)
+        offset = validate.integer(offset, "offset", 0, validate.MAX_OFFSET)
+        return self._finding.search(user_id, parsed, filters, limit, offset)
+
+    @metered("facets")
+    def facets(
+        self, user_id: str, query: str | None = None, *, tags: Tags = None, limit: int = 50
+    ) -> Facets:
+        """The models, LoRAs, samplers, generators and tags of the contents the user can
+        see (those matching ``query`` and ``tags`` when given), each with its count, most
+        used first, at most ``limit`` of each."""
+        user_id = validate.user_id(user_id)
+        parsed = parse(validate.query(query))
+        filters = Filters(tags=validate.tags(tags) or ())
+        limit = validate.integer(limit, "limit", 1, validate.MAX_LIMIT)
+        return self._finding.facets(user_id, parsed, filters, limit)
+
+    @metered("set_favorite")
+    def set_favorite(self, content_id: str, user_id: str, favorite: bool = True) -> None:
+        """Mark a content the user can see as one of their favorites (or unmark it): the
+        user's own mark, which syncs; search with ``favorite=True`` finds them."""
+        ids.check_id("content", content_id)
+        user_id = validate.user_id(user_id)
+        mark = validate.flag(favorite, "favorite")
+        if mark is None:
+            raise InvalidArgument("favorite must be true or false")
+        self._finding.set_favorite(content_id, user_id, mark)
+
+    @metered("get_generation")
+    def get_generation(
+        self, content_id: str, user_id: str, version: int | None = None
+    ) -> Generation:
+        """How the content (or one of its versions) was made: its normalised generation
+        record, and the raw texts it was read from, read from the bytes now.
+        PermissionDenied for a collaborator the content is shared with without metadata."""
+        ids.check_id("content", content_id)
+        user_id = validate.user_id(user_id)
+        number = None if version is None else validate.integer(version, "version", 1, 2**62)
+        return self._finding.generation(content_id, user_id, number, self._fetch_remote_blob)
+
+    def reindex(self, progress: Callable[[int], None] | None = None) -> int:
+        """Read the generation metadata of the versions that have none yet (contents
+        uploaded before this release, or with extraction off), where their bytes are
+        here; each record found is recorded by an op that makes no new version, and syncs.
+        Returns how many were recorded. ``progress`` hears how many versions were read."""
+        return self._finding.reindex(progress)
+
+    def _reindex_after_upgrade(self) -> None:
+        """Index once the contents a store held when it was upgraded to this release."""
+        catalog = self.replica.catalog
+        if catalog.db.meta("reindex_pending") is None:
+            return
+        self._finding.reindex()
+        with catalog.atomic():
+            catalog.db.conn.execute("DELETE FROM meta WHERE key = 'reindex_pending'")
+
     # -- thumbnails and signed URLs (the gallery) ------------------------------------------
 
     @metered("thumbnail")
@@ -456,7 +604,8 @@ class Store:
         self, content_id: str, user_id: str, size: int, version: int | None
     ) -> ThumbnailImage:
         size = validate.integer(size, "size", 32, 1024)
-        digest, source = self._source(content_id, user_id, version)
+        # Thumbnails hold pixels only, never the metadata a collaborator may not see.
+        digest, source, _ = self._source(content_id, user_id, version)
         return self._previews.get(digest, source["mime"], size, lambda: self._blob(digest))
 
     def warm_thumbnails_now(self, size: int = DEFAULT_SIZE) -> int:
@@ -607,6 +756,35 @@ class Store:
         mistyped ``--store`` is an error and not a new store) asks this first.
         """
         return Replica.exists(Path(path))
+
+
+def _filters(
+    tags: Tags,
+    model: Any,
+    lora: Any,
+    sampler: Any,
+    seed: Any,
+    generator: Any,
+    mime_type: Any,
+    favorite: Any,
+    created_after: Any,
+    created_before: Any,
+) -> Filters:
+    """The checked filters of a search."""
+    after = validate.instant_ms(created_after, "created_after")
+    before = validate.instant_ms(created_before, "created_before")
+    return Filters(
+        tags=validate.tags(tags) or (),
+        model=validate.filter_text(model, "model"),
+        lora=validate.filter_text(lora, "lora"),
+        sampler=validate.filter_text(sampler, "sampler"),
+        seed=validate.filter_text(seed, "seed"),
+        generator=validate.filter_text(generator, "generator"),
+        mime=validate.filter_text(mime_type, "mime_type"),
+        favorite=validate.flag(favorite, "favorite"),
+        after_hlc=None if after is None else f"{after:013d}",
+        before_hlc=None if before is None else f"{before:013d}",
+    )
 
 
 class _CountingReader(io.RawIOBase):

@@ -123,3 +123,67 @@ def quota(value: Any) -> int | None:
     if value is None:
         return None
     return integer(value, "quota_bytes", 0, 2**62)
+
+
+MAX_QUERY = 4096
+MAX_FILTER = 256
+
+
+def query(value: Any) -> str | None:
+    """A search query: None, or text of at most MAX_QUERY characters (any text: what is
+    not a word, a quoted phrase or a prefix is searched for literally)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"query must be a string, not {type(value).__name__}")
+    if len(value) > MAX_QUERY:
+        raise InvalidArgument(f"query is longer than {MAX_QUERY} characters")
+    return value if value.strip() else None
+
+
+def filter_text(value: Any, name: str) -> str | None:
+    """A filter's value: None, or 1..MAX_FILTER printable characters (numbers, as seeds
+    are, become their text)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a string, not {type(value).__name__}")
+    text = str(value).strip()
+    if not text or len(text) > MAX_FILTER or not _printable(text):
+        raise InvalidArgument(f"{name} must be 1 to {MAX_FILTER} printable characters")
+    return text
+
+
+def flag(value: Any, name: str) -> bool | None:
+    """None, or a boolean (also "true"/"false", as a query string gives it)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise InvalidArgument(f"{name} must be true or false")
+
+
+def instant_ms(value: Any, name: str) -> int | None:
+    """None, or a moment as milliseconds since the epoch: a datetime (naive means UTC) or
+    an ISO 8601 date or date and time."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(f"{name} must be an ISO 8601 date or time") from None
+    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime):
+        raise InvalidArgument(f"{name} must be an ISO 8601 date or time")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    ms = int(value.timestamp() * 1000)
+    if not 0 <= ms < 10**13:
+        raise InvalidArgument(f"{name} is out of range")
+    return ms

@@ -491,6 +491,7 @@ def test_collaboration_record_and_its_json(world: World) -> None:
         "permissions": "read",
         "createdAt": made.created_at,
         "updatedAt": updated.updated_at,
+        "stripMetadata": False,
     }
     assert store.list_collaborations(NEWCOMER) == [updated]
 

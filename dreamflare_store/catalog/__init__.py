@@ -5,7 +5,8 @@
 - ``reads``: reads that return rows (contents, versions, list pages, storage, keys...);
 - ``log``: the op log's reads (timestamps, positions, ranges);
 - ``tallies``: the counters that reads produce (usage, analytics);
-- ``local``: what this store keeps for itself (quotas, remotes, sync progress).
+- ``local``: what this store keeps for itself (quotas, remotes, sync progress);
+- ``search_index``: the search index the fold keeps; ``search``: its queries.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from .fold import Fold
 from .local import LocalState
 from .log import OpLog
 from .reads import CONTENT_COLUMNS, Reads
+from .search import Search
+from .search_index import generation_of
 from .tallies import Tallies
 
-__all__ = ["CONTENT_COLUMNS", "Catalog", "Row", "tags_from_sql", "tags_to_sql"]
+__all__ = ["CONTENT_COLUMNS", "Catalog", "Row", "generation_of", "tags_from_sql", "tags_to_sql"]
 
 
 class Catalog:
@@ -34,6 +37,7 @@ class Catalog:
         self.log = OpLog(self.db)
         self.tallies = Tallies(self.db)
         self.local = LocalState(self.db)
+        self.search = Search(self.db)
 
     def atomic(self) -> AbstractContextManager[Connection]:
         """A write transaction (a savepoint when nested): see ``Database.atomic``."""

@@ -24,8 +24,11 @@ from ..oplog import Op
 from . import reads as list_index  # its block sizes, read at call time
 from .db import Database, Part, Row, tags_from_sql, tags_to_sql
 from .reads import Reads
+from .search_index import SearchIndex, generation_of, generation_to_sql
 
-SNAPSHOT_COLUMNS = ("filename", "mime", "size", "blob", "description", "tags", "width", "height")
+SNAPSHOT_COLUMNS = (
+    "filename", "mime", "size", "blob", "description", "tags", "width", "height", "generation",
+)  # fmt: skip
 
 # The statements that add rows, shared by the fold of one op and of a batch, so the two
 # paths cannot write a row two ways.
@@ -34,13 +37,13 @@ _INSERT_OP = (
 )
 _INSERT_CONTENT = (
     "INSERT INTO contents (n, content_id, owner, filename, mime, size, blob, description,"
-    " tags, width, height, version, created_hlc, updated_hlc)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+    " tags, width, height, version, created_hlc, updated_hlc, generation)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
 )
 _INSERT_VERSION = (
     "INSERT INTO versions (version_id, content_id, number, hlc, author, filename, mime,"
-    " size, blob, description, tags, width, height, changes)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " size, blob, description, tags, width, height, changes, generation)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -56,6 +59,7 @@ def _content_values(n: int | None, op: Op) -> tuple[Any, ...]:
         n, op.entity, op.data["owner"], fields["filename"], fields["mime"], fields["size"],
         fields["blob"], fields.get("description"), tags_to_sql(fields.get("tags") or ()),
         fields.get("width"), fields.get("height"), op.hlc, op.hlc,
+        generation_to_sql(fields.get("generation")),
     )  # fmt: skip
 
 
@@ -66,6 +70,7 @@ def _version_values(op: Op, number: int, snapshot: dict[str, Any]) -> tuple[Any,
         snapshot["filename"], snapshot["mime"], snapshot["size"], snapshot["blob"],
         snapshot.get("description"), tags_to_sql(snapshot.get("tags") or ()),
         snapshot.get("width"), snapshot.get("height"), ",".join(op.data["changes"]),
+        generation_to_sql(snapshot.get("generation")),
     )  # fmt: skip
 
 
@@ -75,6 +80,7 @@ class Fold(Part):
     def __init__(self, db: Database, reads: Reads) -> None:
         super().__init__(db)
         self.reads = reads
+        self.index = SearchIndex(db)
 
     def apply(self, op: Op) -> bool:
         """Fold one op into the tables (inside the caller's transaction). Idempotent."""
@@ -132,6 +138,17 @@ class Fold(Part):
             blob_refs.setdefault((owner, fields["blob"]), [fields["size"], 0])[1] += 1
         for (owner, block), live in blocks.items():
             self._adjust_list_block(owner, block << list_index.BLOCK_BITS, live)
+        self.index.add(
+            (
+                n,
+                op.data["owner"],
+                op.data["fields"]["filename"],
+                op.data["fields"].get("description"),
+                op.data["fields"].get("tags") or (),
+                op.data["fields"].get("generation"),
+            )  # fmt: skip
+            for n, op in enumerate(ops, start=first)
+        )
         # As _ref_blob: a blob adds to its owner's history bytes when its row is new.
         held = {
             (owner, blob)
@@ -174,7 +191,9 @@ class Fold(Part):
                 if not row["deleted"]:
                     self._drop_content_versions(row)
                     self._adjust_list_block(row["owner"], row["n"], -1)
+                    self.index.remove(row["n"], row["owner"])
                 conn.execute("DELETE FROM contents WHERE content_id = ?", (entity,))
+            conn.execute("DELETE FROM favorites WHERE content_id = ?", (entity,))
         elif kind.startswith("collab."):
             conn.execute("DELETE FROM collaborations WHERE collaboration_id = ?", (entity,))
         else:
@@ -202,6 +221,18 @@ class Fold(Part):
         cursor = self.conn.execute(_INSERT_CONTENT, _content_values(keep_n, op))
         n = keep_n if keep_n is not None else cursor.lastrowid
         self._adjust_list_block(owner, int(n or 0), +1)
+        self.index.add(
+            [
+                (
+                    int(n or 0),
+                    owner,
+                    fields["filename"],
+                    fields.get("description"),
+                    fields.get("tags") or (),
+                    fields.get("generation"),
+                )  # fmt: skip
+            ]
+        )
         history = self._insert_version(op, 1, owner, fields)
         self._add_usage(owner, 1, 1, fields["size"], history)
 
@@ -212,11 +243,15 @@ class Fold(Part):
         changes = op.data["fields"]
         snapshot = {column: row[column] for column in SNAPSHOT_COLUMNS}
         snapshot["tags"] = tags_from_sql(row["tags"])
+        snapshot["generation"] = generation_of(row["generation"])
+        if "blob" in changes:
+            snapshot["generation"] = None  # new bytes: their record comes with them, or none
         snapshot.update(changes)
         number = row["version"] + 1
         self.conn.execute(
             "UPDATE contents SET filename = ?, mime = ?, size = ?, blob = ?, description = ?,"
-            " tags = ?, width = ?, height = ?, version = ?, updated_hlc = ? WHERE content_id = ?",
+            " tags = ?, width = ?, height = ?, version = ?, updated_hlc = ?, generation = ?"
+            " WHERE content_id = ?",
             (
                 snapshot["filename"],
                 snapshot["mime"],
@@ -228,9 +263,11 @@ class Fold(Part):
                 snapshot["height"],
                 number,
                 op.hlc,
+                generation_to_sql(snapshot["generation"]),
                 op.entity,
             ),
         )
+        self._reindex(row["n"], row["owner"], snapshot)
         history = self._insert_version(op, number, row["owner"], snapshot)
         self._add_usage(row["owner"], 0, 1, snapshot["size"] - row["size"], history)
 
@@ -240,11 +277,61 @@ class Fold(Part):
             return
         self._drop_content_versions(row)
         self._adjust_list_block(row["owner"], row["n"], -1)
+        self.index.remove(row["n"], row["owner"])
         self.conn.execute(
             "UPDATE contents SET deleted = 1, filename = NULL, mime = NULL, size = NULL,"
             " blob = NULL, description = NULL, tags = NULL, width = NULL, height = NULL,"
+            " generation = NULL,"
             " updated_hlc = ? WHERE content_id = ?",
             (op.hlc, op.entity),
+        )
+
+    def _reindex(self, n: int, owner: str, snapshot: dict[str, Any]) -> None:
+        """Index a live content again from its new snapshot."""
+        self.index.remove(n, owner)
+        self.index.add(
+            [
+                (
+                    n,
+                    owner,
+                    snapshot["filename"],
+                    snapshot.get("description"),
+                    snapshot.get("tags") or (),
+                    snapshot.get("generation"),
+                )  # fmt: skip
+            ]
+        )
+
+    def _step_content_generation(self, op: Op) -> None:
+        """Set the generation record read from a blob's bytes on the versions of the
+        content holding that blob (no new version): the same bytes give every replica the
+        same record, so replicas that read them both still agree."""
+        row = self.reads.content_row(op.entity)
+        if row is None or row["deleted"]:
+            return
+        blob, record = op.data["blob"], op.data.get("generation")
+        text = generation_to_sql(record)
+        self.conn.execute(
+            "UPDATE versions SET generation = ? WHERE content_id = ? AND blob = ?",
+            (text, op.entity, blob),
+        )
+        if row["blob"] != blob:
+            return
+        self.conn.execute(
+            "UPDATE contents SET generation = ? WHERE content_id = ?", (text, op.entity)
+        )
+        snapshot = {column: row[column] for column in SNAPSHOT_COLUMNS}
+        snapshot["tags"] = tags_from_sql(row["tags"])
+        snapshot["generation"] = generation_of(text)
+        self._reindex(row["n"], row["owner"], snapshot)
+
+    def _step_content_favorite(self, op: Op) -> None:
+        """A user's favorite mark on a content: the newest op wins."""
+        self.conn.execute(
+            "INSERT INTO favorites (content_id, user, favorite, hlc) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (content_id, user) DO UPDATE SET favorite = excluded.favorite,"
+            " hlc = excluded.hlc WHERE excluded.hlc > favorites.hlc",
+            (op.entity, op.data["user"], 1 if op.data["favorite"] else 0, op.hlc),
         )
 
     def _insert_version(self, op: Op, number: int, owner: str, snapshot: dict[str, Any]) -> int:
@@ -306,7 +393,8 @@ class Fold(Part):
         data = op.data
         self.conn.execute(
             "INSERT OR IGNORE INTO collaborations (collaboration_id, content_id, owner,"
-            " collaborator, permissions, created_hlc, updated_hlc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " collaborator, permissions, created_hlc, updated_hlc, strip_metadata)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 op.entity,
                 data["content_id"],
@@ -315,14 +403,23 @@ class Fold(Part):
                 data["permissions"],
                 op.hlc,
                 op.hlc,
+                1 if data.get("strip_metadata") else 0,
             ),
         )
 
     def _step_collab_update(self, op: Op) -> None:
+        # Format 1 ops always carry permissions; later ones carry what they change.
+        strip = op.data.get("strip_metadata")
         self.conn.execute(
-            "UPDATE collaborations SET permissions = ?, updated_hlc = ?"
+            "UPDATE collaborations SET permissions = coalesce(?, permissions),"
+            " strip_metadata = coalesce(?, strip_metadata), updated_hlc = ?"
             " WHERE collaboration_id = ? AND deleted = 0",
-            (op.data["permissions"], op.hlc, op.entity),
+            (
+                op.data.get("permissions"),
+                None if strip is None else int(bool(strip)),
+                op.hlc,
+                op.entity,
+            ),
         )
 
     def _step_collab_delete(self, op: Op) -> None:
@@ -350,6 +447,8 @@ _STEPS: dict[str, Callable[[Fold, Op], None]] = {
     oplog.CONTENT_CREATE: Fold._step_content_create,
     oplog.CONTENT_CHANGE: Fold._step_content_change,
     oplog.CONTENT_DELETE: Fold._step_content_delete,
+    oplog.CONTENT_GENERATION: Fold._step_content_generation,
+    oplog.CONTENT_FAVORITE: Fold._step_content_favorite,
     oplog.COLLAB_CREATE: Fold._step_collab_create,
     oplog.COLLAB_UPDATE: Fold._step_collab_update,
     oplog.COLLAB_DELETE: Fold._step_collab_delete,

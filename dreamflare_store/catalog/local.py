@@ -74,3 +74,29 @@ class LocalState(Part):
 
     def forget_remote_blob(self, blob: str) -> None:
         self.conn.execute("DELETE FROM remote_blobs WHERE blob = ?", (blob,))
+
+    # -- stripped copies of blobs (derived, made once) ---------------------------------
+
+    def stripped_of(self, source: str) -> str | None:
+        """The blob holding ``source``'s bytes without their metadata, if made already."""
+        row = self.conn.execute(
+            "SELECT stripped FROM stripped_blobs WHERE source = ?", (source,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_stripped(self, source: str, stripped: str) -> None:
+        self.conn.execute(
+            "INSERT INTO stripped_blobs (source, stripped) VALUES (?, ?)"
+            " ON CONFLICT (source) DO UPDATE SET stripped = excluded.stripped",
+            (source, stripped),
+        )
+
+    def keep_stripped(self, live: dict[str, int]) -> list[str]:
+        """Forget the stripped copies of blobs no longer ``live`` (inside gc's transaction);
+        the stripped blobs of live ones, which gc keeps."""
+        keep: list[str] = []
+        gone: list[str] = []
+        for source, stripped in self.conn.execute("SELECT source, stripped FROM stripped_blobs"):
+            (keep if source in live else gone).append(stripped if source in live else source)
+        self.conn.executemany("DELETE FROM stripped_blobs WHERE source = ?", [(s,) for s in gone])
+        return keep

@@ -15,17 +15,19 @@ SUPER_BITS = 5  # list_supers group 32 blocks (schema.sql's migration 4 fills th
 # (tags as stored, times as HLCs).
 CONTENT_COLUMNS = (
     "content_id", "owner", "filename", "mime", "size", "blob", "description", "tags",
-    "version", "created_hlc", "updated_hlc", "width", "height",
+    "version", "created_hlc", "updated_hlc", "width", "height", "generation",
 )  # fmt: skip
 _CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
 
 DIGEST_QUERIES = (
     "SELECT content_id, owner, deleted, filename, mime, size, blob, description, tags,"
-    " width, height, version, created_hlc, updated_hlc FROM contents ORDER BY content_id",
+    " width, height, version, created_hlc, updated_hlc, generation FROM contents"
+    " ORDER BY content_id",
     "SELECT version_id, content_id, number, hlc, author, filename, mime, size, blob,"
-    " description, tags, width, height, changes FROM versions ORDER BY version_id",
+    " description, tags, width, height, changes, generation FROM versions ORDER BY version_id",
     "SELECT collaboration_id, content_id, owner, collaborator, permissions, deleted,"
-    " created_hlc, updated_hlc FROM collaborations ORDER BY collaboration_id",
+    " created_hlc, updated_hlc, strip_metadata FROM collaborations ORDER BY collaboration_id",
+    "SELECT content_id, user, favorite, hlc FROM favorites ORDER BY content_id, user",
     "SELECT key_id, user, description, secret_hash, created_hlc, revoked_hlc"
     " FROM api_keys ORDER BY key_id",
     "SELECT replica, user, operation, day, calls, errors, bytes_in, bytes_out"
@@ -215,6 +217,39 @@ class Reads(Part):
             (content_id, user),
         ).fetchone()  # 'write' > 'read' as text, so max() is the strongest
         return None if row is None or row[0] is None else str(row[0])
+
+    def strips_for(self, content_id: str, user: str) -> bool:
+        """Whether every live collaboration giving ``user`` the content withholds its
+        metadata (False when one of them does not, or there is none)."""
+        row = self.conn.execute(
+            "SELECT min(strip_metadata) FROM collaborations"
+            " WHERE content_id = ? AND collaborator = ? AND deleted = 0",
+            (content_id, user),
+        ).fetchone()
+        return bool(row is not None and row[0])
+
+    def shared_with(self, user: str) -> list[tuple[str, bool]]:
+        """The live contents shared with ``user``: each id, and whether every collaboration
+        giving it withholds its metadata."""
+        rows = self.conn.execute(
+            "SELECT k.content_id, min(k.strip_metadata) FROM collaborations k"
+            " JOIN contents c USING (content_id)"
+            " WHERE k.collaborator = ? AND k.deleted = 0 AND c.deleted = 0"
+            " GROUP BY k.content_id ORDER BY k.content_id",
+            (user,),
+        )
+        return [(str(row[0]), bool(row[1])) for row in rows]
+
+    def versions_missing_generation(self, after: tuple[str, str], limit: int) -> list[Row]:
+        """Up to ``limit`` (content, blob) pairs of live contents, after the pair
+        ``after``, with a version that has no generation record."""
+        return self.conn.execute(
+            "SELECT DISTINCT v.content_id, v.blob FROM versions v"
+            " JOIN contents c USING (content_id)"
+            " WHERE c.deleted = 0 AND v.generation IS NULL AND (v.content_id, v.blob) > (?, ?)"
+            " ORDER BY v.content_id, v.blob LIMIT ?",
+            (*after, limit),
+        ).fetchall()
 
     def collaboration_row(self, collaboration_id: str) -> Row | None:
         row: Row | None = self.conn.execute(

@@ -204,3 +204,72 @@ CREATE TABLE list_supers (
 ) WITHOUT ROWID;
 INSERT INTO list_supers (owner, super, live)
     SELECT owner, block >> 5, sum(live) FROM list_blocks GROUP BY owner, block >> 5;
+
+-- migration 5
+-- Generation metadata (the normalised record, JSON) of each version, and of each content
+-- as of its current version; NULL when the bytes carry none or were never read.
+ALTER TABLE contents ADD COLUMN generation TEXT;
+ALTER TABLE versions ADD COLUMN generation TEXT;
+-- A collaborator who must not see how a content was made (prompts, models, seeds).
+ALTER TABLE collaborations ADD COLUMN strip_metadata INTEGER NOT NULL DEFAULT 0;
+
+-- Favorites, per user: a last-writer-wins register per (content, user), folded from
+-- content.favorite ops.
+CREATE TABLE favorites (
+    content_id TEXT NOT NULL,
+    user       TEXT NOT NULL,
+    favorite   INTEGER NOT NULL,
+    hlc        TEXT NOT NULL,
+    PRIMARY KEY (content_id, user)
+) WITHOUT ROWID;
+CREATE INDEX favorites_user ON favorites (user, favorite);
+
+-- The word index of live contents (rowid = contents.n): prompt, description, tags,
+-- filename and model. unicode61 folds case and diacritics.
+CREATE VIRTUAL TABLE search_words USING fts5(
+    prompt, description, tags, filename, model,
+    tokenize = "unicode61 remove_diacritics 2"
+);
+-- Text in Chinese, Japanese or Korean has no spaces between words: the runs of such
+-- characters are indexed again as trigrams (rowid = contents.n, only contents that have
+-- them), with the column the run came from.
+CREATE VIRTUAL TABLE search_cjk USING fts5(prompt, description, tags, filename, model, tokenize = "trigram");
+
+-- The facet values of each live content (kind: model, lora, sampler, generator, seed,
+-- tag), for filters and for facets over the matches of a query.
+CREATE TABLE content_terms (
+    kind  TEXT NOT NULL,
+    value TEXT NOT NULL COLLATE NOCASE,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, n)
+) WITHOUT ROWID;
+CREATE INDEX content_terms_n ON content_terms (n);
+
+-- How many live contents of each owner carry each facet value, kept by the fold: the
+-- facets of a user's own contents without a query are read from here.
+CREATE TABLE facet_counts (
+    owner TEXT NOT NULL,
+    kind  TEXT NOT NULL,
+    value TEXT NOT NULL COLLATE NOCASE,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (owner, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX facet_counts_top ON facet_counts (owner, kind, count);
+
+-- Stripped copies of blobs (local, derived: made once, dropped by gc with their source).
+CREATE TABLE stripped_blobs (
+    source   TEXT PRIMARY KEY,
+    stripped TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Contents that existed before generation metadata was read: the next open reads it.
+INSERT INTO meta (key, value) SELECT 'reindex_pending', '1' WHERE EXISTS (SELECT 1 FROM contents);
+-- The words of existing contents go into the index now (the fold keeps it from here on).
+INSERT INTO search_words (rowid, prompt, description, tags, filename, model)
+    SELECT n, NULL, description, tags, filename, NULL FROM contents WHERE deleted = 0;
+INSERT INTO content_terms (kind, value, n)
+    SELECT DISTINCT 'tag', j.value, c.n FROM contents c, json_each(c.tags) j
+    WHERE c.deleted = 0 AND c.tags IS NOT NULL;
+INSERT INTO facet_counts (owner, kind, value, count)
+    SELECT c.owner, 'tag', t.value, count(*) FROM content_terms t JOIN contents c USING (n)
+    GROUP BY c.owner, t.value;

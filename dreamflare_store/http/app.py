@@ -76,8 +76,9 @@ def create_app(store: Store) -> Starlette:
         else:
             endpoint = _endpoint(store, op)
         routes.append(Route(op.path, endpoint, methods=[op.method], name=op.name))
-        if op.path == "/content/list":
-            routes.append(Route(op.path, _list_only, methods=["PUT", "POST", "DELETE", "PATCH"]))
+        if op.path in ("/content/list", "/content/search", "/content/facets"):
+            # Other methods on these paths are refused here, never routed as a content id.
+            routes.append(Route(op.path, _get_only, methods=["PUT", "POST", "DELETE", "PATCH"]))
     routes.append(Route("/health", _health, methods=["GET"], name="health"))
     routes += docs.routes(openapi.document(__version__))
     routes += gallery.routes()
@@ -227,8 +228,9 @@ def _upload_endpoint(store: Store) -> Endpoint:
     return upload
 
 
-async def _list_only(request: Request) -> Response:
-    raise HttpError(405, "method_not_allowed", "/content/list only lists (GET)", {"Allow": "GET"})
+async def _get_only(request: Request) -> Response:
+    path = request.url.path
+    raise HttpError(405, "method_not_allowed", f"{path} only answers GET", {"Allow": "GET"})
 
 
 async def _health(request: Request) -> Response:

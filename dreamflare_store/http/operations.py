@@ -32,6 +32,14 @@ USER_ID_SCHEMA: dict[str, Any] = {
 _DESCRIPTION_SCHEMA: dict[str, Any] = {"type": "string", "maxLength": validate.MAX_DESCRIPTION}
 _TAGS_SCHEMA: dict[str, Any] = {"type": "string", "description": "comma-separated"}
 _PERMISSIONS_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(validate.PERMISSIONS)}
+_BOOLEAN_SCHEMA: dict[str, Any] = {"type": "boolean"}
+_LIMIT_SCHEMA: dict[str, Any] = {
+    "type": "integer", "minimum": 1, "maximum": validate.MAX_LIMIT, "default": 50,
+}  # fmt: skip
+_OFFSET_SCHEMA: dict[str, Any] = {
+    "type": "integer", "minimum": 0, "maximum": validate.MAX_OFFSET, "default": 0,
+}  # fmt: skip
+_FILTER_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 256}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,7 @@ class Param:
     schema: dict[str, Any]
     required: bool = False
     description: str = ""
+    # ``"boolean"`` kind: true/false in JSON, "true"/"false" in a query or form.
 
 
 def _user(action: str) -> Param:
@@ -59,6 +68,38 @@ def _user(action: str) -> Param:
 
 def _content_id(description: str, required: bool = True) -> Param:
     return Param("contentId", "content_id", "string", _id_schema("content"), required, description)
+
+
+def _tag_filter(what: str) -> Param:
+    return Param(
+        "tag",
+        "tags",
+        "tags",
+        {"type": "array", "items": {"type": "string"}},
+        False,
+        f"Only {what} carrying this tag (repeat it: every one must match).",
+    )
+
+
+def _strip(what: str) -> Param:
+    return Param(
+        "stripMetadata",
+        "strip_metadata",
+        "boolean",
+        _BOOLEAN_SCHEMA,
+        False,
+        what,
+    )
+
+
+_QUERY = Param(
+    "q",
+    "query",
+    "string",
+    {"type": "string", "maxLength": validate.MAX_QUERY},
+    False,
+    'Words (all must match), "quoted phrases" and prefix*; anything else is literal text.',
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +211,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "List all content items in your account, newest first.",
         (
             _user("listing the content"),
+            _tag_filter("contents"),
             Param(
                 "limit",
                 "limit",
@@ -328,6 +370,11 @@ OPERATIONS: tuple[Operation, ...] = (
                 False,
                 "Permissions for the collaborator (read/write; default read).",
             ),
+            _strip(
+                "Share without how the content was made: the collaborator sees no generation"
+                " record, cannot find it by prompt or generation filters, and downloads"
+                " its bytes stripped of their metadata (default false)."
+            ),
         ),
         11,
     ),
@@ -368,6 +415,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 False,
                 "New permissions for the collaborator (read/write).",
             ),
+            _strip("Whether the collaborator's view is stripped of the generation metadata."),
         ),
         13,
     ),
@@ -419,6 +467,119 @@ OPERATIONS: tuple[Operation, ...] = (
         (
             _content_id("The ID of the content to download."),
             _user("downloading the content"),
+            Param(
+                "version",
+                "version",
+                "integer",
+                {"type": "integer", "minimum": 1},
+                False,
+                "A version number (default: the current version).",
+            ),
+            _strip(
+                "Serve the bytes without their embedded metadata (the image data unchanged;"
+                " the ETag is the stripped bytes' hash)."
+            ),
+        ),
+    ),
+    Operation(
+        "search_content",
+        "GET",
+        "/content/search",
+        200,
+        "ContentPage",
+        "Search Content",
+        "Find your contents and those shared with you by the words of their prompt,"
+        " description, tags, filename and model, and by filters; best match first, then"
+        " newest (newest first without `q`).",
+        (
+            _user("searching"),
+            _QUERY,
+            _tag_filter("contents"),
+            Param("model", "model", "string", _FILTER_SCHEMA, False, "Only this model."),
+            Param("lora", "lora", "string", _FILTER_SCHEMA, False, "Only with this LoRA."),
+            Param("sampler", "sampler", "string", _FILTER_SCHEMA, False, "Only this sampler."),
+            Param("seed", "seed", "string", _FILTER_SCHEMA, False, "Only this seed."),
+            Param(
+                "generator", "generator", "string", _FILTER_SCHEMA, False, "Only this generator."
+            ),
+            Param("mimeType", "mime_type", "string", _FILTER_SCHEMA, False, "Only this type."),
+            Param(
+                "favorite",
+                "favorite",
+                "boolean",
+                _BOOLEAN_SCHEMA,
+                False,
+                "Only your favorites (true), or only the others (false).",
+            ),
+            Param(
+                "createdAfter",
+                "created_after",
+                "string",
+                {"type": "string", "format": "date-time"},
+                False,
+                "Only contents created at or after this time (ISO 8601).",
+            ),
+            Param(
+                "createdBefore",
+                "created_before",
+                "string",
+                {"type": "string", "format": "date-time"},
+                False,
+                "Only contents created before this time (ISO 8601).",
+            ),
+            Param("limit", "limit", "integer", _LIMIT_SCHEMA, False, "Items per page."),
+            Param("offset", "offset", "integer", _OFFSET_SCHEMA, False, "Items to skip."),
+        ),
+    ),
+    Operation(
+        "facets",
+        "GET",
+        "/content/facets",
+        200,
+        "Facets",
+        "Content Facets",
+        "The models, LoRAs, samplers, generators and tags of the contents you can see"
+        " (matching `q` and `tag` when given), each with its count, most used first.",
+        (
+            _user("asking"),
+            _QUERY,
+            _tag_filter("contents"),
+            Param("limit", "limit", "integer", _LIMIT_SCHEMA, False, "Values per facet."),
+        ),
+    ),
+    Operation(
+        "set_favorite",
+        "PUT",
+        "/content/{contentId}/favorite",
+        204,
+        None,
+        "Set Favorite",
+        "Mark a content you can see as one of your favorites (or unmark it).",
+        (
+            _content_id("The ID of the content."),
+            _user("marking the content"),
+            Param(
+                "favorite",
+                "favorite",
+                "boolean",
+                _BOOLEAN_SCHEMA,
+                False,
+                "true to mark (the default), false to unmark.",
+            ),
+        ),
+    ),
+    Operation(
+        "get_generation",
+        "GET",
+        "/content/{contentId}/generation",
+        200,
+        "Generation",
+        "Get Generation Metadata",
+        "How a content (or one of its versions) was made: the normalised generation record"
+        " and the raw texts it was read from.",
+        (
+            _content_id("The ID of the content."),
+            _user("asking"),
             Param(
                 "version",
                 "version",
@@ -547,6 +708,12 @@ def _items(name: str) -> dict[str, Any]:
 
 
 _TAGS = {"type": "array", "items": _STRING}
+_GENERATION: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "The normalised generation record (GENMETA.md), or null.",
+}
+_FACET = _object({"value": _STRING, "count": _INT})
+_FACET_KINDS = ("models", "loras", "samplers", "generators", "tags")
 _COUNTS = {"calls": _INT, "errors": _INT, "bytesIn": _INT, "bytesOut": _INT}
 
 SCHEMAS: dict[str, Any] = {
@@ -569,6 +736,7 @@ SCHEMAS: dict[str, Any] = {
             "updatedAt": _TIME,
             "width": _INT,
             "height": _INT,
+            "generation": _GENERATION,
         },
         optional=("width", "height"),
     ),
@@ -591,6 +759,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "width": _INT,
             "height": _INT,
+            "generation": _GENERATION,
         },
         optional=("width", "height"),
     ),
@@ -675,6 +844,17 @@ SCHEMAS: dict[str, Any] = {
             "permissions": {"type": "string", "enum": list(validate.PERMISSIONS)},
             "createdAt": _TIME,
             "updatedAt": _TIME,
+            "stripMetadata": {"type": "boolean"},
+        }
+    ),
+    "Facets": _object({kind: {"type": "array", "items": _FACET} for kind in _FACET_KINDS}),
+    "Generation": _object(
+        {
+            "contentId": _STRING,
+            "version": {"type": "integer", "minimum": 1},
+            "record": _GENERATION,
+            "raw": {"type": "object", "additionalProperties": _STRING},
+            "truncated": {"type": "array", "items": _STRING},
         }
     ),
     "Identity": _object({"userId": _STRING, "keyId": _STRING}),

@@ -106,6 +106,8 @@ def _checked(op: Operation, name: str, value: Any) -> Any:
         return None
     if param.kind == "integer":
         ok = isinstance(value, int | str) and not isinstance(value, bool)
+    elif param.kind == "boolean":
+        ok = isinstance(value, bool | str)
     elif param.kind == "tags":
         ok = isinstance(value, str) or (
             isinstance(value, list) and all(isinstance(item, str) for item in value)
@@ -113,7 +115,11 @@ def _checked(op: Operation, name: str, value: Any) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        kind = {"integer": "an integer", "tags": "a string or a list of strings"}
+        kind = {
+            "integer": "an integer",
+            "tags": "a string or a list of strings",
+            "boolean": "true or false",
+        }
         raise InvalidArgument(
             f"{name} must be {kind.get(param.kind, 'a string')}, not {type(value).__name__}"
         )

@@ -1,0 +1,311 @@
+"""Search reads: the query language, and the SQL of search pages and facets.
+
+The query language is for people pasting prompts: plain words (all must match),
+``"quoted phrases"`` and ``prefix*``; everything else is literal text, searched for its
+words, so no input makes FTS5 raise. Runs of CJK characters are looked up in the trigram
+index (a run of one or two characters by a scan of it: only contents with such text are
+in it).
+
+Who may see what is decided by ``access`` and arrives here as a ``Scope``: the user's own
+contents, contents shared with them with their metadata, and contents shared without it
+(matched on description, tags and filename only, never by generation filters).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .db import Part
+from .reads import CONTENT_COLUMNS
+from .search_index import CJK, FACET_KINDS
+
+_TOKEN = re.compile(r'"([^"]*)"|(\w+)(\*?)')
+_WORD = re.compile(r"\w+")
+# The columns a collaborator without metadata may match: no prompt, no model.
+_PLAIN_COLUMNS = "{description tags filename}"
+_COLUMNS = ", ".join(f"c.{column}" for column in CONTENT_COLUMNS)
+MAX_TERMS = 32  # words of a query used (a pasted prompt is long; its first words suffice)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query: the FTS5 expression of its words, and its CJK runs."""
+
+    words: str | None
+    cjk: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return self.words is None and not self.cjk
+
+
+def parse(text: str | None) -> Query:
+    """The query for ``text``; never raises (unbalanced quotes and operators are text)."""
+    if not text:
+        return Query(None, ())
+    parts: list[str] = []
+    cjk: list[str] = []
+    for match in _TOKEN.finditer(text):
+        phrase, word, star = match.groups()
+        source = phrase if phrase is not None else word
+        runs = CJK.findall(source)
+        cjk.extend(runs)
+        rest = CJK.sub(" ", source)
+        words = _WORD.findall(rest)
+        if not words:
+            continue
+        if phrase is not None:
+            parts.append('"' + " ".join(words) + '"')
+        else:
+            parts.extend(f'"{w}"' for w in words)
+            if star:
+                parts[-1] += "*"
+        if len(parts) >= MAX_TERMS:
+            break
+    return Query(" ".join(parts[:MAX_TERMS]) or None, tuple(dict.fromkeys(cjk))[:MAX_TERMS])
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The contents a user may search: their own, those shared with their metadata
+    (``full``) and those shared without it (``stripped``)."""
+
+    user: str
+    full: tuple[str, ...] = ()
+    stripped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Filters that combine with a query. Generation filters (model, LoRA, sampler, seed,
+    generator) never match contents shared without their metadata."""
+
+    tags: tuple[str, ...] = ()
+    model: str | None = None
+    lora: str | None = None
+    sampler: str | None = None
+    seed: str | None = None
+    generator: str | None = None
+    mime: str | None = None
+    favorite: bool | None = None
+    after_hlc: str | None = None
+    before_hlc: str | None = None
+    terms: tuple[tuple[str, str], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        found = [("tag", tag) for tag in self.tags]
+        for kind in ("model", "lora", "sampler", "seed", "generator"):
+            value = getattr(self, kind)
+            if value is not None:
+                found.append((kind, value))
+        object.__setattr__(self, "terms", tuple(found))
+
+    @property
+    def generation(self) -> bool:
+        return any(kind != "tag" for kind, _ in self.terms)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.terms) or (
+            self.mime is not None
+            or self.favorite is not None
+            or self.after_hlc is not None
+            or self.before_hlc is not None
+        )
+
+
+class Search(Part):
+    """Search pages and facets over the index the fold keeps."""
+
+    def page(
+        self, query: Query, scope: Scope, filters: Filters, limit: int, offset: int
+    ) -> tuple[list[tuple[Any, ...]], list[bool], int]:
+        """A page of matches (rows of ``CONTENT_COLUMNS``), best match first then newest
+        (newest first without a query); whether each one is stripped; and the total."""
+        sql, args = self._matches(query, scope, filters)
+        conn = self.conn
+        cursor = conn.cursor()
+        cursor.row_factory = None
+        (total,) = cursor.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()
+        if total <= offset:
+            return [], [], int(total)
+        order = "n DESC" if query.empty else "rank, n DESC"
+        found = cursor.execute(
+            f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]
+        ).fetchall()
+        width = len(CONTENT_COLUMNS)
+        return [row[:width] for row in found], [bool(row[-1]) for row in found], int(total)
+
+    def facets(
+        self, query: Query, scope: Scope, filters: Filters, limit: int
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Per facet kind, the values of the matching contents with their counts, most
+        used first (at most ``limit`` each)."""
+        conn = self.conn
+        counts: dict[str, dict[str, list[Any]]] = {kind: {} for kind in FACET_KINDS}
+
+        def add(kind: str, value: str, count: int) -> None:
+            slot = counts[kind].setdefault(value.casefold(), [value, 0])
+            slot[1] += count
+
+        if query.empty and not filters.any:
+            # The user's own contents from the maintained counts; those shared with them
+            # are few, and counted here. Own values outside the top that shared contents
+            # also carry are read too, so the merged top is exact.
+            shared_terms = self._shared_terms(scope)
+            for kind in FACET_KINDS:
+                extra = [value for (k, value) in shared_terms if k == kind]
+                rows = conn.execute(
+                    "SELECT value, count FROM facet_counts WHERE owner = ? AND kind = ?"
+                    " ORDER BY count DESC LIMIT ?",
+                    (scope.user, kind, limit),
+                ).fetchall()
+                if extra:
+                    rows += conn.execute(
+                        "SELECT value, count FROM facet_counts WHERE owner = ? AND kind = ?"
+                        " AND value IN (SELECT value FROM json_each(?))",
+                        (scope.user, kind, json.dumps(sorted(set(extra)))),
+                    ).fetchall()
+                seen: set[str] = set()
+                for value, count in rows:
+                    if value.casefold() not in seen:
+                        seen.add(value.casefold())
+                        add(kind, value, count)
+            for (kind, value), count in shared_terms.items():
+                add(kind, value, count)
+        else:
+            sql, args = self._matches(query, scope, filters)
+            kinds = ", ".join(f"'{kind}'" for kind in FACET_KINDS)
+            for kind, value, count in conn.execute(
+                f"SELECT t.kind, t.value, count(*) FROM ({sql}) m"
+                " JOIN content_terms t ON t.n = m.n"
+                f" WHERE t.kind IN ({kinds}) AND (m.stripped = 0 OR t.kind = 'tag')"
+                " GROUP BY t.kind, t.value",
+                args,
+            ):
+                add(kind, value, count)
+        out: dict[str, list[tuple[str, int]]] = {}
+        for kind, values in counts.items():
+            ranked = sorted(values.values(), key=lambda slot: (-slot[1], slot[0]))
+            out[kind] = [(value, count) for value, count in ranked[:limit]]
+        return out
+
+    def _shared_terms(self, scope: Scope) -> dict[tuple[str, str], int]:
+        """Facet terms of the live contents shared with the user (tags only for those
+        shared without metadata)."""
+        out: dict[tuple[str, str], int] = {}
+        for ids, plain in ((scope.full, False), (scope.stripped, True)):
+            if not ids:
+                continue
+            for kind, value in self.conn.execute(
+                "SELECT t.kind, t.value FROM contents c JOIN content_terms t ON t.n = c.n"
+                " WHERE c.deleted = 0 AND c.owner != ?"
+                " AND c.content_id IN (SELECT value FROM json_each(?))",
+                (scope.user, json.dumps(ids)),
+            ):
+                if kind in FACET_KINDS and (not plain or kind == "tag"):
+                    out[(kind, value)] = out.get((kind, value), 0) + 1
+        return out
+
+    def _matches(self, query: Query, scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
+        """SQL of the visible matching contents: their ``CONTENT_COLUMNS``, ``n``,
+        ``rank`` and ``stripped`` (1 for those shared without metadata), and its args."""
+        args: list[Any] = []
+        parts: list[str] = []
+        shared = json.dumps(scope.full)
+        own = "c.owner = ?" if not scope.full else "(c.owner = ? OR c.content_id IN"
+        own_args: list[Any] = [scope.user] if not scope.full else [scope.user]
+        if scope.full:
+            own += " (SELECT value FROM json_each(?)))"
+            own_args.append(shared)
+        where, where_args = _filters(filters, scope.user)
+        match_sql, match_args = _match(query, plain=False)
+        parts.append(
+            f"SELECT {_COLUMNS}, c.n AS n, {_source(query)}, 0 AS stripped"
+            f" FROM {match_sql} WHERE c.deleted = 0 AND {own}{where}"
+        )
+        args += [*match_args, *own_args, *where_args]
+        if scope.stripped and not filters.generation:
+            match_sql, match_args = _match(query, plain=True)
+            parts.append(
+                f"SELECT {_COLUMNS}, c.n AS n, {_source(query)}, 1 AS stripped"
+                f" FROM {match_sql} WHERE c.deleted = 0 AND c.owner != ?"
+                f" AND c.content_id IN (SELECT value FROM json_each(?)){where}"
+            )
+            args += [*match_args, scope.user, json.dumps(scope.stripped), *where_args]
+        return " UNION ALL ".join(parts), args
+
+
+def _source(query: Query) -> str:
+    return "0.0 AS rank" if query.empty else "m.rank AS rank"
+
+
+def _match(query: Query, plain: bool) -> tuple[str, list[Any]]:
+    """The FROM clause of the contents ``c`` the query matches, joined to their ranks
+    ``m`` (just the contents when there is no query); ``plain``: matched on the columns a
+    collaborator without metadata may search."""
+    if query.empty:
+        return "contents c", []
+    sql, args = _ranked(query, plain)
+    # CROSS JOIN: the matches drive (SQLite keeps that order), else it may walk every
+    # content of the owner and ask the index about each.
+    return f"({sql}) m CROSS JOIN contents c ON c.n = m.n", args
+
+
+def _ranked(query: Query, plain: bool) -> tuple[str, list[Any]]:
+    """SQL of ``(n, rank)`` for the contents the query matches."""
+    args: list[Any] = []
+    conditions: list[str] = []
+    if query.words is not None:
+        expression = f"{_PLAIN_COLUMNS} : ({query.words})" if plain else query.words
+        base = "SELECT rowid AS n, rank FROM search_words WHERE search_words MATCH ?"
+        args.append(expression)
+    else:
+        base = "SELECT rowid AS n, 0.0 AS rank FROM search_cjk WHERE 1"
+    columns = (
+        ("description", "tags", "filename")
+        if plain
+        else ("prompt", "description", "tags", "filename", "model")
+    )
+    for run in query.cjk:
+        if len(run) >= 3:
+            target = f"{_PLAIN_COLUMNS} : " if plain else ""
+            condition = "SELECT rowid FROM search_cjk WHERE search_cjk MATCH ?"
+            args.append(f'{target}"{run}"')
+        else:
+            likes = " OR ".join(f"{column} LIKE ?" for column in columns)
+            condition = f"SELECT rowid FROM search_cjk WHERE {likes}"
+            args += [f"%{run}%"] * len(columns)
+        conditions.append(f"rowid IN ({condition})")
+    if conditions:
+        base += " AND " + " AND ".join(conditions)
+    return base, args
+
+
+def _filters(filters: Filters, user: str) -> tuple[str, list[Any]]:
+    """SQL conditions (each starting with " AND ") of the filters, and their args."""
+    sql: list[str] = []
+    args: list[Any] = []
+    for kind, value in filters.terms:
+        sql.append(" AND c.n IN (SELECT n FROM content_terms WHERE kind = ? AND value = ?)")
+        args += [kind, value]
+    if filters.mime is not None:
+        sql.append(" AND c.mime = ?")
+        args.append(filters.mime)
+    if filters.favorite is not None:
+        negate = "" if filters.favorite else "NOT "
+        sql.append(
+            f" AND c.content_id {negate}IN"
+            " (SELECT content_id FROM favorites WHERE user = ? AND favorite = 1)"
+        )
+        args.append(user)
+    if filters.after_hlc is not None:
+        sql.append(" AND c.created_hlc >= ?")
+        args.append(filters.after_hlc)
+    if filters.before_hlc is not None:
+        sql.append(" AND c.created_hlc < ?")
+        args.append(filters.before_hlc)
+    return "".join(sql), args
