@@ -88,7 +88,9 @@
     Object.keys(params || {}).forEach(function (name) {
       var value = params[name];
       if (value === undefined || value === null || value === "") { return; }
-      parts.push(encodeURIComponent(name) + "=" + encodeURIComponent(String(value)));
+      (Array.isArray(value) ? value : [value]).forEach(function (one) {
+        parts.push(encodeURIComponent(name) + "=" + encodeURIComponent(String(one)));
+      });
     });
     return parts.length ? "?" + parts.join("&") : "";
   }
@@ -190,10 +192,10 @@
 
   function searchParams(offset) {
     var params = { limit: PAGE, offset: offset };
-    if (state.query) { params.query = state.query; }
+    if (state.query) { params.q = state.query; }
     if (state.filters.model) { params.model = state.filters.model; }
     if (state.filters.lora) { params.lora = state.filters.lora; }
-    if (state.filters.tags.length) { params.tags = state.filters.tags.join(","); }
+    if (state.filters.tags.length) { params.tag = state.filters.tags.slice(); }
     if (state.favoritesOnly) { params.favorite = "true"; }
     return withUser(params);
   }
@@ -367,8 +369,8 @@
     var box = $("facets");
     if (!state.canSearch) { clear(box); return Promise.resolve(); }
     var params = withUser({ limit: 12 });
-    if (state.query) { params.query = state.query; }
-    if (state.filters.tags.length) { params.tags = state.filters.tags.join(","); }
+    if (state.query) { params.q = state.query; }
+    if (state.filters.tags.length) { params.tag = state.filters.tags.slice(); }
     var generation = state.generation;
     return api("GET", "/content/facets", params).then(function (facets) {
       if (generation !== state.generation) { return; }
