@@ -10,7 +10,6 @@ rules live in ``access``; the records are built from rows in ``rows``.
 from __future__ import annotations
 
 import functools
-import io
 import os
 from collections.abc import Callable, Sequence
 from itertools import starmap
@@ -25,11 +24,10 @@ from .catalog import Row
 from .catalog.search import Filters, Scope, parse
 from .clock import SystemClock, WallClock, day_of, iso_ms
 from .contents import Contents
-from .counters import CounterBuffer
 from .errors import BlobUnavailable, DreamflareError, InvalidArgument, NotFound
 from .finding import Finding
 from .keys import Keys
-from .metering import Meter, metered
+from .metering import CountingReader, Meter, metered
 from .previews import Previews, ThumbnailImage
 from .progress import Progress, Silent
 from .records import (
@@ -402,7 +400,7 @@ class Store:
         day = self._today()
         user_id = validate.user_id(user_id)
         self.replica.counters.count_read(content_id, user_id, day, False, 0)
-        counting = _CountingReader(reader, self.replica.counters, content_id, user_id, day)
+        counting = CountingReader(reader, self.replica.counters, content_id, user_id, day)
         counting.filename, counting.mime_type = source["filename"], source["mime"]
         return cast(BinaryIO, counting)  # a RawIOBase: every BinaryIO method a reader needs
 
@@ -785,49 +783,3 @@ def _filters(
         after_hlc=None if after is None else f"{after:013d}",
         before_hlc=None if before is None else f"{before:013d}",
     )
-
-
-class _CountingReader(io.RawIOBase):
-    """Passes reads through to a verified reader, counting the bytes served."""
-
-    def __init__(
-        self,
-        reader: VerifiedReader,
-        counters: CounterBuffer,
-        content_id: str,
-        user_id: str,
-        day: str,
-    ) -> None:
-        super().__init__()
-        self._reader = reader
-        self._counters = counters
-        self._content_id = content_id
-        self._user_id = user_id
-        self._day = day
-        self.size = reader.size
-        self.digest = reader.digest
-        self.filename: str | None = None
-        self.mime_type: str | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = self._reader.readinto(buffer)
-        if count:
-            self._counters.add_served(self._content_id, self._day, count)
-            self._counters.add_bytes_out(self._user_id, "open_content", self._day, count)
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._reader.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._reader.tell()
-
-    def close(self) -> None:
-        self._reader.close()
-        super().close()
