@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
 from dreamflare_store import NotFound, Store
 from dreamflare_store.http.testing import LiveServer
@@ -45,9 +46,18 @@ COLOURS = [(220, 70, 60), (60, 160, 90), (70, 90, 220), (230, 190, 40), (150, 60
 
 def render(index: int, prompt: str, size: tuple[int, int] = (640, 480)) -> bytes:
     """A PNG as a generator writes one: a picture, and its parameters in a text chunk."""
-    image = Image.new("RGB", size, COLOURS[index % len(COLOURS)])
-    for x in range(0, size[0], 40):
-        image.paste((255, 255, 255), (x, (x * 3 + index * 50) % size[1], x + 20, size[1]))
+    rng = random.Random(index)
+    glow = Image.radial_gradient("L").resize(size)
+    image = Image.composite(
+        Image.new("RGB", size, COLOURS[(index + 2) % len(COLOURS)]),
+        Image.new("RGB", size, COLOURS[index % len(COLOURS)]),
+        glow,
+    )
+    pen = ImageDraw.Draw(image)
+    for _ in range(7):
+        x, y, r = rng.randrange(size[0]), rng.randrange(size[1]), rng.randrange(20, size[1] // 3)
+        pen.ellipse((x - r, y - r, x + r, y + r), fill=rng.choice(COLOURS))
+    image = image.filter(ImageFilter.GaussianBlur(6))
     info = PngImagePlugin.PngInfo()
     info.add_text(
         "parameters",

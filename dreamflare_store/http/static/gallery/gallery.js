@@ -17,8 +17,8 @@
   var DEBOUNCE_MS = 250;
   // Generation fields shown first, in this order; any other field follows by name.
   var GENERATION_ORDER = [
-    "prompt", "negative_prompt", "seed", "model", "model_hash", "sampler", "scheduler",
-    "steps", "cfg_scale", "width", "height", "loras", "generator"
+    "prompt", "negativePrompt", "seed", "model", "modelHash", "sampler", "scheduler",
+    "steps", "cfgScale", "width", "height", "loras", "generator"
   ];
 
   var state = {
@@ -526,16 +526,22 @@
       });
       names.forEach(function (name) {
         var value = found[name];
-        if (value === null || value === undefined || value === "") { return; }
+        if (value === null || value === undefined || value === "" ||
+            (Array.isArray(value) && !value.length)) { return; }
         var text = typeof value === "object" ? JSON.stringify(value) : String(value);
         if (text.length > 4000) { text = text.slice(0, 4000) + "…"; }
-        box.appendChild(el("dt", null, name.replace(/_/g, " ")));
+        box.appendChild(el("dt", null, label(name)));
         box.appendChild(el("dd", { "data-field": name }, text));
         var copy = el("button", { type: "button", className: "copy", "aria-label": "Copy " + name }, "copy");
         copy.addEventListener("click", function () { copyText(text); });
         box.appendChild(copy);
       });
     });
+  }
+
+  // "negativePrompt" and "negative_prompt" both read "negative prompt".
+  function label(name) {
+    return name.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
   }
 
   function copyText(text) {
