@@ -394,6 +394,30 @@ def test_share_with_another_user_who_then_sees_it(browser: WebDriver, site: Site
     wait_for(lambda: visible(browser, "#empty"), "an empty gallery for bob")
 
 
+def test_share_without_the_prompt(browser: WebDriver, site: Site) -> None:
+    if not has_search(site):
+        pytest.skip("this server cannot share without metadata yet")
+    (content,) = upload_renders(site, "alice", PROMPTS[:1])
+    site.key("carol")
+    sign_in(browser, site, "alice")
+    wait_for(lambda: tiles(browser), "the grid")
+    open_detail(browser, content)
+    wait_for(lambda: visible(browser, '#generation [data-field="prompt"]'), "alice sees the prompt")
+    browser.find_element(By.ID, "share-user").send_keys("carol")
+    browser.find_element(By.ID, "share-strip").click()
+    browser.find_element(By.ID, "share-button").click()
+    wait_for(lambda: "without prompt" in browser.find_element(By.ID, "shares").text, "listed")
+    (collab,) = site.store.list_collaborations("alice")
+    assert collab.strip_metadata
+    sign_in(browser, site, "carol")
+    wait_for(lambda: tile_ids(browser) == [content], "the render in carol's gallery")
+    open_detail(browser, content)
+    wait_for(
+        lambda: "No generation record" in browser.find_element(By.ID, "generation").text, "none"
+    )
+    assert PROMPTS[0] not in browser.find_element(By.TAG_NAME, "body").text
+
+
 def test_delete_with_confirmation(browser: WebDriver, site: Site) -> None:
     first, second = upload_renders(site, "alice", PROMPTS[:2])
     sign_in(browser, site, "alice")

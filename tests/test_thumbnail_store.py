@@ -135,6 +135,31 @@ def test_a_picture_over_the_pixel_cap_gets_its_icon(tmp_path: Path) -> None:
         assert store.thumbnail(small.content_id, "alice") != icon_for("image/png").data
 
 
+def test_a_100_megapixel_png_gets_its_icon_at_once(store: Store, tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    # 10,000 x 10,000 RGBA (400 MB decoded) in about 400 KB: never decoded, by its header.
+    width = height = 10_000
+    squeeze = zlib.compressobj(9)
+    row = bytes(1 + 4 * width)
+    parts = [
+        b"\x89PNG\r\n\x1a\n",
+        chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)),
+    ]
+    body = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
+    parts += [chunk(b"IDAT", body), chunk(b"IEND", b"")]
+    content = store.upload(b"".join(parts), "alice", filename="bomb.png")
+    start = time.perf_counter()
+    assert store.thumbnail(content.content_id, "alice") == icon_for("image/png").data
+    assert time.perf_counter() - start < 5
+
+
 def test_a_blob_whose_bytes_rotted_is_an_integrity_error_not_an_icon(store: Store) -> None:
     from dreamflare_store import IntegrityError
 
