@@ -6,6 +6,10 @@ the icon instead.
 
 The poster is the first frame: generated clips open on their subject (they rarely fade in
 from black), and the first frame needs no seek, which a damaged index could send astray.
+
+The pixel cap is checked on the size the stream declares, before any frame is decoded
+here; opening the file lets FFmpeg probe it first, which reads the container's headers
+(and for a stream whose headers lack the size, may decode a frame under FFmpeg's limits).
 """
 
 from __future__ import annotations
