@@ -185,7 +185,7 @@ def run(config: Config) -> list[Result]:
                     (expression, offset),
                 ).fetchall()
             return raw.execute(
-                "SELECT rowid FROM search_words WHERE search_words MATCH ? AND rowid IN"
+                "SELECT rowid FROM search_words WHERE search_words MATCH ? AND +rowid IN"
                 " (SELECT n FROM content_terms WHERE kind = 'tag' AND value = ?)"
                 " ORDER BY rank LIMIT 50 OFFSET ?",
                 (expression, tag, offset),

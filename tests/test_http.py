@@ -160,6 +160,14 @@ def documented_request(name: str, w: World) -> tuple[str, str, dict[str, Any]]:
         ),
         "get_content_versions": ("GET", f"/content/{w.content_id}/versions", {"params": user}),
         "open_content": ("GET", f"/content/{w.content_id}/data", {"params": user}),
+        "search_content": ("GET", "/content/search", {
+            "params": {**user, "q": "cat", "tag": ["a", "b"]}
+        }),
+        "facets": ("GET", "/content/facets", {"params": {**user, "q": "cat"}}),
+        "set_favorite": ("PUT", f"/content/{w.content_id}/favorite", {
+            "data": {**user, "favorite": "true"}
+        }),
+        "get_generation": ("GET", f"/content/{w.content_id}/generation", {"params": user}),
     }  # fmt: skip
     return table[name]
 

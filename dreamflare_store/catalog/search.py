@@ -126,18 +126,28 @@ class Search(Part):
         """A page of matches (rows of ``CONTENT_COLUMNS``), best match first then newest
         (newest first without a query); whether each one is stripped; and the total."""
         sql, args = self._matches(query, scope, filters)
-        conn = self.conn
-        cursor = conn.cursor()
+        cursor = self.conn.cursor()
         cursor.row_factory = None
+        order = "n DESC" if query.empty else "rank, n DESC"
+        # The count skips the ranking (and a window function over the ranked rows would
+        # cost more than a second pass); the page sorts only arrival numbers, and only its
+        # rows are then read whole.
         (total,) = cursor.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()
         if total <= offset:
             return [], [], int(total)
-        order = "n DESC" if query.empty else "rank, n DESC"
-        found = cursor.execute(
-            f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]
+        window = cursor.execute(
+            f"SELECT n, stripped FROM ({sql}) ORDER BY {order} LIMIT ? OFFSET ?",
+            [*args, limit, offset],
         ).fetchall()
-        width = len(CONTENT_COLUMNS)
-        return [row[:width] for row in found], [bool(row[-1]) for row in found], int(total)
+        rows = {
+            row[-1]: row[:-1]
+            for row in cursor.execute(
+                f"SELECT {_COLUMNS}, c.n FROM contents c"
+                " WHERE c.n IN (SELECT value FROM json_each(?))",
+                (json.dumps([n for n, _ in window]),),
+            )
+        }
+        return [rows[n] for n, _ in window], [bool(strip) for _, strip in window], int(total)
 
     def facets(
         self, query: Query, scope: Scope, filters: Filters, limit: int
@@ -211,8 +221,8 @@ class Search(Part):
         return out
 
     def _matches(self, query: Query, scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
-        """SQL of the visible matching contents: their ``CONTENT_COLUMNS``, ``n``,
-        ``rank`` and ``stripped`` (1 for those shared without metadata), and its args."""
+        """SQL of the visible matching contents: their ``n``, ``rank`` and ``stripped``
+        (1 for those shared without metadata), and its args."""
         args: list[Any] = []
         parts: list[str] = []
         shared = json.dumps(scope.full)
@@ -224,14 +234,14 @@ class Search(Part):
         where, where_args = _filters(filters, scope.user)
         match_sql, match_args = _match(query, plain=False)
         parts.append(
-            f"SELECT {_COLUMNS}, c.n AS n, {_source(query)}, 0 AS stripped"
+            f"SELECT c.n AS n, {_source(query)}, 0 AS stripped"
             f" FROM {match_sql} WHERE c.deleted = 0 AND {own}{where}"
         )
         args += [*match_args, *own_args, *where_args]
         if scope.stripped and not filters.generation:
             match_sql, match_args = _match(query, plain=True)
             parts.append(
-                f"SELECT {_COLUMNS}, c.n AS n, {_source(query)}, 1 AS stripped"
+                f"SELECT c.n AS n, {_source(query)}, 1 AS stripped"
                 f" FROM {match_sql} WHERE c.deleted = 0 AND c.owner != ?"
                 f" AND c.content_id IN (SELECT value FROM json_each(?)){where}"
             )

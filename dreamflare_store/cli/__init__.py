@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from . import accounts, admin, content, sync
+from . import accounts, admin, content, find, sync
 from .context import DEFAULT_STORE, State
 from .exit_codes import DreamflareGroup
 
@@ -58,7 +58,7 @@ def cli(ctx: click.Context, store: str, as_json: bool) -> None:
     ctx.obj = State(ctx, store, as_json)
 
 
-for _module in (content, accounts, sync, admin):
+for _module in (content, find, accounts, sync, admin):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

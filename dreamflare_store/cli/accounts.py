@@ -156,16 +156,29 @@ permissions_choice = click.Choice(["read", "write"])
     "--permissions", type=permissions_choice, default="read", show_default=True,
     help="read: see and download; write: also update and upload new versions.",
 )  # fmt: skip
+@click.option(
+    "--strip-metadata/--keep-metadata", default=False, show_default=True,
+    help="Share without how it was made: no prompt, model or seed; stripped downloads.",
+)  # fmt: skip
 def collab_create(
-    state: State, user: str, content_id: str, collaborator: str, permissions: str
+    state: State,
+    user: str,
+    content_id: str,
+    collaborator: str,
+    permissions: str,
+    strip_metadata: bool,
 ) -> None:
     """Share a content you own with another user.
 
     \b
     Example:
       dreamflare collab create --user alice --content-id cnt_01J... --collaborator bob
+      dreamflare collab create --user alice --content-id cnt_01J... --collaborator bob \
+          --strip-metadata
     """
-    result = state.store.create_collaboration(user, content_id, collaborator, permissions)
+    result = state.store.create_collaboration(
+        user, content_id, collaborator, permissions, strip_metadata
+    )
     if state.as_json:
         state.emit(result)
     else:
@@ -209,15 +222,26 @@ def collab_list(state: State, user: str) -> None:
 @store_command(collab, "update")
 @click.argument("collaboration_id", metavar="ID")
 @user_option
-@click.option("--permissions", type=permissions_choice, required=True, help="read or write.")
-def collab_update(state: State, collaboration_id: str, user: str, permissions: str) -> None:
-    """Change what a collaborator may do (the content's owner only).
+@click.option("--permissions", type=permissions_choice, help="read or write.")
+@click.option(
+    "--strip-metadata/--keep-metadata", default=None,
+    help="Withhold (or share again) how the content was made.",
+)  # fmt: skip
+def collab_update(
+    state: State,
+    collaboration_id: str,
+    user: str,
+    permissions: str | None,
+    strip_metadata: bool | None,
+) -> None:
+    """Change what a collaborator may do or see (the content's owner only).
 
     \b
     Example:
       dreamflare collab update col_01J... --user alice --permissions write
+      dreamflare collab update col_01J... --user alice --keep-metadata
     """
-    result = state.store.update_collaboration(collaboration_id, user, permissions)
+    result = state.store.update_collaboration(collaboration_id, user, permissions, strip_metadata)
     if state.as_json:
         state.emit(result)
     else:

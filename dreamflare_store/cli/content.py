@@ -129,8 +129,18 @@ def get(state: State, content_id: str, user: str) -> None:
 )
 @click.option("--version", "version", type=click.IntRange(min=1), help="A past version.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option(
+    "--strip-metadata", is_flag=True,
+    help="Without the embedded generation metadata (prompt, workflow, EXIF, XMP...).",
+)  # fmt: skip
 def download(
-    state: State, content_id: str, user: str, output: str | None, version: int | None, force: bool
+    state: State,
+    content_id: str,
+    user: str,
+    output: str | None,
+    version: int | None,
+    force: bool,
+    strip_metadata: bool,
 ) -> None:
     """Write a content's bytes (verified) to a file.
 
@@ -143,12 +153,13 @@ def download(
       dreamflare download cnt_01J... --user alice
       dreamflare download cnt_01J... --user alice --version 1 -o old.png
       dreamflare download cnt_01J... --user alice -o - | file -
+      dreamflare download cnt_01J... --user alice --strip-metadata -o clean.png
     """
     target = Path(output) if output not in (None, "-") else None
     if target is not None and not target.is_dir() and target.exists() and not force:
         fail(Conflict(f"{target} already exists (use --force to overwrite)", path=str(target)))
     # One call: the reader also tells the filename the bytes have (at that version).
-    with state.store.open_content(content_id, user, version) as reader:
+    with state.store.open_content(content_id, user, version, strip_metadata) as reader:
         if output == "-":
             shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
@@ -205,14 +216,16 @@ def _write_atomically(reader: Any, target: Path, force: bool) -> int:
 @user_option
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="Contents per page.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Contents to skip.")
-def list_(state: State, user: str, limit: int, offset: int) -> None:
+@click.option("--tag", "tags", multiple=True, metavar="T", help="Only with this tag (repeat).")
+def list_(state: State, user: str, limit: int, offset: int, tags: tuple[str, ...]) -> None:
     """List your contents, newest first, a page at a time.
 
     \b
     Example:
       dreamflare ls --user alice --limit 20 --offset 20
+      dreamflare ls --user alice --tag portrait --tag best
     """
-    page = state.store.list_content(user, limit, offset)
+    page = state.store.list_content(user, limit, offset, tags=list(tags) or None)
     if state.as_json:
         state.emit(page)
         return

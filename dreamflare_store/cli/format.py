@@ -126,8 +126,67 @@ def content_details(content: Content, now: float | None = None) -> str:
             ("owner", content.user_id),
             ("created", full_time(content.created_at, now)),
             ("updated", full_time(content.updated_at, now)),
+            *generation_pairs(content.generation),
         ]
     )
+
+
+# The generation record's fields as ``get`` shows them, in this order.
+_GENERATION_LABELS = (
+    ("generator", "generator"), ("prompt", "prompt"), ("negativePrompt", "negative"),
+    ("model", "model"), ("modelHash", "model hash"), ("sampler", "sampler"),
+    ("scheduler", "scheduler"), ("steps", "steps"), ("cfgScale", "cfg scale"),
+    ("seed", "seed"), ("claimGenerator", "claimed by"),
+)  # fmt: skip
+
+
+def generation_pairs(record: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The lines of a generation record (none when there is none)."""
+    if not record:
+        return []
+    pairs: list[tuple[str, Any]] = []
+    for key, label in _GENERATION_LABELS:
+        value = record.get(key)
+        if value not in (None, ""):
+            pairs.append((label, value))
+    loras = record.get("loras") or []
+    if loras:
+        pairs.append(
+            (
+                "loras",
+                ", ".join(
+                    f"{lora.get('name')}" + (f":{lora['weight']:g}" if lora.get("weight") else "")
+                    for lora in loras
+                ),
+            )
+        )
+    if record.get("aiGenerated") is not None:
+        pairs.append(("ai generated", "yes" if record["aiGenerated"] else "no"))
+    return pairs
+
+
+def excerpt(text: str | None, width: int = 48) -> str:
+    """The start of a prompt on one line."""
+    if not text:
+        return "-"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def search_table(items: Sequence[Content], now: float | None = None) -> str:
+    rows = [
+        (
+            item.content_id,
+            item.filename,
+            excerpt((item.generation or {}).get("prompt")),
+            (item.generation or {}).get("model") or "-",
+            tag_text(item.tags),
+            relative_time(item.created_at, now),
+        )
+        for item in items
+    ]
+    headers = ("ID", "FILENAME", "PROMPT", "MODEL", "TAGS", "CREATED")
+    return table(headers, rows)
 
 
 def content_table(items: Sequence[Content], now: float | None = None) -> str:
