@@ -124,9 +124,9 @@ def gc(state: State, min_age: float) -> None:
     else:
         click.echo(
             f"Removed {report.blobs_removed:,} unreferenced files"
-            f" ({fmt.human_size(report.bytes_freed)} freed) and"
-            f" {report.temp_files_removed:,} temporary files"
-            f" ({report.thumbnails_removed:,} thumbnails of them gone)."
+            f" ({fmt.human_size(report.bytes_freed)} freed),"
+            f" {report.temp_files_removed:,} temporary files and"
+            f" {report.thumbnails_removed:,} thumbnails of files no longer kept."
         )
 
 
