@@ -241,6 +241,45 @@ def test_made_once_per_bytes_and_size_even_by_concurrent_first_requests(
     assert len(renders) == 2 and len(thumbnail_files(store)) == 2
 
 
+CHILD = """
+import sys, time
+from dreamflare_store import Store, previews
+real = previews.thumbnails.render
+def counting(*args, **kwargs):
+    with open(sys.argv[2], "a") as log:
+        log.write("render\\n")
+    time.sleep(0.5)
+    return real(*args, **kwargs)
+previews.thumbnails.render = counting
+with Store(sys.argv[1]) as store:
+    print(len(store.thumbnail(sys.argv[3], "alice")))
+"""
+
+
+def test_made_once_by_concurrent_processes(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with Store(tmp_path / "s") as store:
+        content = store.upload(picture("PNG"), "alice")
+    log = tmp_path / "renders.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(tmp_path / "s"), str(log), content.content_id],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    outputs = [child.communicate(timeout=60)[0] for child in children]
+    assert all(child.returncode == 0 for child in children)
+    assert len(set(outputs)) == 1
+    assert log.read_text().count("render") == 1
+
+
 def test_not_counted_in_storage_usage_nor_quota_and_an_api_call_not_a_view(
     tmp_path: Path,
 ) -> None:

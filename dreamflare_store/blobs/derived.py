@@ -4,6 +4,7 @@ Layout, owned by this module alone::
 
     derived/<kind>/<2>/<64 hex>.<variant>   made from blob <64 hex>, e.g. thumbs/ab/ab...cd.256
     derived/tmp/<random>.part               being written
+    derived/locks/<2>                       held while a file is made (shared by 1/256 of them)
 
 A derived file is named by its source blob's hash and its variant (a thumbnail's size and
 renderer version), so it is content-addressed through its source: the same blob gives
@@ -26,6 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InvalidArgument
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: the thread locks still hold
+    fcntl = None  # type: ignore[assignment]
 
 _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
 _KIND = re.compile(r"\A[a-z]{1,16}\Z")
@@ -75,13 +81,18 @@ class DerivedBlobs:
     @contextlib.contextmanager
     def making(self, kind: str, digest: str, variant: str) -> Iterator[None]:
         """Hold the lock of one derived file while it is made, so that concurrent first
-        requests for it make it once: the others wait, then find it made."""
+        requests for it make it once: the others wait, then find it made.
+
+        Threads of this process wait on a lock of their own per file; other processes
+        (a server and ``dreamflare thumbnails``, say) on a file lock shared by the files
+        whose source hashes start alike, held only while one is drawn.
+        """
         key = (kind, digest, variant)
         with self._guard:
             lock, users = self._locks.get(key, (threading.Lock(), 0))
             self._locks[key] = (lock, users + 1)
         try:
-            with lock:
+            with lock, self._file_lock(digest):
                 yield
         finally:
             with self._guard:
@@ -91,12 +102,26 @@ class DerivedBlobs:
                 else:
                     self._locks[key] = (lock, users - 1)
 
+    @contextlib.contextmanager
+    def _file_lock(self, digest: str) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        folder = self.root / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / digest[:2], "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
     def sources(self) -> Iterator[tuple[str, Path]]:
         """Yield the source digest and file of every derived file, for gc."""
         if not self.root.is_dir():
             return
         for path in self.root.glob("*/*/*"):
-            if path.parent.parent.name == "tmp":
+            if path.parent.parent.name in ("tmp", "locks"):
                 continue
             digest, _, variant = path.name.partition(".")
             if _DIGEST.match(digest) and variant and path.parent.name == digest[:2]:
