@@ -479,3 +479,67 @@ def test_phone_width_is_usable(browser: WebDriver, site: Site) -> None:
         screenshot(browser, "gallery-phone.png")
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_a_real_dreamflare_serve_with_its_first_key(browser: WebDriver, tmp_path: Path) -> None:
+    """The whole way a person goes: `dreamflare serve --warm-thumbnails` on a store, the
+    key it prints, the gallery it serves, a render uploaded through the page."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    with Store(tmp_path / "store") as store:
+        first = store.upload(render(0, PROMPTS[0]), "alice", filename="first.png").content_id
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "DREAMFLARE_USER": "alice", "PYTHONUNBUFFERED": "1"}
+    command = "from dreamflare_store.cli import main; main()"
+    args = ["--store", str(tmp_path / "store"), "serve", "--port", str(port), "--warm-thumbnails"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", command, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        lines.extend(proc.stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        key = wait_for(
+            lambda: next((ln.strip() for ln in lines if ln.strip().startswith("dfk_")), None),
+            "the first key printed by dreamflare serve",
+        )
+        url = f"http://127.0.0.1:{port}"
+        assert any(f"gallery: {url}/" in line for line in lines)
+        wait_for(lambda: httpx.get(url + "/health").status_code == 200, "the server")
+        browser.get(url + "/")
+        browser.execute_script("sessionStorage.clear()")
+        browser.get(url + "/")
+        wait_for(lambda: visible(browser, "#apiKey"), "the sign-in form").send_keys(key)
+        browser.find_element(By.ID, "signin-button").click()
+        wait_for(lambda: tile_ids(browser) == [first], "the stored render")
+        wait_for(lambda: thumbnails_loaded(browser), "its thumbnail")
+        picked = tmp_path / "picked.png"
+        picked.write_bytes(render(3, PROMPTS[3]))
+        browser.find_element(By.ID, "file-input").send_keys(str(picked))
+        wait_for(lambda: len(tiles(browser)) == 2, "the uploaded render")
+        wait_for(lambda: thumbnails_loaded(browser), "both thumbnails")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    with Store(tmp_path / "store") as store:
+        names = {c.filename for c in store.list_content("alice").items}
+        assert names == {"first.png", "picked.png"}
+        # --warm-thumbnails made the upload's 256 px thumbnail (the page asked for it too).
+        assert len(list((tmp_path / "store" / "derived" / "thumbs").glob("*/*"))) == 2

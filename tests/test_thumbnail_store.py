@@ -509,3 +509,20 @@ def test_whoami_names_the_key_and_refuses_a_bad_one(served: Any) -> None:
     store.revoke_api_key(key.key_id, "alice")
     gone = httpx.get(f"{server.url}/whoami", headers={"X-API-Key": key.api_key})
     assert gone.status_code == 401
+
+
+def test_a_signed_data_url_downloads_without_metadata(served: Any) -> None:
+    from PIL import PngImagePlugin
+
+    store, server = served
+    key = store.generate_api_key("alice")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a secret prompt\nSteps: 20, Seed: 1, Model: m")
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), RED).save(out, "PNG", pnginfo=info)
+    content = store.upload(out.getvalue(), "alice")
+    (urls,) = store.create_urls("alice", [content.content_id], key_id=key.key_id)
+    whole = httpx.get(server.url + urls.data_url).content
+    bare = httpx.get(server.url + urls.data_url + "&stripMetadata=true").content
+    assert b"a secret prompt" in whole and b"a secret prompt" not in bare
+    assert Image.open(io.BytesIO(bare)).size == (64, 64)
