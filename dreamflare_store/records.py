@@ -6,7 +6,7 @@ print, so the three faces of the engine cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 
@@ -79,7 +79,8 @@ class Content(Record):
     height: int | None = None
     # The normalised generation record of the current version (GENMETA.md), or None: none
     # was found, or the reader may not see it (a collaborator without metadata).
-    generation: dict[str, Any] | None = None
+    # Left out of the hash (a dict has none), so records stay usable in sets and as keys.
+    generation: dict[str, Any] | None = field(default=None, hash=False)
 
     _OPTIONAL = ("width", "height")
 
@@ -159,7 +160,7 @@ class Version(Record):
     changes: tuple[str, ...]
     width: int | None = None
     height: int | None = None
-    generation: dict[str, Any] | None = None
+    generation: dict[str, Any] | None = field(default=None, hash=False)
 
     _OPTIONAL = ("width", "height")
 

@@ -327,6 +327,7 @@ class Replica:
             stored = reads.stored_storage()
             recount = reads.recount_storage()
             gaps = reads.version_numbers_ok()
+            index = reads.search_index_problems()
         for digest in sorted(live):
             if self.blobs.exists(digest):
                 if not self.blobs.check(digest):
@@ -345,6 +346,7 @@ class Replica:
                         f" {recount.get(user)}",
                     )
                 )
+        problems.extend(Problem("search_index", "catalog", text) for text in index)
         for content_id in gaps:
             problems.append(
                 Problem("version_gap", content_id, f"versions of {content_id} are not 1..n")

@@ -38,11 +38,22 @@ from dreamflare_store import (
     Unauthenticated,
 )
 from dreamflare_store.access import Access
+from tests.genmeta_fixtures import itxt, png
 
 USERS = ("ann", "ben", "cid", "dot")
 PERMISSIONS = ("read", "write")
 NEEDS = ("read", "write", "owner")
-PAYLOADS = st.sampled_from([b"", b"a", b"bb" * 7, b"\x89PNG\r\n\x1a\n" + b"\0" * 30])
+# A render whose prompt holds words no other payload has: search for them finds exactly
+# the contents whose current bytes are this one, among those the user may see with their
+# metadata.
+PROMPT = (
+    "zephyr quokka in velvet light\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 4242,"
+    " Size: 1x1, Model: quokkamodel"
+)
+RENDER = png(itxt("parameters", PROMPT))
+PAYLOADS = st.sampled_from(
+    [b"", b"a", b"bb" * 7, b"\x89PNG\r\n\x1a\n" + b"\0" * 30, RENDER, RENDER]
+)
 UNKNOWN_CONTENT = "cnt_" + "0" * 26
 UNKNOWN_COLLABORATION = "col_" + "0" * 26
 UNKNOWN_KEY = "key_" + "0" * 26
@@ -65,6 +76,7 @@ class ModelContent:
     owner: str
     size: int
     live: bool = True
+    render: bool = False  # the current bytes are RENDER
     views: int = 0
     downloads: int = 0
     served: int = 0
@@ -78,6 +90,7 @@ class ModelCollaboration:
     collaborator: str
     permissions: str
     live: bool = True
+    strip: bool = False
 
 
 @dataclass
@@ -127,6 +140,27 @@ class AccessMachine(RuleBasedStateMachine):
         if level == "owner" or need == "read" or (need == "write" and level == "write"):
             return OK
         return PermissionDenied
+
+    def strips(self, content_id: str, user: str) -> bool:
+        """Whether ``user`` (who may read the content) sees it without its metadata: every
+        live collaboration giving it to them says so."""
+        content = self.content[content_id]
+        if content.owner == user:
+            return False
+        given = [
+            c.strip
+            for c in self.collab.values()
+            if c.live and c.content == content_id and c.collaborator == user
+        ]
+        return bool(given) and all(given)
+
+    def found_by_prompt(self, user: str) -> set[str]:
+        """The contents a search for the prompt's words must find for ``user``."""
+        return {
+            cid
+            for cid, c in self.content.items()
+            if c.render and self.level(cid, user) is not None and not self.strips(cid, user)
+        }
 
     def visible_collaboration(self, collaboration_id: str, user: str) -> bool:
         c = self.collab.get(collaboration_id)
@@ -196,7 +230,7 @@ class AccessMachine(RuleBasedStateMachine):
     def upload(self, user: str, payload: bytes) -> None:
         made = self.call("upload", user, OK, lambda: self.store.upload(payload, user))
         assert made is not None and made.user_id == user
-        self.content[made.content_id] = ModelContent(user, len(payload))
+        self.content[made.content_id] = ModelContent(user, len(payload), render=payload == RENDER)
 
     @rule(data=st.data(), payload=PAYLOADS)
     def upload_version(self, data: st.DataObject, payload: bytes) -> None:
@@ -209,6 +243,7 @@ class AccessMachine(RuleBasedStateMachine):
         if made is not None:
             assert made.user_id == self.content[content].owner
             self.content[content].size = len(payload)
+            self.content[content].render = payload == RENDER
 
     @rule(data=st.data())
     def get_content(self, data: st.DataObject) -> None:
@@ -221,6 +256,8 @@ class AccessMachine(RuleBasedStateMachine):
         if got is not None:
             model = self.content[content]
             assert (got.user_id, got.size) == (model.owner, model.size)
+            shown = model.render and not self.strips(content, user)
+            assert (got.generation is not None) is shown
             model.views += 1
             model.viewers.add(user)
 
@@ -240,7 +277,10 @@ class AccessMachine(RuleBasedStateMachine):
         got = self.call(operation, user, expected, read)
         if got is not None:
             model = self.content[content]
-            assert len(got) == model.size
+            if model.render and self.strips(content, user):
+                assert b"quokka" not in got  # their bytes come without the metadata
+            else:
+                assert len(got) == model.size
             model.downloads += 1
             model.served += len(got)
             model.viewers.add(user)
@@ -304,9 +344,15 @@ class AccessMachine(RuleBasedStateMachine):
         collaborator=st.sampled_from(USERS),
         permissions=st.sampled_from(PERMISSIONS),
         by_owner=st.booleans(),
+        strip=st.booleans(),
     )
     def create_collaboration(
-        self, data: st.DataObject, collaborator: str, permissions: str, by_owner: bool
+        self,
+        data: st.DataObject,
+        collaborator: str,
+        permissions: str,
+        by_owner: bool,
+        strip: bool,
     ) -> None:
         content = self.pick(data, self.content, UNKNOWN_CONTENT)
         if by_owner and content in self.content:
@@ -329,7 +375,9 @@ class AccessMachine(RuleBasedStateMachine):
             "create_collaboration",
             user,
             expected,
-            lambda: self.store.create_collaboration(user, content, collaborator, permissions),
+            lambda: self.store.create_collaboration(
+                user, content, collaborator, permissions, strip_metadata=strip
+            ),
         )
         if made is not None:
             assert (made.user_id, made.collaborator_id, made.permissions) == (
@@ -337,8 +385,9 @@ class AccessMachine(RuleBasedStateMachine):
                 collaborator,
                 permissions,
             )
+            assert made.strip_metadata is strip
             self.collab[made.collaboration_id] = ModelCollaboration(
-                content, user, collaborator, permissions
+                content, user, collaborator, permissions, strip=strip
             )
 
     def pick_collaboration_and_user(self, data: st.DataObject) -> tuple[str, str]:
@@ -349,8 +398,14 @@ class AccessMachine(RuleBasedStateMachine):
             return collaboration, data.draw(st.sampled_from([model.owner, model.collaborator]))
         return collaboration, self.pick_user(data)
 
-    @rule(data=st.data(), permissions=st.sampled_from(PERMISSIONS))
-    def update_collaboration(self, data: st.DataObject, permissions: str) -> None:
+    @rule(
+        data=st.data(),
+        permissions=st.sampled_from(PERMISSIONS),
+        strip=st.sampled_from([None, None, True, False]),
+    )
+    def update_collaboration(
+        self, data: st.DataObject, permissions: str, strip: bool | None
+    ) -> None:
         collaboration, user = self.pick_collaboration_and_user(data)
         expected: Outcome
         if not self.visible_collaboration(collaboration, user):
@@ -363,11 +418,66 @@ class AccessMachine(RuleBasedStateMachine):
             "update_collaboration",
             user,
             expected,
-            lambda: self.store.update_collaboration(collaboration, user, permissions),
+            lambda: self.store.update_collaboration(
+                collaboration, user, permissions, strip_metadata=strip
+            ),
         )
         if got is not None:
             assert got.permissions == permissions
             self.collab[collaboration].permissions = permissions
+            if strip is not None:
+                self.collab[collaboration].strip = strip
+            assert got.strip_metadata is self.collab[collaboration].strip
+
+    # -- finding ---------------------------------------------------------------------------
+
+    @rule(
+        user=st.sampled_from(USERS),
+        query=st.sampled_from(["quokka", "zephyr velvet", '"velvet light"', "quok*"]),
+        by_filter=st.sampled_from([None, "model", "seed", "lora"]),
+    )
+    def search(self, user: str, query: str, by_filter: str | None) -> None:
+        """A stranger never finds another's content; a collaborator without metadata never
+        finds it by the prompt's words or by generation filters."""
+        expected = self.found_by_prompt(user)
+        if by_filter is None:
+            action = lambda: self.store.search_content(user, query)  # noqa: E731
+        elif by_filter == "model":
+            action = lambda: self.store.search_content(user, model="quokkamodel")  # noqa: E731
+        elif by_filter == "seed":
+            action = lambda: self.store.search_content(user, seed=4242)  # noqa: E731
+        else:
+            expected = set()  # the prompt names no LoRA
+            action = lambda: self.store.search_content(user, lora="quokka")  # noqa: E731
+        page = self.call("search_content", user, OK, action)
+        assert page is not None
+        assert {item.content_id for item in page.items} == expected
+        assert page.total == len(expected)
+        everything = self.call(
+            "search_content", user, OK, lambda: self.store.search_content(user, limit=500)
+        )
+        assert everything is not None
+        assert {item.content_id for item in everything.items} == {
+            cid for cid in self.content if self.level(cid, user) is not None
+        }
+        facets = self.call("facets", user, OK, lambda: self.store.facets(user))
+        assert facets is not None
+        models = {f.value: f.count for f in facets.models}
+        made_visibly = self.found_by_prompt(user)
+        assert models == ({"quokkamodel": len(made_visibly)} if made_visibly else {})
+
+    @rule(data=st.data())
+    def get_generation(self, data: st.DataObject) -> None:
+        content = self.pick(data, self.content, UNKNOWN_CONTENT)
+        user = self.pick_user(data)
+        expected = self.expect(content, user, "read")
+        if expected == OK and self.strips(content, user):
+            expected = PermissionDenied
+        got = self.call(
+            "get_generation", user, expected, lambda: self.store.get_generation(content, user)
+        )
+        if got is not None:
+            assert (got.record is not None) is self.content[content].render
 
     @rule(data=st.data())
     def delete_collaboration(self, data: st.DataObject) -> None:

@@ -350,3 +350,64 @@ def test_the_package_imports_only_the_standard_library_and_itself() -> None:
                 assert top in sys.stdlib_module_names or name.startswith(
                     ("dreamflare_store.genmeta", "__future__")
                 ), f"{path.name} imports {name}"
+
+
+RUNS = [
+    " " * 1_000_000,
+    "9" * 1_000_000,
+    "a:" * 400_000,
+    "[{" * 400_000,
+    "\n" * 1_000_000,
+    '"' * 1_000_000,
+    "<exif:UserComment>" * 50_000 + "Draw Things",
+    "-s " * 300_000,
+    "Job ID:" + " " * 900_000 + "x",
+    "--v " + " " * 900_000,
+    "<lora:" * 150_000,
+]
+
+
+@pytest.mark.parametrize("run", range(len(RUNS)))
+def test_pathological_texts_take_linear_time(run: int) -> None:
+    value = RUNS[run][: genmeta.Limits().max_text - 10]
+    chunks = [
+        f.text(key, value)
+        for key in ("parameters", "Dream", "Source", "Description", "prompt", "workflow")
+    ]
+    chunks += [
+        f.text("Software", "NovelAI"),
+        f.text("Comment", '{"resolution": "' + value[:100]),
+        f.itxt("XML:com.adobe.xmp", value),
+    ]
+    start = time.monotonic()
+    for chunk in chunks:
+        genmeta.extract(f.png(chunk, f.text("Software", "NovelAI")))
+    genmeta.extract(f.png(f.text("parameters", "x\n" + value)))
+    genmeta.extract(
+        f.png(f.text("parameters", json.dumps({"resolution": value, "base_model": 1, "prompt": 1})))
+    )
+    assert time.monotonic() - start < 6
+
+
+def test_record_json_size_is_bounded_even_for_hostile_values() -> None:
+    from dreamflare_store.genmeta.provenance import Provenance
+    from dreamflare_store.genmeta.record import RECORD_JSON_BYTES, normalise
+    from dreamflare_store.genmeta.source import Found
+
+    worst = "\U0001f431\x01\u00e9\ud800\r\n" * 20_000  # astral, control, 2-byte, surrogate
+    fields = {key: worst for key in genmeta.RECORD_KEYS}
+    fields["loras"] = [{"name": str(k) + worst, "weight": 1e300} for k in range(1000)]
+    prov = Provenance(ai=True, claim_generator=worst)
+    rec = normalise(fields, Found(genmeta.Limits()), prov)
+    encoded = json.dumps(rec, allow_nan=False)
+    assert len(encoded) <= RECORD_JSON_BYTES < 96 * 1024
+    assert "\x01" not in rec["prompt"] and "\ud800" not in rec["prompt"]
+    rec_json = json.dumps(rec, ensure_ascii=False).encode("utf-8")  # valid UTF-8 throughout
+    assert len(rec_json) < RECORD_JSON_BYTES
+    assert len(rec["loras"]) == 32 and rec["loras"][0]["weight"] is None
+
+
+def test_lone_surrogate_in_json_prompt_is_made_valid() -> None:
+    found = extracted(f.png(f.text("invokeai_metadata", '{"positive_prompt": "a\\ud800b"}')))
+    assert found.record["prompt"] == "a?b"
+    found.record["prompt"].encode("utf-8")

@@ -19,7 +19,7 @@ from dreamflare_store import genmeta
 from dreamflare_store.genmeta.comfy import parse_graph
 from dreamflare_store.genmeta.infotext import parse_infotext
 from dreamflare_store.genmeta.provenance import read_provenance
-from dreamflare_store.genmeta.record import MAX_LORAS, PROMPT_BYTES, SHORT_CHARS
+from dreamflare_store.genmeta.record import MAX_LORAS, PROMPT_BYTES, RECORD_JSON_BYTES, SHORT_BYTES
 from dreamflare_store.genmeta.tiff import decode_user_comment
 from tests import genmeta_fixtures as f
 
@@ -57,6 +57,7 @@ SEEDS = [
     ),
     f.webm({"COMMENT": json.dumps({"prompt": f.COMFY_GRAPH}), "TITLE": "t"}, frames=b"y" * 40),
     f.webm({"COMMENT": "{}"}, unknown_sizes=True, frames=b"z" * 40),
+    f.pillow_bytes(f.pillow_image((8, 8)).convert("P"), "GIF", comment=TEXT.encode()),
 ]
 HUGE = [0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0, 1, 8, 0xFFFF, 0x0100_0000]
 FUZZ = settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
@@ -89,10 +90,11 @@ def check_extract(data: bytes) -> None:
     rec = found.record
     assert tuple(rec) == genmeta.RECORD_KEYS
     json.dumps(found.to_dict(), allow_nan=False)
+    assert len(json.dumps(rec)) <= RECORD_JSON_BYTES
     for key in ("prompt", "negativePrompt"):
         assert rec[key] is None or len(rec[key].encode("utf-8")) <= PROMPT_BYTES
     for key in ("generator", "sampler", "scheduler", "model", "modelHash", "claimGenerator"):
-        assert rec[key] is None or len(rec[key]) <= SHORT_CHARS
+        assert rec[key] is None or len(rec[key].encode("utf-8")) <= SHORT_BYTES
     assert len(rec["loras"]) <= MAX_LORAS
     limits = genmeta.Limits()
     assert len(found.raw) <= limits.max_texts
@@ -128,6 +130,7 @@ def test_strip_survives_mutations(data: bytes) -> None:
             b"\xff\xd8\xff",
             b"RIFF\x00\x00\x00\x00WEBP",
             b"\x1a\x45\xdf\xa3",
+            b"GIF89a",
             b"",
         ]
     ),

@@ -138,10 +138,23 @@ def test_jpeg_without_orientation_has_no_exif_left() -> None:
     assert [m for m, _ in f.jpeg_segments(out)][0] == 0xE0  # JFIF stays
 
 
-def test_progressive_jpeg() -> None:
+def test_progressive_jpeg_loses_segments_between_scans_and_data_after_eoi() -> None:
     data = f.jpeg(f.exif_segment(EXIF_ROTATED), progressive=True)
-    out = stripped(data)
+    second_scan = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
+    comment = f.segment(0xFE, b"between scans")
+    xmp = f.xmp_segment("<x:xmpmeta>late</x:xmpmeta>")
+    hostile = data[:second_scan] + comment + xmp + data[second_scan:] + b"TRAILING SECRET"
+    out = stripped(hostile)
     same_pixels(data, out)
+    assert b"between scans" not in out and b"late" not in out and b"SECRET" not in out
+    assert out.endswith(b"\xff\xd9")
+    assert data[data.index(b"\xff\xda") : second_scan] in out  # the first scan, untouched
+
+
+def test_jpeg_without_eoi_is_copied_to_its_end() -> None:
+    data = f.jpeg(f.segment(0xFE, b"note"))[:-2]
+    out = stripped(data)
+    assert out.endswith(data[data.index(b"\xff\xda") :]) and b"note" not in out
 
 
 # --- WebP ---
@@ -232,7 +245,7 @@ def test_mp4_mdat_first_and_64_bit_box() -> None:
 
 def test_unknown_format_returns_false_and_writes_nothing() -> None:
     out = io.BytesIO()
-    assert genmeta.strip(io.BytesIO(b"GIF89a" + b"\x00" * 30), out) is False
+    assert genmeta.strip(io.BytesIO(b"BM" + b"\x00" * 60), out) is False
     assert out.getvalue() == b""
 
 
@@ -291,3 +304,33 @@ def test_webm_tags_become_void_in_place(unknown_sizes: bool) -> None:
 def test_damaged_webm_raises_strip_error() -> None:
     with pytest.raises(genmeta.StripError):
         genmeta.strip(io.BytesIO(f.webm({"A": "b"})[:-5]), io.BytesIO())
+
+
+def test_gif_loses_comments_and_xmp_keeps_frames_and_looping() -> None:
+    frames = [f.pillow_image().convert("P"), f.pillow_image().rotate(90).convert("P")]
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer,
+        "GIF",
+        save_all=True,
+        append_images=frames[1:],
+        loop=0,
+        comment=f.A1111_TEXT.encode(),
+        duration=50,
+    )
+    data = buffer.getvalue()
+    xmp = b"\x21\xff\x0bXMP DataXMP" + b"<x:xmpmeta>gif secret</x:xmpmeta>"
+    xmp += b"\x01" + bytes(range(255, -1, -1)) + b"\x00"
+    data = data[:-1] + xmp + data[-1:] + b"after the trailer"
+    found = genmeta.extract(data)
+    assert found is not None and "gif secret" in found.raw["XMP"]
+    out = stripped(data)
+    assert b"gif secret" not in out and b"Negative" not in out and b"after" not in out
+    assert b"NETSCAPE2.0" in out
+    with Image.open(io.BytesIO(data)) as one, Image.open(io.BytesIO(out)) as two:
+        assert one.n_frames == two.n_frames == 2 and two.info.get("loop") == 0
+        for k in range(2):
+            one.seek(k)
+            two.seek(k)
+            assert one.convert("RGB").tobytes() == two.convert("RGB").tobytes()
+    assert genmeta.extract(out) is None

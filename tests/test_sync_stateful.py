@@ -36,11 +36,20 @@ from dreamflare_store import BlobUnavailable, Store
 from dreamflare_store import oplog as oplog_module
 from dreamflare_store.oplog import Op
 from dreamflare_store.sync import NO_SOURCE
+from tests.genmeta_fixtures import itxt, png
 
 USERS = ("alice", "bob", "carol")
 REPLICAS = st.integers(min_value=0, max_value=2)
 PICK = st.integers(min_value=0, max_value=10_000)
-PAYLOADS = st.sampled_from([b"", b"a", b"bb", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, bytes(range(256))])
+# Two renders with generation metadata (replica 2 uploads without reading it, so only
+# reindex gives its uploads their records: ops of their own, made on several replicas).
+RENDERS = [
+    png(itxt("parameters", f"quokka {word} at dawn\nSteps: 20, Seed: {seed}, Model: {model}"))
+    for word, seed, model in (("zephyr", 1, "alpha_xl"), ("velvet", 2, "beta_xl"))
+]
+PAYLOADS = st.sampled_from(
+    [b"", b"a", b"bb", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, bytes(range(256)), *RENDERS]
+)
 TAGS = st.lists(st.sampled_from(["cat", "dog", "sky"]), max_size=2, unique=True)
 DESCRIPTIONS = st.sampled_from(["", "first", "second", "ünïcödé", "x\n--==0==\ny"])
 MODES = st.sampled_from(["eager", "lazy", "none"])
@@ -57,6 +66,8 @@ class Expected:
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     collaborations: dict[str, tuple[str, bool]] = field(default_factory=dict)
     revoked: dict[str, bool] = field(default_factory=dict)
+    strip: dict[str, bool] = field(default_factory=dict)
+    favorites: dict[tuple[str, str], bool] = field(default_factory=dict)
 
 
 def fold(ops: list[Op]) -> Expected:
@@ -65,22 +76,35 @@ def fold(ops: list[Op]) -> Expected:
     out = Expected()
     for op in sorted(ops, key=lambda op: op.sort_key):
         if op.kind == oplog_module.CONTENT_CREATE:
-            snapshot = {"description": None, "tags": [], **op.data["fields"]}
+            snapshot = {"description": None, "tags": [], "generation": None, **op.data["fields"]}
             out.contents[op.entity] = snapshot
             out.versions[op.entity] = [dict(snapshot)]
         elif op.kind == oplog_module.CONTENT_CHANGE:
             current = out.contents.get(op.entity)
             if current is not None:
+                if "blob" in op.data["fields"]:
+                    current["generation"] = None  # new bytes bring their own record
                 current.update(op.data["fields"])
                 out.versions[op.entity].append(dict(current))
+        elif op.kind == oplog_module.CONTENT_GENERATION:
+            current = out.contents.get(op.entity)
+            if current is not None:  # no new version: the versions of those bytes get it
+                for snapshot in [current, *out.versions[op.entity]]:
+                    if snapshot["blob"] == op.data["blob"]:
+                        snapshot["generation"] = op.data["generation"]
+        elif op.kind == oplog_module.CONTENT_FAVORITE:
+            out.favorites[(op.entity, op.data["user"])] = op.data["favorite"]
         elif op.kind == oplog_module.CONTENT_DELETE:
             out.contents[op.entity] = None
         elif op.kind == oplog_module.COLLAB_CREATE:
             out.collaborations[op.entity] = (op.data["permissions"], False)
+            out.strip[op.entity] = bool(op.data.get("strip_metadata"))
         elif op.kind == oplog_module.COLLAB_UPDATE:
             permissions, deleted = out.collaborations[op.entity]
             if not deleted:
-                out.collaborations[op.entity] = (op.data["permissions"], False)
+                permissions = op.data.get("permissions", permissions)
+                out.collaborations[op.entity] = (permissions, False)
+                out.strip[op.entity] = op.data.get("strip_metadata", out.strip[op.entity])
         elif op.kind == oplog_module.COLLAB_DELETE:
             out.collaborations[op.entity] = (out.collaborations[op.entity][0], True)
         elif op.kind == oplog_module.KEY_CREATE:
@@ -94,7 +118,10 @@ def current(state: Any) -> tuple[Any, ...]:
     """The fields a snapshot (a row, or the reference's dict) is compared on."""
     tags = state["tags"]
     tags = tuple(json.loads(tags)) if isinstance(tags, str) else tuple(tags or ())
-    return (state["blob"], state["size"], state["description"], tags)
+    generation = state["generation"]
+    if isinstance(generation, str):
+        generation = json.loads(generation)
+    return (state["blob"], state["size"], state["description"], tags, generation)
 
 
 def last_op(store: Store) -> Op:
@@ -119,7 +146,7 @@ class SyncMachine(RuleBasedStateMachine):
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="df-sync-stateful-"))
         self.remote: Remote = self.remote_factory()
-        self.stores = [Store(self.root / f"replica-{i}") for i in range(3)]
+        self.stores = [Store(self.root / f"replica-{i}", extract_metadata=i != 2) for i in range(3)]
         for store in self.stores:
             store.add_remote("origin", self.remote.url, **self.remote.storage_options)
         self.ops: list[Op] = []
@@ -215,8 +242,14 @@ class SyncMachine(RuleBasedStateMachine):
 
     # -- collaborations and keys -------------------------------------------------------------
 
-    @rule(r=REPLICAS, i=PICK, c=st.sampled_from(USERS), p=st.sampled_from(["read", "write"]))
-    def collaborate(self, r: int, i: int, c: str, p: str) -> None:
+    @rule(
+        r=REPLICAS,
+        i=PICK,
+        c=st.sampled_from(USERS),
+        p=st.sampled_from(["read", "write"]),
+        strip=st.booleans(),
+    )
+    def collaborate(self, r: int, i: int, c: str, p: str, strip: bool) -> None:
         live = self._live(r)
         if not live:
             return
@@ -226,7 +259,7 @@ class SyncMachine(RuleBasedStateMachine):
             or self.stores[r].replica.catalog.reads.permission_of(content_id, c) is not None
         ):
             return
-        self.stores[r].create_collaboration(owner, content_id, c, p)
+        self.stores[r].create_collaboration(owner, content_id, c, p, strip_metadata=strip)
         self._did(r, f"share with {c}")
 
     def _collaborations(self, r: int) -> list[tuple[str, str]]:
@@ -241,17 +274,50 @@ class SyncMachine(RuleBasedStateMachine):
         )
         return [(row[0], row[1]) for row in rows]
 
-    @rule(r=REPLICAS, i=PICK, p=st.sampled_from(["read", "write"]), remove=st.booleans())
-    def change_collaboration(self, r: int, i: int, p: str, remove: bool) -> None:
+    @rule(
+        r=REPLICAS,
+        i=PICK,
+        p=st.sampled_from(["read", "write", None]),
+        remove=st.booleans(),
+        strip=st.sampled_from([None, True, False]),
+    )
+    def change_collaboration(
+        self, r: int, i: int, p: str | None, remove: bool, strip: bool | None
+    ) -> None:
         found = self._collaborations(r)
         if not found:
             return
         collaboration_id, owner = pick(found, i)
         if remove:
             self.stores[r].delete_collaboration(collaboration_id, owner)
+        elif p is None and strip is None:
+            return
         else:
-            self.stores[r].update_collaboration(collaboration_id, owner, p)
+            self.stores[r].update_collaboration(collaboration_id, owner, p, strip)
         self._did(r, "collaboration change")
+
+    # -- finding: favorites and reindexing ---------------------------------------------------
+
+    @rule(r=REPLICAS, i=PICK, u=st.sampled_from(USERS), mark=st.booleans())
+    def favorite(self, r: int, i: int, u: str, mark: bool) -> None:
+        live = self._live(r)
+        if not live:
+            return
+        content_id, owner = pick(live, i)
+        user = u if self.stores[r].replica.catalog.reads.permission_of(content_id, u) else owner
+        self.stores[r].set_favorite(content_id, user, mark)
+        self._did(r, f"favorite {mark} by {user}")
+
+    @rule(r=REPLICAS)
+    def reindex(self, r: int) -> None:
+        store = self.stores[r]
+        before = store.replica.catalog.log.max_rseq(store.replica_id)
+        recorded = store.reindex()
+        after = store.replica.catalog.log.max_rseq(store.replica_id)
+        assert after - before == recorded
+        if recorded:
+            self.ops.extend(store.replica.catalog.log.ops_of(store.replica_id, before, recorded))
+            note(f"replica {r}: reindex recorded {recorded}")
 
     @rule(r=REPLICAS, user=st.sampled_from(USERS), revoke=st.booleans(), i=PICK)
     def api_key(self, r: int, user: str, revoke: bool, i: int) -> None:
@@ -355,6 +421,21 @@ class SyncMachine(RuleBasedStateMachine):
         }
         for content_id, per_replica in histories.items():
             assert per_replica[0] == per_replica[1] == per_replica[2], content_id
+        # Search and facets follow the ops: the same on every replica (in an order that
+        # may differ where it falls back to local arrival, as list pages do).
+        for user in USERS:
+            for query in ("quokka", "zephyr", "dawn", None):
+                pages = {
+                    repr(
+                        sorted(
+                            repr(sorted(c.to_dict().items()))
+                            for c in store.search_content(user, query, limit=500).items
+                        )
+                    )
+                    for store in self.stores
+                }
+                assert len(pages) == 1, (user, query)
+            assert len({repr(store.facets(user).to_dict()) for store in self.stores}) == 1
 
     def _owners(self, expected: Expected) -> dict[str, dict[str, Any]]:
         owners = {
@@ -382,6 +463,28 @@ class SyncMachine(RuleBasedStateMachine):
             assert (row["permissions"], bool(row["deleted"])) == (permissions, deleted)
         for key_id, revoked in expected.revoked.items():
             assert (catalog.reads.key_row(key_id)["revoked_hlc"] is not None) == revoked
+        for collaboration_id, strip in expected.strip.items():
+            row = catalog.reads.collaboration_row(collaboration_id)
+            assert bool(row["strip_metadata"]) is strip, collaboration_id
+        favorites = {
+            (row[0], row[1]): bool(row[2])
+            for row in catalog.db.conn.execute("SELECT content_id, user, favorite FROM favorites")
+        }
+        assert favorites == expected.favorites
+        # Every replica finds the same renders for every user, from the ops alone.
+        for user in USERS:
+            for query in ("quokka", "zephyr", None):
+                found = store.search_content(user, query, limit=500)
+                ids = [item.content_id for item in found.items]
+                visible = {
+                    cid
+                    for cid, state in expected.contents.items()
+                    if state is not None
+                    and state["generation"] is not None
+                    and store.replica.catalog.reads.content_row(cid)["owner"] == user
+                    and (query is None or query in state["generation"]["prompt"])
+                }
+                assert visible <= set(ids) or query is None, (user, query)
 
 
 # File remotes get the big run; the servers a smaller one (each request costs more).

@@ -63,15 +63,20 @@ def _content_values(n: int | None, op: Op) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _version_values(op: Op, number: int, snapshot: dict[str, Any]) -> tuple[Any, ...]:
-    """The row of version ``number`` that ``op`` makes, with the snapshot after it."""
-    return (
+def _version_values(
+    op: Op, number: int, snapshot: dict[str, Any], generation: bool = True
+) -> tuple[Any, ...]:
+    """The row of version ``number`` that ``op`` makes, with the snapshot after it (without
+    its last value, the generation record, unless ``generation``)."""
+    values = (
         op.data["version_id"], op.entity, number, op.hlc, op.data["author"],
         snapshot["filename"], snapshot["mime"], snapshot["size"], snapshot["blob"],
         snapshot.get("description"), tags_to_sql(snapshot.get("tags") or ()),
         snapshot.get("width"), snapshot.get("height"), ",".join(op.data["changes"]),
-        generation_to_sql(snapshot.get("generation")),
     )  # fmt: skip
+    if not generation:
+        return values
+    return (*values, generation_to_sql(snapshot.get("generation")))
 
 
 class Fold(Part):
@@ -120,10 +125,16 @@ class Fold(Part):
             return first
         conn = self.conn
         conn.executemany(_INSERT_OP, [_op_values(op) for op in ops])
+        contents = [_content_values(n, op) for n, op in enumerate(ops, start=first)]
+        conn.executemany(_INSERT_CONTENT, contents)
+        # The first version holds the content's record as is: its JSON is made once.
         conn.executemany(
-            _INSERT_CONTENT, [_content_values(n, op) for n, op in enumerate(ops, start=first)]
+            _INSERT_VERSION,
+            [
+                (*_version_values(op, 1, op.data["fields"], False), row[-1])
+                for op, row in zip(ops, contents, strict=True)
+            ],
         )
-        conn.executemany(_INSERT_VERSION, [_version_values(op, 1, op.data["fields"]) for op in ops])
         blocks: dict[tuple[str, int], int] = {}
         usage: dict[str, list[int]] = {}
         blob_refs: dict[tuple[str, str], list[int]] = {}  # (owner, blob) -> [size, refs]

@@ -19,6 +19,8 @@ CONTENT_COLUMNS = (
 )  # fmt: skip
 _CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
 
+# The materialised state first (contents, versions, collaborations, favorites, keys),
+# then the counters.
 DIGEST_QUERIES = (
     "SELECT content_id, owner, deleted, filename, mime, size, blob, description, tags,"
     " width, height, version, created_hlc, updated_hlc, generation FROM contents"
@@ -164,6 +166,34 @@ class Reads(Part):
         ).fetchall()
         return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
+    def search_index_problems(self) -> list[str]:
+        """How the search index the fold keeps differs from a recount (empty: it agrees):
+        one indexed row per live content, terms of live contents only, facet counts equal
+        to a count of the terms."""
+        problems: list[str] = []
+        (live,) = self.conn.execute("SELECT count(*) FROM contents WHERE deleted = 0").fetchone()
+        (indexed,) = self.conn.execute("SELECT count(*) FROM search_words").fetchone()
+        if live != indexed:
+            problems.append(f"{indexed} contents are in the word index, {live} are live")
+        (stray,) = self.conn.execute(
+            "SELECT count(*) FROM content_terms t LEFT JOIN contents c USING (n)"
+            " WHERE c.n IS NULL OR c.deleted = 1"
+        ).fetchone()
+        if stray:
+            problems.append(f"{stray} facet terms belong to no live content")
+        kept = self.conn.execute(
+            "SELECT owner, kind, value, count FROM facet_counts ORDER BY owner, kind, value"
+        ).fetchall()
+        recount = self.conn.execute(
+            "SELECT c.owner, t.kind, t.value, count(*) FROM content_terms t JOIN contents c"
+            " USING (n) WHERE t.kind != 'seed' GROUP BY c.owner, t.kind, t.value"
+            " ORDER BY c.owner, t.kind, t.value"
+        ).fetchall()
+        # Values match in any case (the columns compare NOCASE): compare them folded.
+        if [_folded(row) for row in kept] != [_folded(row) for row in recount]:
+            problems.append("facet counts differ from a recount of the facet terms")
+        return problems
+
     def live_blobs(self) -> dict[str, int]:
         """Every blob a version of a live content references, with its size."""
         rows = self.conn.execute(
@@ -291,6 +321,11 @@ class Reads(Part):
             for number, query in enumerate(DIGEST_QUERIES):
                 for row in conn.execute(query):
                     yield (number, *tuple(row))
+
+
+def _folded(row: Any) -> tuple[Any, ...]:
+    owner, kind, value, count = row
+    return (owner, kind, str(value).lower(), count)
 
 
 def _passing(rows: Iterable[tuple[int, int]], offset: int) -> tuple[int, int, int] | None:

@@ -1,16 +1,16 @@
 """Generation metadata of AI images and videos: extract it at upload, strip it on demand.
 
 Standalone: the standard library only, nothing from the rest of the engine. No pixel is
-decoded: PNG, JPEG, WebP, MP4/MOV and WebM/Matroska containers are walked by small bounded
-parsers (PNG chunks to IEND, JPEG segments to the first scan, RIFF chunks, ISO-BMFF boxes,
-EBML elements), picked by the file's magic bytes, never by a name or a declared type.
+decoded: PNG, JPEG, WebP, GIF, MP4/MOV and WebM/Matroska containers are walked by small
+bounded parsers (PNG chunks to IEND, JPEG segments, RIFF chunks, GIF blocks, ISO-BMFF
+boxes, EBML elements), picked by the file's magic bytes, never by a name or a declared type.
 
 API
 ---
 ``extract(source, *, limits=None) -> Extracted | None``
     ``source`` is bytes or a binary stream, read from its current position (which is left
     anywhere); it need not be seekable, but seeking is what skips pixel data cheaply.
-    Returns None when the container is not one of the five (GIF, HEIF/AVIF, TIFF are not
+    Returns None when the container is not one of the six (HEIF/AVIF and TIFF are not
     read) or carries no metadata at all; a file with only, say, an editor's ``Software``
     tag gives an ``Extracted`` whose ``generator`` is None. Never raises for any content:
     malformed, truncated, huge or hostile metadata only yields less.
@@ -22,12 +22,13 @@ API
                           "DrawThings", or None when no generator is recognised
     prompt                str | None, at most 8 KiB of UTF-8 (``PROMPT_BYTES``)
     negativePrompt        str | None, likewise
-    seed                  str | None (ComfyUI seeds reach 2**64-1), at most 40 chars
+    seed                  str | None (ComfyUI seeds reach 2**64-1), at most 40 bytes
     steps                 int | None
     cfgScale              float | None
-    sampler, scheduler    str | None, at most 256 chars each
+    sampler, scheduler    str | None, at most 256 bytes of UTF-8 each
     model, modelHash      str | None, likewise
-    loras                 [{"name": str, "weight": float | None}], at most 32
+    loras                 [{"name": str, "weight": float | None}], at most 32, names
+                          at most 256 bytes, first occurrence of a name kept
     width, height         int | None: from the metadata, else the container header
     aiGenerated           True (generator metadata, or a C2PA/IPTC AI claim), False (a
                           provenance claim of capture or human work only), None (unknown)
@@ -35,24 +36,28 @@ API
                           verified: it is what the file claims)
     ====================  ==============================================================
 
+    Strings lose control characters (but tab and newline) and lone surrogates, so the
+    record is valid UTF-8; its ``json.dumps`` is at most ``RECORD_JSON_BYTES`` (81 KiB),
+    a few hundred bytes in practice.
+
     ``Extracted.raw`` maps raw texts by key, each at most ``Limits.max_text`` characters:
     PNG text keywords as written (``parameters``, ``prompt``, ``workflow``, ``Comment``...;
-    a repeated key becomes ``key#2``), EXIF tags by name (``UserComment``,
-    ``ImageDescription``, ``Software``, ``MakerNote``, ``XPComment``; ComfyUI's
-    ``prompt:{...}`` in Make/Model/ImageDescription become ``prompt``, ``workflow``...),
-    ``XMP``,
-    ``JPEG comment``, MP4 item and WebM tag names (``comment``, ``prompt``, ``workflow``...;
-    upper-case tag names are lowered) and ``c2pa``
-    (a JSON summary of the active manifest). ``Extracted.truncated`` names the raw texts cut
-    short (by a cap, or by the end of the file); those are kept but never interpreted.
+    a repeated key becomes ``key#2``); EXIF tags by name (``UserComment``,
+    ``ImageDescription``, ``Software``, ``MakerNote``, ``XPComment``, while ComfyUI's
+    ``prompt:{...}`` in Make/Model/ImageDescription becomes ``prompt``, ``workflow``...);
+    ``XMP``; ``JPEG comment``; the GIF ``comment``; MP4 item and WebM tag names
+    (``comment``, ``prompt``, ``workflow``..., upper-case tag names lowered); ``c2pa`` (a
+    JSON summary of the active manifest). ``Extracted.truncated`` names the raw texts cut
+    short (by a cap, or by the end of the file): they are kept but never interpreted.
     ``Extracted.to_dict()`` gives ``{"record", "raw", "truncated"}`` as strict JSON.
 
 ``container(head) -> str | None``
     The container a file's first 16 bytes announce: what both functions dispatch on.
 
 ``strip(src, dst) -> bool``
-    Copies ``src`` to ``dst`` without its metadata, the image data byte for byte. Returns
-    False, writing nothing, when the format is not one of the five (the caller decides
+    Copies ``src`` (from its current position) to ``dst`` without its metadata, the image
+    data byte for byte. Returns
+    False, writing nothing, when the format is not one of the six (the caller decides
     whether to copy it as is). Raises :class:`StripError` (a ValueError) for a file of a
     known format too damaged to rewrite; ``dst`` then holds partial output to discard.
     Kept: what changes how pixels look (ICC profiles, colour and transparency chunks, and
@@ -82,15 +87,22 @@ from dreamflare_store.genmeta.bmff import read_bmff, strip_bmff
 from dreamflare_store.genmeta.ebml import MAGIC as EBML_MAGIC
 from dreamflare_store.genmeta.ebml import read_ebml, strip_ebml
 from dreamflare_store.genmeta.generators import recognise
+from dreamflare_store.genmeta.gif import read_gif, strip_gif
 from dreamflare_store.genmeta.jpeg import read_jpeg, strip_jpeg
 from dreamflare_store.genmeta.png import SIGNATURE, read_png, strip_png
 from dreamflare_store.genmeta.provenance import read_provenance
-from dreamflare_store.genmeta.record import PROMPT_BYTES, RECORD_KEYS, normalise
+from dreamflare_store.genmeta.record import (
+    PROMPT_BYTES,
+    RECORD_JSON_BYTES,
+    RECORD_KEYS,
+    normalise,
+)
 from dreamflare_store.genmeta.source import Found, Limits, Source, StripError
 from dreamflare_store.genmeta.webp import read_webp, strip_webp
 
 __all__ = [
     "PROMPT_BYTES",
+    "RECORD_JSON_BYTES",
     "RECORD_KEYS",
     "Extracted",
     "Limits",
@@ -131,14 +143,16 @@ class Extracted:
 
 
 def container(head: bytes) -> str | None:
-    """Return "png", "jpeg", "webp", "bmff" (MP4/MOV) or "ebml" (WebM/Matroska) for a
-    file's first 16 bytes, else None (HEIF/AVIF are BMFF but not handled)."""
+    """Return "png", "jpeg", "webp", "gif", "bmff" (MP4/MOV) or "ebml" (WebM/Matroska)
+    for a file's first 16 bytes, else None (HEIF/AVIF are BMFF but not handled)."""
     if head.startswith(SIGNATURE):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
     if head[4:8] == b"ftyp":
         return None if head[8:12] in _HEIF_BRANDS else "bmff"
     if head[4:8] in _QT_ATOMS:
@@ -154,6 +168,7 @@ _READERS = {
     "webp": read_webp,
     "bmff": read_bmff,
     "ebml": read_ebml,
+    "gif": read_gif,
 }
 _STRIPPERS = {
     "png": strip_png,
@@ -161,6 +176,7 @@ _STRIPPERS = {
     "webp": strip_webp,
     "bmff": strip_bmff,
     "ebml": strip_ebml,
+    "gif": strip_gif,
 }
 
 
@@ -205,7 +221,7 @@ def _result(found: Found) -> Extracted | None:
 
 def strip(src: BinaryIO, dst: BinaryIO) -> bool:
     """Copy ``src`` to ``dst`` without metadata; return False (nothing written) if the
-    format is not PNG, JPEG, WebP, MP4/MOV or WebM/Matroska.
+    format is not PNG, JPEG, WebP, GIF, MP4/MOV or WebM/Matroska.
 
     It exists so users can share a file without its prompt, workflow or provenance while
     its pixels stay byte-identical. Raises StripError for a damaged file of a known format.
@@ -250,9 +266,11 @@ class _Prepend(io.RawIOBase):
         self._head, self._rest = head, rest
 
     def readable(self) -> bool:
+        """Always True: this is a read-only stream."""
         return True
 
     def read(self, n: int = -1) -> bytes:
+        """Return up to ``n`` bytes: the put-back ones first, then the stream's."""
         if not self._head:
             return self._rest.read(n) or b""
         if n < 0:

@@ -32,6 +32,8 @@ def is_api_graph(value: Any) -> TypeGuard[dict[str, Any]]:
 
 
 class _Walk:
+    """Walks over one graph, sharing a budget of link follows so the total stays bounded."""
+
     def __init__(self, graph: dict[str, Any], budget: int) -> None:
         self.graph = graph
         self.budget = budget
@@ -134,12 +136,13 @@ def _samplers(graph: dict[str, Any]) -> list[str]:
 def _first_pass(walk: _Walk, samplers: list[str]) -> str:
     """The sampler no other sampler feeds: the first pass of a hires or refiner chain."""
     fed: set[str] = set()
+    known = set(samplers)
     for node_id in samplers:
         latent = _inputs(walk.graph[node_id]).get("latent_image")
         seen: set[str] = set()
         while (linked := walk.node(latent)) is not None and linked[0] not in seen:
             seen.add(linked[0])
-            if linked[0] in samplers:
+            if linked[0] in known:
                 fed.add(node_id)  # another sampler's output is this one's input
                 break
             latent = next(

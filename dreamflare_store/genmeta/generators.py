@@ -28,11 +28,7 @@ __all__ = ["recognise"]
 _NOVELAI_SOURCE = re.compile(r"^(.*?)\s+([A-Z0-9]{6,})$")
 _DREAM_FLAG = re.compile(r"-(\w)\s+(\S+)")
 _RESOLUTION = re.compile(r"(\d+)\D+(\d+)")
-_JOB_ID = re.compile(r"\s*Job ID:\s*\S+\s*$")
 _MJ_VERSION = re.compile(r"--(v|niji)\s+(\S+)")
-_XMP_COMMENT = re.compile(
-    r"<exif:UserComment>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL | re.IGNORECASE
-)
 
 
 class _Texts:
@@ -46,9 +42,11 @@ class _Texts:
         self._json: dict[str, Any] = {}
 
     def get(self, key: str) -> str | None:
+        """The raw text of ``key``, or None if absent or truncated."""
         return None if key in self.found.truncated else self.texts.get(key)
 
     def json(self, key: str) -> Any:
+        """The parsed JSON of ``key``'s text, or None if absent, truncated or not JSON."""
         if key not in self._json:
             self._json[key] = _loads(self.texts.get(key), key in self.found.truncated)
         return self._json[key]
@@ -102,7 +100,9 @@ def _merge_novelai_exif(texts: _Texts) -> None:
 
 
 def _params(texts: _Texts) -> str | None:
-    return texts.get("parameters") or texts.get("UserComment")
+    # A GIF from A1111 carries its text as the comment; a comment counts as infotext only
+    # with three parameters, like UserComment.
+    return texts.get("parameters") or texts.get("UserComment") or texts.get("comment")
 
 
 def _params_json(texts: _Texts) -> Any:
@@ -162,7 +162,7 @@ def _invokeai(texts: _Texts) -> dict[str, Any] | None:
 def _dream_prompt(prompt: str) -> dict[str, Any]:
     """InvokeAI 2 writes the negative prompt inside the prompt, in square brackets."""
     negative = [n.strip() for n in re.findall(r"\[([^\[\]]*)\]", prompt)]
-    positive = re.sub(r"\s*\[[^\[\]]*\]", "", prompt).strip()
+    positive = re.sub(r"\[[^\[\]]*\]", "", prompt).strip()
     return {"prompt": positive or None, "negativePrompt": ", ".join(negative) or None}
 
 
@@ -208,7 +208,8 @@ def _novelai(texts: _Texts) -> dict[str, Any] | None:
     if negative is None and isinstance(v4_negative, dict):
         caption = v4_negative.get("caption")
         negative = caption.get("base_caption") if isinstance(caption, dict) else None
-    source = _NOVELAI_SOURCE.match(texts.get("Source") or "")
+    # A short slice: the lazy pattern would be quadratic over a long run of spaces.
+    source = _NOVELAI_SOURCE.match((texts.get("Source") or "")[:256])
     return {
         "generator": "NovelAI",
         "prompt": prompt,
@@ -249,7 +250,7 @@ def _fooocus_json(value: dict[str, Any]) -> dict[str, Any]:
     for item in _list(value.get("loras")):
         if isinstance(item, list) and item:
             loras.append({"name": item[0], "weight": item[1] if len(item) > 1 else None})
-    size = _RESOLUTION.search(str(value.get("resolution", "")))  # a tuple repr: never eval
+    size = _size(value.get("resolution"))  # a tuple repr such as "(1152, 896)": never eval
     return {
         "generator": "Fooocus",
         "prompt": value.get("prompt"),
@@ -262,9 +263,15 @@ def _fooocus_json(value: dict[str, Any]) -> dict[str, Any]:
         "model": value.get("base_model"),
         "modelHash": value.get("base_model_hash"),
         "loras": loras,
-        "width": int(size.group(1)) if size else None,
-        "height": int(size.group(2)) if size else None,
+        "width": size[0],
+        "height": size[1],
     }
+
+
+def _size(value: Any) -> tuple[int | None, int | None]:
+    """Two integers from "(1152, 896)" or "768x1024"; a short slice keeps the search linear."""
+    match = _RESOLUTION.search(str(value)[:64]) if value is not None else None
+    return (int(match.group(1)), int(match.group(2))) if match else (None, None)
 
 
 def _json_parameters(texts: _Texts) -> dict[str, Any] | None:
@@ -376,22 +383,31 @@ def _midjourney(texts: _Texts) -> dict[str, Any] | None:
     if "Job ID:" not in description and not re.search(r"--(?:v|ar|niji)\s", description):
         return None
     version = _MJ_VERSION.search(description)
+    job = description.rfind("Job ID:")
     return {
         "generator": "Midjourney",
-        "prompt": _JOB_ID.sub("", description).strip() or None,
+        "prompt": (description[:job] if job >= 0 else description).strip() or None,
         "model": f"{version.group(1)} {version.group(2)}" if version else None,
     }
+
+
+def _xmp_user_comment(xmp: str) -> str:
+    """The first ``rdf:li`` text inside ``exif:UserComment``, found with str.find (linear)."""
+    start = xmp.find("<exif:UserComment")
+    item = xmp.find("<rdf:li", start) if start >= 0 else -1
+    opened = xmp.find(">", item) if item >= 0 else -1
+    closed = xmp.find("</rdf:li>", opened) if opened >= 0 else -1
+    return xmp[opened + 1 : closed] if closed >= 0 else ""
 
 
 def _draw_things(texts: _Texts) -> dict[str, Any] | None:
     xmp = texts.get("XMP") or ""
     if "Draw Things" not in xmp:
         return None
-    match = _XMP_COMMENT.search(xmp)
-    value = _loads(html.unescape(match.group(1))) if match else None
+    value = _loads(html.unescape(_xmp_user_comment(xmp)))
     if not isinstance(value, dict):
         return {"generator": "DrawThings"}
-    size = _RESOLUTION.search(str(value.get("size", "")))
+    size = _size(value.get("size"))
     loras = [
         {"name": item.get("file") or item.get("model"), "weight": item.get("weight")}
         for item in _list(value.get("lora"))
@@ -407,6 +423,6 @@ def _draw_things(texts: _Texts) -> dict[str, Any] | None:
         "sampler": value.get("sampler"),
         "model": value.get("model"),
         "loras": loras,
-        "width": int(size.group(1)) if size else None,
-        "height": int(size.group(2)) if size else None,
+        "width": size[0],
+        "height": size[1],
     }

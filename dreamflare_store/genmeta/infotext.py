@@ -16,7 +16,9 @@ from typing import Any
 
 __all__ = ["parse_infotext", "parse_pairs"]
 
-_KEY = re.compile(r"\s*(\w[\w \-/]{0,80}?)\s*:\s*")
+# Bounded repeats: a lazy key followed by an unbounded space run would backtrack over
+# long runs of spaces once per key length.
+_KEY = re.compile(r"\s*(\w[\w \-/]{0,80}?)\s{0,8}:\s*")
 _SIZE = re.compile(r"^(\d+)\s*x\s*(\d+)$")
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]{1,200})(?::([^:<>]{1,30}))?[^<>]{0,200}>")
 _HEX_VERSION = re.compile(r"^[0-9a-f]{7,40}$")
@@ -108,15 +110,18 @@ def parse_infotext(text: str) -> dict[str, Any]:
     if len(pairs) < 3:
         lines.append(last)
         pairs = {}
-    prompt, negative, in_negative = "", "", False
+    # A1111 appends each line with a "\n" only once the text is not empty, which drops
+    # leading blank lines and keeps interior ones: the same as below, done with lists.
+    parts: tuple[list[str], list[str]] = ([], [])
+    in_negative = False
     for raw_line in lines:
         line = raw_line.strip()
         if line.startswith("Negative prompt:"):
             in_negative, line = True, line[16:].strip()
-        if in_negative:
-            negative += ("\n" if negative else "") + line
-        else:
-            prompt += ("\n" if prompt else "") + line
+        side = parts[in_negative]
+        if line or side:
+            side.append(line)
+    prompt, negative = "\n".join(parts[0]), "\n".join(parts[1])
     out: dict[str, Any] = {
         "generator": _generator(pairs),
         "prompt": prompt or None,

@@ -15,7 +15,6 @@ from dreamflare_store.genmeta.source import (
     Limits,
     Source,
     StripError,
-    copy_exact,
     decode_text,
     read_exact,
 )
@@ -105,19 +104,23 @@ def _reassemble(parts: list[tuple[int, bytes]], cap: int) -> bytes:
 
 
 def strip_jpeg(src: BinaryIO, dst: BinaryIO, limit: int) -> None:
-    """Copy a JPEG without its metadata segments; everything from the first scan on passes
-    byte for byte.
+    """Copy a JPEG without its metadata segments; the entropy-coded data passes byte for byte.
 
     Kept: APP0 (JFIF), APP2 ICC_PROFILE, APP14 (Adobe colour transform) and every non-APP
-    segment. APP1 EXIF is replaced by an EXIF holding only the orientation, when that is not
-    the default, since viewers rotate by it. Dropped: other APP1 (XMP), other APPn (MPF,
-    IPTC, C2PA), COM. Raises StripError when the file ends before the first scan.
+    segment (tables, frame and scan headers). APP1 EXIF is replaced by an EXIF holding only
+    the orientation, when that is not the default, since viewers rotate by it (its
+    thumbnail, which may show the unedited image, goes too). Dropped: other APP1 (XMP),
+    other APPn (MPF, IPTC, C2PA), COM, between scans as well, and anything after EOI.
+    Raises StripError when the file ends before its first scan.
     """
     if src.read(2) != b"\xff\xd8":
         raise StripError("not a JPEG")
     dst.write(b"\xff\xd8")
+    scanned = False
     for _ in range(limit):
-        byte = read_exact(src, 1)
+        byte = src.read(1)
+        if not byte and scanned:
+            return  # no EOI: the file is kept as complete as it was
         while byte != b"\xff":  # junk between segments is dropped, as decoders ignore it
             byte = read_exact(src, 1)
         while byte == b"\xff":
@@ -127,15 +130,14 @@ def strip_jpeg(src: BinaryIO, dst: BinaryIO, limit: int) -> None:
             dst.write(b"\xff" + byte)
             continue
         if marker == 0xD9:
-            raise StripError("JPEG ends before its first scan")
+            if not scanned:
+                raise StripError("JPEG ends before its first scan")
+            dst.write(b"\xff\xd9")
+            return
         head = read_exact(src, 2)
         length = struct.unpack(">H", head)[0]
         if length < 2:
             raise StripError("JPEG segment length out of range")
-        if marker == 0xDA:
-            dst.write(b"\xff\xda" + head)
-            _copy_rest(src, dst)
-            return
         data = read_exact(src, length - 2)
         if marker == 0xE1 and data.startswith(_EXIF):
             orientation = read_exif(data[6:], Found(_NO_TEXTS))
@@ -144,6 +146,9 @@ def strip_jpeg(src: BinaryIO, dst: BinaryIO, limit: int) -> None:
                 dst.write(b"\xff\xe1" + struct.pack(">H", len(block) + 2) + block)
         elif _keep(marker, data):
             dst.write(b"\xff" + byte + head + data)
+        if marker == 0xDA:
+            scanned = True
+            _copy_entropy(src, dst)
     raise StripError("too many JPEG segments")
 
 
@@ -153,8 +158,29 @@ def _keep(marker: int, data: bytes) -> bool:
     return marker in (0xE0, 0xEE) or not (0xE0 <= marker <= 0xEF or marker == 0xFE)
 
 
-def _copy_rest(src: BinaryIO, dst: BinaryIO) -> None:
-    here = src.tell()
-    end = src.seek(0, 2)
-    src.seek(here)
-    copy_exact(src, dst, end - here)
+def _copy_entropy(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy entropy-coded data up to the next marker, and leave ``src`` on that marker.
+
+    Inside a scan, 0xFF is followed by 0x00 (a stuffed byte), a restart marker or another
+    0xFF (fill); anything else is a marker that ends the scan.
+    """
+    while True:
+        base = src.tell()
+        block = src.read(1 << 20)
+        if not block:
+            return
+        at = 0
+        while (k := block.find(b"\xff", at)) >= 0 and k + 1 < len(block):
+            follower = block[k + 1]
+            if follower == 0 or 0xD0 <= follower <= 0xD7 or follower == 0xFF:
+                at = k + 1
+                continue
+            dst.write(block[:k])
+            src.seek(base + k)
+            return
+        end = len(block) - 1 if k == len(block) - 1 else len(block)
+        dst.write(block[:end])  # a 0xFF at the very end is looked at with what follows
+        src.seek(base + end)
+        if end == 0:
+            dst.write(block)  # a lone 0xFF at the end of the file
+            return

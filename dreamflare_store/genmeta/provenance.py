@@ -195,6 +195,8 @@ class _CborError(Exception):
 
 
 class _Cbor:
+    """A cursor over CBOR bytes; every read is bounds-checked or raises _CborError."""
+
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.at = 0
@@ -213,6 +215,7 @@ class _Cbor:
         return int.from_bytes(raw, "big")
 
     def value(self, depth: int) -> Any:
+        """Decode the item at the cursor (and its contents), moving the cursor past it."""
         if depth > 16 or self.items > 20_000:
             raise _CborError("too deep or too many items")
         self.items += 1

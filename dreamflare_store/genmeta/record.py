@@ -1,19 +1,29 @@
 """The normalised record: one JSON object with fixed keys, coerced types and capped sizes.
 
 The record travels in the op log, so its size is bounded whatever the file holds: prompts
-are cut at ``PROMPT_BYTES`` of UTF-8, other strings at ``SHORT_CHARS``, LoRAs at
-``MAX_LORAS``. A value of the wrong type or out of range becomes None rather than an error.
+are cut at ``PROMPT_BYTES`` of UTF-8, other strings at ``SHORT_BYTES``, LoRAs at
+``MAX_LORAS``; control characters (but tab and newline) and lone surrogates are removed, so
+the record is always valid UTF-8 and at most ``RECORD_JSON_BYTES`` as ASCII JSON. A value
+of the wrong type or out of range becomes None rather than an error.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from dreamflare_store.genmeta.provenance import Provenance
 from dreamflare_store.genmeta.source import Found
 
-__all__ = ["MAX_LORAS", "PROMPT_BYTES", "RECORD_KEYS", "SHORT_CHARS", "normalise"]
+__all__ = [
+    "MAX_LORAS",
+    "PROMPT_BYTES",
+    "RECORD_JSON_BYTES",
+    "RECORD_KEYS",
+    "SHORT_BYTES",
+    "normalise",
+]
 
 RECORD_KEYS = (
     "generator",
@@ -33,9 +43,13 @@ RECORD_KEYS = (
     "claimGenerator",
 )
 PROMPT_BYTES = 8 * 1024
-SHORT_CHARS = 256
-SEED_CHARS = 40
+SHORT_BYTES = 256
+SEED_BYTES = 40
 MAX_LORAS = 32
+# json.dumps (ASCII) of a record: each UTF-8 byte kept costs at most 3 bytes escaped (a
+# 2-byte character becomes a 6-byte \uXXXX, a 4-byte one two of them), plus the keys.
+RECORD_JSON_BYTES = 3 * (2 * PROMPT_BYTES + 7 * SHORT_BYTES + MAX_LORAS * SHORT_BYTES) + 4096
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def normalise(fields: dict[str, Any], found: Found, prov: Provenance) -> dict[str, Any]:
@@ -69,36 +83,39 @@ def normalise(fields: dict[str, Any], found: Found, prov: Provenance) -> dict[st
     }
 
 
-def _text(value: Any) -> str | None:
+def _clip(value: Any, limit: int) -> str | None:
+    """A string, number or None as text of at most ``limit`` UTF-8 bytes, or None if empty."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
-        return str(value)
-    if isinstance(value, str):
-        value = value.replace("\x00", "").strip()
-        return value or None
-    return None
+    if isinstance(value, int):
+        # str() refuses integers over 4300 digits; none that long is a real value anyway.
+        value = str(value) if value.bit_length() < 1024 else None
+    elif isinstance(value, float) and math.isfinite(value):
+        value = repr(value)
+    if not isinstance(value, str):
+        return None
+    # A character is at least one byte, so cutting characters first loses nothing the byte
+    # cut keeps; it only spares cleaning a megabyte to keep eight kilobytes.
+    text = _CONTROL.sub("", value[:limit].replace("\r\n", "\n")).strip()
+    # "replace" turns a lone surrogate (JSON allows "\ud800") into "?": valid UTF-8 only.
+    data = text.encode("utf-8", "replace")[:limit]
+    # "ignore" drops a multi-byte character split by the cut.
+    return data.decode("utf-8", "ignore").strip() or None
 
 
 def _long(value: Any) -> str | None:
-    text = _text(value)
-    if text is None or len(text) <= PROMPT_BYTES // 4:
-        return text
-    # Cut on a character boundary: "ignore" drops a multi-byte character split by the cut.
-    return text.encode("utf-8")[:PROMPT_BYTES].decode("utf-8", "ignore")
+    return _clip(value, PROMPT_BYTES)
 
 
 def _short(value: Any) -> str | None:
-    text = _text(value)
-    return text[:SHORT_CHARS] if text is not None else None
+    return _clip(value, SHORT_BYTES)
 
 
 def _seed(value: Any) -> str | None:
     """Seeds are strings: ComfyUI's reach 2**64-1, past what JSON numbers keep exactly."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
-    text = _text(value)
-    return text[:SEED_CHARS] if text is not None else None
+    return _clip(value, SEED_BYTES)
 
 
 def _integer(value: Any, low: int, high: int) -> int | None:

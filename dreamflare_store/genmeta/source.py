@@ -84,11 +84,14 @@ class Source:
         if n <= 0:
             return b""
         data = self._stream.read(n) or b""
-        while 0 < len(data) < n:
-            more = self._stream.read(n - len(data)) or b""
-            if not more:
-                break
-            data += more
+        if 0 < len(data) < n:
+            buffer = bytearray(data)  # appending to bytes would copy it again each time
+            while len(buffer) < n:
+                more = self._stream.read(n - len(buffer))
+                if not more:
+                    break
+                buffer += more
+            data = bytes(buffer)
         self.pos += len(data)
         return data
 
