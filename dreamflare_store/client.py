@@ -34,9 +34,11 @@ from .records import (
     ApiUsage,
     Collaboration,
     Content,
+    ContentUrls,
     FacetCount,
     Facets,
     Generation,
+    Identity,
     NewApiKey,
     Page,
     Record,
@@ -59,9 +61,14 @@ _RECORDS: dict[str, type[Record]] = {
     "NewApiKey": NewApiKey,
     "Analytics": Analytics,
     "Collaboration": Collaboration,
+    "Identity": Identity,
     "Generation": Generation,
 }
-_LISTS: dict[str, type[Record]] = {"VersionList": Version, "CollaborationList": Collaboration}
+_LISTS: dict[str, type[Record]] = {
+    "VersionList": Version,
+    "CollaborationList": Collaboration,
+    "ContentUrlsList": ContentUrls,
+}
 
 
 def _camel(name: str) -> str:
@@ -383,6 +390,33 @@ class Client:
             finally:
                 temp.unlink(missing_ok=True)
             return size
+
+    # -- the gallery's operations -------------------------------------------------------
+
+    def thumbnail(
+        self, content_id: str, user_id: str, size: int = 256, version: int | None = None
+    ) -> bytes:
+        """A WebP thumbnail of the content; see ``Store.thumbnail``."""
+        request = self._request(
+            "open_thumbnail", content_id=content_id, user_id=user_id, size=size, version=version
+        )
+        response = self._transport(lambda: self._http.send(request))
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.content
+
+    def create_urls(
+        self, user_id: str, content_ids: Iterable[str] | str, expires_in: int = 3600
+    ) -> list[ContentUrls]:
+        """Signed URLs of contents' thumbnails and bytes, answering to this client's key."""
+        ids_ = content_ids if isinstance(content_ids, str) else list(content_ids)
+        return self._call(  # type: ignore[no-any-return]
+            "create_urls", user_id=user_id, content_ids=ids_, expires_in=expires_in
+        )
+
+    def whoami(self) -> Identity:
+        """The user and key id of this client's API key."""
+        return self._call("whoami")  # type: ignore[no-any-return]
 
     # -- requests -------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import blake3
 from . import oplog, rows
 from .access import Access
 from .errors import Unauthenticated
-from .records import ApiKey, NewApiKey
+from .records import ApiKey, Identity, NewApiKey
 from .replica import Replica
 
 API_KEY_PREFIX = "dfk_"
@@ -57,6 +57,10 @@ class Keys:
 
     def authenticate(self, api_key: object) -> str:
         """The user who owns a valid, unrevoked key; Unauthenticated otherwise."""
+        return self.identify(api_key).user_id
+
+    def identify(self, api_key: object) -> Identity:
+        """The user and key id of a valid, unrevoked key; Unauthenticated otherwise."""
         if (
             not isinstance(api_key, str)
             or len(api_key) != _SECRET_LENGTH
@@ -69,4 +73,4 @@ class Keys:
         if row["revoked_hlc"] is not None:
             raise Unauthenticated("this API key has been revoked")
         self._replica.counters.key_used(row["key_id"], self._replica.now_ms())
-        return str(row["user"])
+        return Identity(str(row["user"]), str(row["key_id"]))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from . import validate
+from .blobs import VerifiedReader
 from .clock import WallClock, day_of
 from .counters import CounterBuffer
 from .errors import InvalidArgument
@@ -120,3 +122,50 @@ def metered(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 def _meter_of(owner: Any) -> Meter:
     metered_owner: Metered = owner
     return metered_owner.meter
+
+
+class CountingReader(io.RawIOBase):
+    """Passes reads through to a verified reader, counting the bytes served (in analytics
+    and in the reader's API usage): what ``Store.open_content`` hands out."""
+
+    def __init__(
+        self,
+        reader: VerifiedReader,
+        counters: CounterBuffer,
+        content_id: str,
+        user_id: str,
+        day: str,
+    ) -> None:
+        super().__init__()
+        self._reader = reader
+        self._counters = counters
+        self._content_id = content_id
+        self._user_id = user_id
+        self._day = day
+        self.size = reader.size
+        self.digest = reader.digest
+        self.filename: str | None = None
+        self.mime_type: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self._reader.readinto(buffer)
+        if count:
+            self._counters.add_served(self._content_id, self._day, count)
+            self._counters.add_bytes_out(self._user_id, "open_content", self._day, count)
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        self._reader.close()
+        super().close()

@@ -311,6 +311,27 @@ class GcReport(Record):
     blobs_removed: int
     bytes_freed: int
     temp_files_removed: int
+    thumbnails_removed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Identity(Record):
+    """Who an API key acts for (``GET /whoami``): its user and the key's own id."""
+
+    user_id: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContentUrls(Record):
+    """Signed URLs of one content's thumbnail and bytes, for a browser's ``<img>`` and
+    ``<video>``: relative to the server, good until ``expires_at`` while the key that
+    made them is unrevoked. Add ``&size=`` or ``&version=`` to them as needed."""
+
+    content_id: str
+    thumbnail_url: str
+    data_url: str
+    expires_at: str
 
 
 @dataclass(frozen=True, slots=True)

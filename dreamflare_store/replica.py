@@ -26,6 +26,7 @@ import msgpack
 
 from . import genmeta, ids, media, oplog
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
+from .blobs.derived import DerivedBlobs
 from .catalog import Catalog, Row
 from .clock import HybridClock, WallClock
 from .counters import CounterBuffer
@@ -72,6 +73,7 @@ class Replica:
         self.default_quota = default_quota
         self._randbits = randbits
         self.blobs = BlobStore(path)
+        self.derived = DerivedBlobs(path)  # thumbnails: local caches, never synced
         self.catalog = Catalog(path / CATALOG_FILE)
         self.replica_id = self._replica_id()
         self.clock = HybridClock(self.replica_id, wall, self.catalog.log.last_hlc())
@@ -353,8 +355,10 @@ class Replica:
 
     def gc(self, min_age: float) -> GcReport:
         """Remove blobs no version references and temp files left by crashes, of those
-        untouched for ``min_age`` seconds (see ``Store.gc``)."""
-        cutoff = time.time() - min_age
+        untouched for ``min_age`` seconds (see ``Store.gc``), and every derived file
+        (thumbnail) whose source blob is no longer referenced."""
+        now = time.time()
+        cutoff = now - min_age
         removed = freed = temps = 0
         with self.catalog.atomic():  # the write lock: no upload commits a reference meanwhile
             live = self.catalog.reads.live_blobs()
@@ -370,10 +374,13 @@ class Replica:
                     continue
                 freed += self.blobs.remove(digest)
                 removed += 1
-        for temp in list(self.blobs.stale_temps(min_age)):
+            # A thumbnail made while this runs is of a live blob (it was read under the
+            # access rules), so the live set taken under the lock covers it.
+            derived, _ = self.derived.remove_orphans(live)
+        for temp in [*self.blobs.stale_temps(min_age), *self.derived.stale_temps(min_age, now)]:
             temp.unlink(missing_ok=True)
             temps += 1
-        return GcReport(removed, freed, temps)
+        return GcReport(removed, freed, temps, derived)
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""

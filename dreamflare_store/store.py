@@ -9,25 +9,26 @@ rules live in ``access``; the records are built from rows in ``rows``.
 
 from __future__ import annotations
 
-import io
+import functools
 import os
 from collections.abc import Callable, Sequence
 from itertools import starmap
 from pathlib import Path
 from typing import Any, BinaryIO, cast
+from urllib.parse import quote
 
 from . import ids, rows, validate
 from .access import OWNER, READ, Access
 from .blobs import VerifiedReader
 from .catalog import Row
 from .catalog.search import Filters, Scope, parse
-from .clock import SystemClock, WallClock, day_of
+from .clock import SystemClock, WallClock, day_of, iso_ms
 from .contents import Contents
-from .counters import CounterBuffer
 from .errors import BlobUnavailable, DreamflareError, InvalidArgument, NotFound
 from .finding import Finding
 from .keys import Keys
-from .metering import Meter, metered
+from .metering import CountingReader, Meter, metered
+from .previews import Previews, ThumbnailImage
 from .progress import Progress, Silent
 from .records import (
     Analytics,
@@ -35,9 +36,11 @@ from .records import (
     ApiUsage,
     Collaboration,
     Content,
+    ContentUrls,
     Facets,
     GcReport,
     Generation,
+    Identity,
     NewApiKey,
     Page,
     Problem,
@@ -49,6 +52,8 @@ from .records import (
 from .replica import FileLike, Replica
 from .reports import Reports
 from .sharing import Sharing
+from .signing import DEFAULT_LIFETIME, MAX_LIFETIME, UrlSigner
+from .thumbnails import DEFAULT_MAX_PIXELS, DEFAULT_SIZE
 
 Tags = str | list[str] | tuple[str, ...] | None
 
@@ -70,6 +75,8 @@ class Store:
         clock: WallClock | None = None,
         randbits: Callable[[int], int] | None = None,
         extract_metadata: bool = True,
+        warm_thumbnails: bool = False,
+        thumbnail_max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.path = Path(path)
         quota = validate.quota(quota_bytes)  # checked before anything is made
@@ -82,6 +89,11 @@ class Store:
         self._reports = Reports(self.replica)
         self._finding = Finding(self.replica, self._access)
         self._reindex_after_upgrade()
+        self._previews = Previews(self.replica, thumbnail_max_pixels)
+        self._signer = UrlSigner(self.replica.catalog)
+        # Make each new upload's 256 px thumbnail in the background, so a gallery's first
+        # look is instant (off by default: it spends CPU on pictures no one may look at).
+        self.warm_thumbnails = warm_thumbnails
 
     @property
     def replica_id(self) -> str:
@@ -102,6 +114,7 @@ class Store:
     def close(self) -> None:
         """Flush buffered counters and close the catalog. Idempotent."""
         self.meter.stopped = True
+        self._previews.close()
         self.replica.close()
 
     def flush(self) -> None:
@@ -133,6 +146,7 @@ class Store:
         if content_id is not None:
             ids.check_id("content", content_id)
         content, _ = self._contents.upload(file, user_id, description, tag_list, content_id, name)
+        self._warm([content])
         return content
 
     def upload_many(
@@ -156,7 +170,9 @@ class Store:
         description = validate.description(description)
         tag_list = validate.tags(tags)
         done = self._contents.upload_many(files, user_id, description, tag_list, jobs)
-        return [outcome for outcome, _ in done]
+        results = [outcome for outcome, _ in done]
+        self._warm(results)
+        return results
 
     def upload_batch(
         self,
@@ -179,9 +195,11 @@ class Store:
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
-        return self._contents.upload_batch(
+        results = self._contents.upload_batch(
             files, user_id, description, tag_list, jobs, progress or Silent()
         )
+        self._warm([result.content for result in results])
+        return results
 
     # -- 2-5, 15. content -----------------------------------------------------------------
 
@@ -382,7 +400,7 @@ class Store:
         day = self._today()
         user_id = validate.user_id(user_id)
         self.replica.counters.count_read(content_id, user_id, day, False, 0)
-        counting = _CountingReader(reader, self.replica.counters, content_id, user_id, day)
+        counting = CountingReader(reader, self.replica.counters, content_id, user_id, day)
         counting.filename, counting.mime_type = source["filename"], source["mime"]
         return cast(BinaryIO, counting)  # a RawIOBase: every BinaryIO method a reader needs
 
@@ -408,6 +426,19 @@ class Store:
     ) -> tuple[VerifiedReader, Row]:
         """A verified reader over the bytes (stripped of their metadata when asked, or
         when the user may not see it), and the content or version row they belong to."""
+        digest, source, stripped = self._source(content_id, user_id, version, strip)
+        if not stripped:
+            return self._blob(digest), source
+        if not self.replica.blobs.exists(digest):
+            self._fetch_remote_blob(digest)
+        return self.replica.blobs.open(self.replica.stripped_blob(digest)), source
+
+    def _source(
+        self, content_id: str, user_id: str, version: int | None, strip: Any = False
+    ) -> tuple[str, Row, bool]:
+        """The blob digest of a content (or of one of its versions) the user may read, the
+        content or version row it belongs to, and whether its bytes are to be served
+        stripped of their metadata (asked, or the user may not see it)."""
         ids.check_id("content", content_id)
         user_id = validate.user_id(user_id)
         strip = bool(validate.flag(strip, "strip_metadata"))
@@ -416,20 +447,19 @@ class Store:
             source = self._access.content(content_id, user_id, READ)
             strip = strip or self._access.strips(source, user_id)
             if version is None:
-                digest = source["blob"]
-            else:
-                number = validate.integer(version, "version", 1, 2**62)
-                version_row = catalog.reads.version_row(content_id, number)
-                if version_row is None:
-                    raise NotFound(
-                        f"content {content_id} has no version {number}", content_id=content_id
-                    )
-                digest, source = version_row["blob"], version_row
+                return source["blob"], source, strip
+            number = validate.integer(version, "version", 1, 2**62)
+            version_row = catalog.reads.version_row(content_id, number)
+        if version_row is None:
+            raise NotFound(f"content {content_id} has no version {number}", content_id=content_id)
+        return version_row["blob"], version_row, strip
+
+    def _blob(self, digest: str) -> VerifiedReader:
+        """A verified reader over a blob, fetched from its remote first if it was lazily
+        pulled (verified as it arrives)."""
         if not self.replica.blobs.exists(digest):
             self._fetch_remote_blob(digest)
-        if strip:
-            digest = self.replica.stripped_blob(digest)
-        return self.replica.blobs.open(digest), source
+        return self.replica.blobs.open(digest)
 
     def _fetch_remote_blob(self, digest: str) -> None:
         """Bring a lazily pulled blob home from its remote (verified), or say it is remote-only."""
@@ -544,6 +574,121 @@ class Store:
         with catalog.atomic():
             catalog.db.conn.execute("DELETE FROM meta WHERE key = 'reindex_pending'")
 
+    # -- thumbnails and signed URLs (the gallery) ------------------------------------------
+
+    @metered("thumbnail")
+    def thumbnail(
+        self, content_id: str, user_id: str, size: int = DEFAULT_SIZE, version: int | None = None
+    ) -> bytes:
+        """A WebP thumbnail of the content (or of one of its versions), its longest side
+        at most ``size`` (32..1024) pixels; the generic icon of its type when it has no
+        picture (audio, a damaged file, one over the pixel cap).
+
+        Made once per (bytes, size) and kept beside the blobs (counted in no one's
+        storage, never synced, removed by gc with its source). Anyone who may get the
+        content may have it. It is an API call, neither a view nor a download: a grid of
+        fifty thumbnails is not fifty views.
+        """
+        return self._thumbnail(content_id, user_id, size, version).data
+
+    @metered("thumbnail")
+    def open_thumbnail(
+        self, content_id: str, user_id: str, size: int = DEFAULT_SIZE, version: int | None = None
+    ) -> ThumbnailImage:
+        """What ``thumbnail`` gives, with the ETag and cacheability a server answers with."""
+        return self._thumbnail(content_id, user_id, size, version)
+
+    def _thumbnail(
+        self, content_id: str, user_id: str, size: int, version: int | None
+    ) -> ThumbnailImage:
+        size = validate.integer(size, "size", 32, 1024)
+        # Thumbnails hold pixels only, never the metadata a collaborator may not see.
+        digest, source, _ = self._source(content_id, user_id, version)
+        return self._previews.get(digest, source["mime"], size, lambda: self._blob(digest))
+
+    def warm_thumbnails_now(self, size: int = DEFAULT_SIZE) -> int:
+        """Make the ``size`` thumbnail of every live blob that has none yet; returns how
+        many blobs were looked at. For ``dreamflare thumbnails``, before a gallery opens."""
+        size = validate.integer(size, "size", 32, 1024)
+        with self.replica.catalog.snapshot():
+            blobs = self.replica.catalog.reads.live_blob_types()
+        for digest, mime in blobs:
+            self._previews.get(digest, mime, size, functools.partial(self._blob, digest))
+        return len(blobs)
+
+    def wait_for_thumbnails(self) -> None:
+        """Wait until the thumbnails being warmed after uploads are made."""
+        self._previews.wait()
+
+    def _warm(self, contents: Sequence[object]) -> None:
+        if not self.warm_thumbnails:
+            return
+        for content in contents:
+            if isinstance(content, Content):
+                opener = functools.partial(self._blob, content.hash)
+                self._previews.warm(content.hash, content.mime_type, opener)
+
+    def identify(self, api_key: str) -> Identity:
+        """The user and key id of a valid, unrevoked API key; Unauthenticated otherwise."""
+        return self._keys.identify(api_key)
+
+    def whoami(self, api_key: str) -> Identity:
+        """The user and key id of a valid, unrevoked API key (Unauthenticated otherwise),
+        counted in that user's API usage."""
+        identity = self._keys.identify(api_key)
+        self.meter.charge("whoami", identity.user_id, False)
+        return identity
+
+    @metered("create_urls")
+    def create_urls(
+        self,
+        user_id: str,
+        content_ids: Sequence[str] | str,
+        expires_in: int = DEFAULT_LIFETIME,
+        key_id: str | None = None,
+    ) -> list[ContentUrls]:
+        """Signed URLs of the thumbnails and bytes of contents the user may get, for a
+        browser page whose ``<img>`` tags cannot send a key (see ``signing``).
+
+        ``key_id`` is the user's key the URLs answer to: revoking it ends them. They
+        live ``expires_in`` seconds (at most a day). Ids the user may not get are NotFound.
+        """
+        user_id = validate.user_id(user_id)
+        if isinstance(content_ids, str):
+            content_ids = [part.strip() for part in content_ids.split(",") if part.strip()]
+        if not content_ids or len(content_ids) > validate.MAX_LIMIT:
+            raise InvalidArgument(f"contentIds must name 1 to {validate.MAX_LIMIT} contents")
+        for content_id in content_ids:
+            ids.check_id("content", content_id)
+        lifetime = validate.integer(expires_in, "expiresIn", 1, MAX_LIFETIME)
+        if key_id is None:
+            raise InvalidArgument("keyId is required: signed URLs answer to the key that made them")
+        ids.check_id("key", key_id)
+        now_ms = self.replica.now_ms()
+        expires = now_ms // 1000 + lifetime
+        with self.replica.catalog.snapshot():
+            self._access.key(key_id, user_id)
+            for content_id in content_ids:
+                self._access.content(content_id, user_id, READ)
+        query = f"userId={quote(user_id, safe='')}&keyId={key_id}&expires={expires}"
+        out = []
+        for content_id in content_ids:
+            urls = []
+            for leaf in ("thumbnail", "data"):
+                path = f"/content/{content_id}/{leaf}"
+                sig = self._signer.signature(path, user_id, key_id, expires)
+                urls.append(f"{path}?{query}&sig={sig}")
+            out.append(ContentUrls(content_id, urls[0], urls[1], iso_ms(expires * 1000)))
+        return out
+
+    def check_signed_url(
+        self, path: str, user_id: str, key_id: str, expires: str, signature: str
+    ) -> str:
+        """The user a signed URL for ``path`` acts for; Unauthenticated if it is forged,
+        expired, or its key has been revoked."""
+        now = self.replica.now_ms() / 1000
+        return self._signer.check(path, user_id, key_id, expires, signature, now)
+
     # -- sync (the sync package owns the remote side; fsspec is imported only when used) --
 
     def add_remote(self, name: str, url: str, **storage_options: Any) -> None:
@@ -638,49 +783,3 @@ def _filters(
         after_hlc=None if after is None else f"{after:013d}",
         before_hlc=None if before is None else f"{before:013d}",
     )
-
-
-class _CountingReader(io.RawIOBase):
-    """Passes reads through to a verified reader, counting the bytes served."""
-
-    def __init__(
-        self,
-        reader: VerifiedReader,
-        counters: CounterBuffer,
-        content_id: str,
-        user_id: str,
-        day: str,
-    ) -> None:
-        super().__init__()
-        self._reader = reader
-        self._counters = counters
-        self._content_id = content_id
-        self._user_id = user_id
-        self._day = day
-        self.size = reader.size
-        self.digest = reader.digest
-        self.filename: str | None = None
-        self.mime_type: str | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = self._reader.readinto(buffer)
-        if count:
-            self._counters.add_served(self._content_id, self._day, count)
-            self._counters.add_bytes_out(self._user_id, "open_content", self._day, count)
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._reader.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._reader.tell()
-
-    def close(self) -> None:
-        self._reader.close()
-        super().close()

@@ -581,7 +581,12 @@ def test_verify_and_gc(run: Cli) -> None:
     assert run.json("verify") == {"ok": True, "items": []}
     cid = upload_one(run, png(run.cwd / "a.png"))["contentId"]
     run("rm", cid, "-u", "alice")
-    assert run.json("gc") == {"blobsRemoved": 0, "bytesFreed": 0, "tempFilesRemoved": 0}
+    assert run.json("gc") == {
+        "blobsRemoved": 0,
+        "bytesFreed": 0,
+        "tempFilesRemoved": 0,
+        "thumbnailsRemoved": 0,
+    }
     out = run("gc", "--min-age", "0").stdout
     assert out.startswith("Removed 1 unreferenced files")
     assert run("gc", "--min-age", "-1", code=2).exit_code == 2

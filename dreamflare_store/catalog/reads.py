@@ -202,6 +202,15 @@ class Reads(Part):
         )
         return {str(row[0]): int(row[1]) for row in rows}
 
+    def live_blob_types(self) -> list[tuple[str, str]]:
+        """Every blob a version of a live content references, with its MIME type (the
+        thumbnails to warm), in hash order."""
+        rows = self.conn.execute(
+            "SELECT v.blob, min(v.mime) FROM versions v JOIN contents c USING (content_id)"
+            " WHERE c.deleted = 0 AND v.blob IS NOT NULL GROUP BY v.blob ORDER BY v.blob"
+        )
+        return [(str(row[0]), str(row[1] or "application/octet-stream")) for row in rows]
+
     def size_referenced(self, size: int) -> bool:
         """Whether some version references bytes of exactly ``size`` bytes (if none does,
         bytes of that size are new here, but for unreferenced blobs gc has not taken)."""

@@ -1,4 +1,4 @@
-"""The commands that look after a store: init, serve (over HTTP), verify and gc.
+"""The commands that look after a store: init, serve (over HTTP), verify, gc, thumbnails.
 
 ``serve`` imports the HTTP machinery (uvicorn, FastAPI) inside the command, so other
 commands start fast.
@@ -43,10 +43,14 @@ def init(state: State) -> None:
 @store_command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-def serve(state: State, host: str, port: int) -> None:
-    """Serve the store over HTTP.
+@click.option(
+    "--warm-thumbnails", is_flag=True, help="Make each upload's thumbnail in the background."
+)
+def serve(state: State, host: str, port: int, warm_thumbnails: bool) -> None:
+    """Serve the store over HTTP, with the gallery at /.
 
-    Clients authenticate with API keys from `dreamflare key generate`.
+    Clients authenticate with API keys from `dreamflare key generate`; the gallery
+    signs in with one too.
 
     \b
     Example:
@@ -57,7 +61,7 @@ def serve(state: State, host: str, port: int) -> None:
     from .serve import serve as run_server
 
     try:
-        run_server(state.store_path, host, port)
+        run_server(state.store_path, host, port, warm_thumbnails=warm_thumbnails)
     except ImportError as exc:  # the http extra is not installed: its message says how
         fail(InvalidArgument(str(exc)))
 
@@ -120,9 +124,32 @@ def gc(state: State, min_age: float) -> None:
     else:
         click.echo(
             f"Removed {report.blobs_removed:,} unreferenced files"
-            f" ({fmt.human_size(report.bytes_freed)} freed) and"
-            f" {report.temp_files_removed:,} temporary files."
+            f" ({fmt.human_size(report.bytes_freed)} freed),"
+            f" {report.temp_files_removed:,} temporary files and"
+            f" {report.thumbnails_removed:,} thumbnails of files no longer kept."
         )
 
 
-COMMANDS: list[click.Command] = [init, serve, verify, gc]
+@store_command()
+@click.option(
+    "--size", "sizes", type=click.IntRange(32, 1024), multiple=True, metavar="PIXELS",
+    help="Thumbnail size to make (repeatable; default 256, the gallery's).",
+)
+def thumbnails(state: State, sizes: tuple[int, ...]) -> None:
+    """Make the thumbnails a gallery will ask for, ahead of time.
+
+    Thumbnails already made are kept; only missing ones are drawn.
+
+    \b
+    Example:
+      dreamflare thumbnails --size 256 --size 1024
+    """
+    counts = {size: state.store.warm_thumbnails_now(size) for size in sizes or (256,)}
+    if state.as_json:
+        state.emit({"sizes": {str(size): count for size, count in counts.items()}})
+    else:
+        for size, count in counts.items():
+            click.echo(f"Thumbnails of {count:,} files at {size} px are ready.")
+
+
+COMMANDS: list[click.Command] = [init, serve, verify, gc, thumbnails]

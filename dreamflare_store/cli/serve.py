@@ -29,11 +29,13 @@ def serve(
     port: int = 8000,
     *,
     out: TextIO | None = None,
+    warm_thumbnails: bool = False,
 ) -> None:
     """Serve the store at ``store_path`` over HTTP on ``host:port`` until interrupted.
 
     ``store_path`` defaults to ``$DREAMFLARE_STORE``, else ``./dreamflare-data``. Messages
-    for the person at the terminal go to ``out`` (default: stdout).
+    for the person at the terminal go to ``out`` (default: stdout). With
+    ``warm_thumbnails``, each upload's 256 px thumbnail is made in the background.
     """
     try:
         import uvicorn
@@ -43,7 +45,7 @@ def serve(
         raise ImportError(f"serving over HTTP needs the http extra: {INSTALL_HINT}") from exc
     out = out or sys.stdout
     path = store_path or os.environ.get("DREAMFLARE_STORE") or DEFAULT_STORE
-    with Store(path) as store:
+    with Store(path, warm_thumbnails=warm_thumbnails) as store:
         app = create_app(store)
         base = base_url(host, port)
         print_welcome(store, host, base, out)
@@ -92,7 +94,10 @@ def _login_name() -> str | None:
 def print_welcome(store: Store, host: str, base: str, out: TextIO) -> str | None:
     """Say where the API is; on loopback, make and show a first key if the default user has
     none. Returns the new key's secret, if one was made."""
-    print(f"dreamflare: serving {store.path} at {base} (API docs: {base}/docs)", file=out)
+    print(
+        f"dreamflare: serving {store.path} at {base} (gallery: {base}/, API docs: {base}/docs)",
+        file=out,
+    )
     user = default_user()
     if store.list_api_keys(user):
         out.flush()

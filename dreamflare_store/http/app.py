@@ -31,11 +31,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import DreamflareError, InvalidArgument, Unauthenticated
+from ..errors import DreamflareError, InvalidArgument
 from ..records import Record
-from . import docs, download, openapi, params, workers
+from . import docs, gallery, openapi, params, workers
 from .errors import HttpError, status_of
 from .operations import BY_NAME, OPERATIONS, Operation
+from .params import api_key as _api_key
 from .upload import stream_upload
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def create_app(store: Store) -> Starlette:
     """The HTTP adapter over ``store``: the 15 documented operations, downloads, health,
-    the OpenAPI document and its browsable docs. Returns the ASGI application."""
+    the OpenAPI document and its browsable docs, and the gallery (its page at ``/``,
+    thumbnails, signed URLs). Returns the ASGI application."""
     from .. import __version__
 
     routes: list[BaseRoute] = []
@@ -64,7 +66,13 @@ def create_app(store: Store) -> Starlette:
         if op.name == "upload":
             endpoint = _upload_endpoint(store)
         elif op.name == "open_content":
-            endpoint = _download_endpoint(store)
+            endpoint = gallery.download_endpoint(store)
+        elif op.name == "open_thumbnail":
+            endpoint = gallery.thumbnail_endpoint(store)
+        elif op.name == "whoami":
+            endpoint = gallery.whoami_endpoint(store)
+        elif op.name == "create_urls":
+            endpoint = gallery.create_urls_endpoint(store, _body)
         else:
             endpoint = _endpoint(store, op)
         routes.append(Route(op.path, endpoint, methods=[op.method], name=op.name))
@@ -73,6 +81,7 @@ def create_app(store: Store) -> Starlette:
             routes.append(Route(op.path, _get_only, methods=["PUT", "POST", "DELETE", "PATCH"]))
     routes.append(Route("/health", _health, methods=["GET"], name="health"))
     routes += docs.routes(openapi.document(__version__))
+    routes += gallery.routes()
     return Starlette(
         routes=routes,
         exception_handlers={
@@ -85,31 +94,6 @@ def create_app(store: Store) -> Starlette:
 
 
 # -- the steps of every request -----------------------------------------------------------
-
-
-def _api_key(request: Request) -> str:
-    """The key from ``Authorization: Bearer`` or ``X-API-Key`` (one key, one header)."""
-    bearer: list[str] = []
-    header: list[str] = []
-    for name, raw in request.scope["headers"]:  # names are lower case in ASGI
-        if name == b"authorization":
-            bearer.append(raw.decode("latin-1"))
-        elif name == b"x-api-key":
-            header.append(raw.decode("latin-1"))
-    keys: list[str] = []
-    for value in bearer:
-        scheme, _, credentials = value.strip().partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
-            raise Unauthenticated("the Authorization header must be 'Bearer <apiKey>'")
-        keys.append(credentials.strip())
-    keys += [value.strip() for value in header]
-    if not keys:
-        raise Unauthenticated(
-            "an API key is required: send 'Authorization: Bearer <apiKey>' or 'X-API-Key'"
-        )
-    if len(set(keys)) > 1:
-        raise Unauthenticated("the request carries more than one API key")
-    return keys[0]
 
 
 async def _authenticate(store: Store, request: Request) -> str:
@@ -242,16 +226,6 @@ def _upload_endpoint(store: Store) -> Endpoint:
         return _render(op, content)
 
     return upload
-
-
-def _download_endpoint(store: Store) -> Endpoint:
-    op = BY_NAME["open_content"]
-
-    async def content_data(request: Request) -> Response:
-        call = _keyed_call(store, _api_key(request), op, request, store.open_content)
-        return await download.respond(request, await _in_thread(call))
-
-    return content_data
 
 
 async def _get_only(request: Request) -> Response:

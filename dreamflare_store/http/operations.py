@@ -2,9 +2,10 @@
 
 One table drives the server's routes, its parameter checks and its OpenAPI document, and
 the client's requests, so the two ends of the wire cannot disagree. The JSON shape of each
-result, by the name in ``Operation.result``, is in ``SCHEMAS`` below. Each operation calls
+result, by the name in ``Operation.result``, is in ``SCHEMAS`` (``schemas``). Each operation calls
 exactly one ``Store`` method, named by ``Operation.name``; each parameter names the keyword
-it becomes. Numbers 1-15 are the documented operations; ``open_content`` is the download.
+it becomes. Numbers 1-15 are the documented operations; ``open_content`` is the download;
+``open_thumbnail``, ``create_urls`` and ``whoami`` serve the gallery.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from .. import validate
 from ..ids import PREFIXES
+from .schemas import SCHEMAS, ref  # the JSON shapes of the results, importable from here
 
 _ID_CHARS = "[0-9A-HJKMNP-TV-Z]{26}"
 
@@ -589,197 +591,83 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
         ),
     ),
+    Operation(
+        "open_thumbnail",
+        "GET",
+        "/content/{contentId}/thumbnail",
+        200,
+        "bytes",
+        "Get a Thumbnail",
+        "A WebP thumbnail of a content (or of one of its versions), its longest side at most"
+        " `size` pixels; the generic icon of its type when it has no picture. The `ETag`"
+        " names the bytes, size and renderer, and the answer may be cached as immutable;"
+        " `If-None-Match` gets a 304. Counted in API usage, not as a view. Instead of a key,"
+        " the URL may carry a signature from `POST /content/urls`.",
+        (
+            _content_id("The ID of the content."),
+            _user("asking for the thumbnail"),
+            Param(
+                "size",
+                "size",
+                "integer",
+                {"type": "integer", "minimum": 32, "maximum": 1024, "default": 256},
+                False,
+                "The longest side in pixels (default 256).",
+            ),
+            Param(
+                "version",
+                "version",
+                "integer",
+                {"type": "integer", "minimum": 1},
+                False,
+                "A version number (default: the current version).",
+            ),
+        ),
+    ),
+    Operation(
+        "create_urls",
+        "POST",
+        "/content/urls",
+        200,
+        "ContentUrlsList",
+        "Sign URLs",
+        "Short-lived URLs of the thumbnails and bytes of contents the user may get, for"
+        " `<img>` and `<video>` tags, which cannot send a key. Each carries an HMAC of its"
+        " path, user, key and expiry; it stops working at its expiry or when the key that"
+        " asked for it is revoked.",
+        (
+            _user("asking for the URLs"),
+            Param(
+                "contentIds",
+                "content_ids",
+                "tags",
+                {"type": "string", "description": "comma-separated, or a JSON list"},
+                True,
+                f"The contents (1 to {validate.MAX_LIMIT}).",
+            ),
+            Param(
+                "expiresIn",
+                "expires_in",
+                "integer",
+                {"type": "integer", "minimum": 1, "maximum": 86400, "default": 3600},
+                False,
+                "Seconds the URLs stay good (default an hour, at most a day).",
+            ),
+        ),
+    ),
+    Operation(
+        "whoami",
+        "GET",
+        "/whoami",
+        200,
+        "Identity",
+        "Who Am I",
+        "The user the API key belongs to, and the key's id: how a page signed in with a key"
+        " learns its user.",
+        (),
+    ),
 )
 
 BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}
 
-
-# -- the JSON shapes of the results ------------------------------------------------------
-# Keyed by the names in ``Operation.result`` (and the records they hold), with the error
-# body and the health check. Each is a record's ``to_dict()`` shape exactly.
-
-_STRING: dict[str, Any] = {"type": "string"}
-_INT: dict[str, Any] = {"type": "integer", "minimum": 0}
-_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
-_HASH: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    out = dict(schema)
-    out["type"] = [schema["type"], "null"]
-    return out
-
-
-def _object(
-    properties: dict[str, Any], optional: tuple[str, ...] = (), **extra: Any
-) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in properties if name not in optional],
-        "additionalProperties": False,
-        **extra,
-    }
-
-
-def ref(name: str) -> dict[str, Any]:
-    """A JSON Schema reference to the schema ``name`` of ``SCHEMAS``."""
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _items(name: str) -> dict[str, Any]:
-    return _object({"items": {"type": "array", "items": ref(name)}})
-
-
-_TAGS = {"type": "array", "items": _STRING}
-_GENERATION: dict[str, Any] = {
-    "type": ["object", "null"],
-    "description": "The normalised generation record (GENMETA.md), or null.",
-}
-_FACET = _object({"value": _STRING, "count": _INT})
-_FACET_KINDS = ("models", "loras", "samplers", "generators", "tags")
-_COUNTS = {"calls": _INT, "errors": _INT, "bytesIn": _INT, "bytesOut": _INT}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": _object(
-        {"error": _object({"code": _STRING, "message": _STRING})},
-        description='Every error: {"error": {"code", "message"}}.',
-    ),
-    "Content": _object(
-        {
-            "contentId": _STRING,
-            "userId": _STRING,
-            "filename": _STRING,
-            "mimeType": _STRING,
-            "size": _INT,
-            "hash": _HASH,
-            "description": _nullable(_STRING),
-            "tags": _TAGS,
-            "version": {"type": "integer", "minimum": 1},
-            "createdAt": _TIME,
-            "updatedAt": _TIME,
-            "width": _INT,
-            "height": _INT,
-            "generation": _GENERATION,
-        },
-        optional=("width", "height"),
-    ),
-    "Version": _object(
-        {
-            "versionId": _STRING,
-            "contentId": _STRING,
-            "version": {"type": "integer", "minimum": 1},
-            "userId": _STRING,
-            "createdAt": _TIME,
-            "hash": _HASH,
-            "size": _INT,
-            "filename": _STRING,
-            "mimeType": _STRING,
-            "description": _nullable(_STRING),
-            "tags": _TAGS,
-            "changes": {
-                "type": "array",
-                "items": {"type": "string", "enum": ["file", "filename", "description", "tags"]},
-            },
-            "width": _INT,
-            "height": _INT,
-            "generation": _GENERATION,
-        },
-        optional=("width", "height"),
-    ),
-    "ContentPage": _object(
-        {
-            "items": {"type": "array", "items": ref("Content")},
-            "total": _INT,
-            "limit": {"type": "integer", "minimum": 1, "maximum": validate.MAX_LIMIT},
-            "offset": _INT,
-        }
-    ),
-    "VersionList": _items("Version"),
-    "CollaborationList": _items("Collaboration"),
-    "StorageUsage": _object(
-        {
-            "userId": _STRING,
-            "contentCount": _INT,
-            "versionCount": _INT,
-            "bytes": _INT,
-            "historyBytes": _INT,
-            "quotaBytes": _nullable(_INT),
-        }
-    ),
-    "ApiUsage": _object(
-        {
-            "userId": _STRING,
-            "totalCalls": _INT,
-            "errors": _INT,
-            "bytesIn": _INT,
-            "bytesOut": _INT,
-            "byOperation": {"type": "object", "additionalProperties": _object(_COUNTS)},
-            "daily": {
-                "type": "array",
-                "items": _object({"date": {"type": "string", "format": "date"}, **_COUNTS}),
-            },
-        }
-    ),
-    "NewApiKey": _object(
-        {
-            "keyId": _STRING,
-            "userId": _STRING,
-            "description": _nullable(_STRING),
-            "createdAt": _TIME,
-            "revokedAt": _nullable(_TIME),
-            "lastUsedAt": _nullable(_TIME),
-            "apiKey": {"type": "string", "minLength": 32},
-        }
-    ),
-    "Analytics": _object(
-        {
-            "userId": _STRING,
-            "contentId": _nullable(_STRING),
-            "views": _INT,
-            "downloads": _INT,
-            "bytesServed": _INT,
-            "uniqueViewers": _INT,
-            "daily": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "date": {"type": "string", "format": "date"},
-                        "views": _INT,
-                        "downloads": _INT,
-                        "bytesServed": _INT,
-                    }
-                ),
-            },
-            "topContent": {
-                "type": "array",
-                "maxItems": 10,
-                "items": _object({"contentId": _STRING, "views": _INT, "downloads": _INT}),
-            },
-        },
-        optional=("topContent",),
-    ),
-    "Collaboration": _object(
-        {
-            "collaborationId": _STRING,
-            "contentId": _STRING,
-            "userId": _STRING,
-            "collaboratorId": _STRING,
-            "permissions": {"type": "string", "enum": list(validate.PERMISSIONS)},
-            "createdAt": _TIME,
-            "updatedAt": _TIME,
-            "stripMetadata": {"type": "boolean"},
-        }
-    ),
-    "Facets": _object({kind: {"type": "array", "items": _FACET} for kind in _FACET_KINDS}),
-    "Generation": _object(
-        {
-            "contentId": _STRING,
-            "version": {"type": "integer", "minimum": 1},
-            "record": _GENERATION,
-            "raw": {"type": "object", "additionalProperties": _STRING},
-            "truncated": {"type": "array", "items": _STRING},
-        }
-    ),
-    "Health": _object({"status": {"type": "string", "enum": ["ok"]}, "version": _STRING}),
-}
+__all__ = ["BY_NAME", "OPERATIONS", "SCHEMAS", "Operation", "Param", "ref"]

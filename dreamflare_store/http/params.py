@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from python_multipart.multipart import parse_options_header
+from starlette.requests import Request
 
-from ..errors import InvalidArgument, PermissionDenied
+from ..errors import InvalidArgument, PermissionDenied, Unauthenticated
 from .errors import HttpError
 from .multipart import parse_fields
 from .operations import Operation
@@ -158,3 +159,28 @@ def check_user(kwargs: dict[str, Any], key_user: str) -> None:
             f"this API key does not belong to user {kwargs['user_id']!r}",
             user_id=kwargs["user_id"],
         )
+
+
+def api_key(request: Request) -> str:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key`` (one key, one header)."""
+    bearer: list[str] = []
+    header: list[str] = []
+    for name, raw in request.scope["headers"]:  # names are lower case in ASGI
+        if name == b"authorization":
+            bearer.append(raw.decode("latin-1"))
+        elif name == b"x-api-key":
+            header.append(raw.decode("latin-1"))
+    keys: list[str] = []
+    for value in bearer:
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise Unauthenticated("the Authorization header must be 'Bearer <apiKey>'")
+        keys.append(credentials.strip())
+    keys += [value.strip() for value in header]
+    if not keys:
+        raise Unauthenticated(
+            "an API key is required: send 'Authorization: Bearer <apiKey>' or 'X-API-Key'"
+        )
+    if len(set(keys)) > 1:
+        raise Unauthenticated("the request carries more than one API key")
+    return keys[0]

@@ -1,0 +1,72 @@
+"""Signed URLs: short-lived links to a content's thumbnail and bytes, for ``<img>`` tags.
+
+A browser's ``<img>`` and ``<video>`` cannot send an ``Authorization`` header, so the
+gallery asks (with its key) for URLs that carry their own proof instead::
+
+    /content/<id>/thumbnail?userId=alice&keyId=key_...&expires=1767225600&sig=<hex>
+
+``sig`` is an HMAC-SHA256, under a secret this store made for itself and keeps in its own
+catalog (never synced, never an API key), of the path, the user, the key that asked and
+the expiry. A URL is good until its expiry, and only while that key is unrevoked: it is
+checked on every use, so revoking the key ends every URL made with it. A URL names one
+path, so it opens that content's thumbnails (any size, any version) or its bytes, and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+
+from .catalog import Catalog
+from .errors import Unauthenticated
+
+SECRET_META = "url_secret"
+MAX_LIFETIME = 24 * 3600  # a signed URL lives a day at most
+DEFAULT_LIFETIME = 3600
+
+
+class UrlSigner:
+    """Makes and checks signed URLs with this store's own secret."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._secret: bytes | None = None
+        self._lock = threading.Lock()
+
+    def _key(self) -> bytes:
+        """The store's signing secret, made (and kept in the catalog) on first use."""
+        if self._secret is None:
+            with self._lock:
+                if self._secret is None:
+                    with self._catalog.atomic():
+                        value = self._catalog.db.meta(SECRET_META)
+                        if value is None:
+                            value = secrets.token_hex(32)
+                            self._catalog.db.set_meta(SECRET_META, value)
+                    self._secret = bytes.fromhex(value)
+        return self._secret
+
+    def signature(self, path: str, user_id: str, key_id: str, expires: int) -> str:
+        """The HMAC of one URL: its path, user, key and expiry (seconds since the epoch)."""
+        message = "\n".join((path, user_id, key_id, str(expires))).encode()
+        return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
+
+    def check(
+        self, path: str, user_id: str, key_id: str, expires: str, signature: str, now: float
+    ) -> str:
+        """The user a signed URL acts for, if it is genuine, unexpired and its key is
+        unrevoked; Unauthenticated otherwise."""
+        if not expires.isdigit() or len(expires) > 12:
+            raise Unauthenticated("the signed URL's expiry is not a time")
+        expected = self.signature(path, user_id, key_id, int(expires))
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise Unauthenticated("the URL's signature is not valid")
+        if int(expires) < now:
+            raise Unauthenticated("the signed URL has expired")
+        row = self._catalog.reads.key_row(key_id)
+        if row is None or row["user"] != user_id or row["revoked_hlc"] is not None:
+            raise Unauthenticated("the API key that signed this URL has been revoked")
+        return user_id
