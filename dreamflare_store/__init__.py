@@ -12,6 +12,7 @@ offline, and stores sync later through any fsspec backend.
 from .errors import (
     BlobUnavailable,
     Conflict,
+    CorruptStore,
     DreamflareError,
     IntegrityError,
     InvalidArgument,
@@ -19,6 +20,7 @@ from .errors import (
     PermissionDenied,
     QuotaExceeded,
     RemoteError,
+    StorageFull,
     Unauthenticated,
 )
 from .records import (
@@ -47,6 +49,7 @@ __all__ = [
     "Collaboration",
     "Conflict",
     "Content",
+    "CorruptStore",
     "DreamflareError",
     "GcReport",
     "IntegrityError",
@@ -58,6 +61,7 @@ __all__ = [
     "Problem",
     "QuotaExceeded",
     "RemoteError",
+    "StorageFull",
     "StorageUsage",
     "Store",
     "SyncReport",

@@ -303,3 +303,14 @@ class GcReport(Record):
     blobs_removed: int
     bytes_freed: int
     temp_files_removed: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport(Record):
+    """What ``backup()`` copied: where to, how many blobs and bytes, and any problem (a
+    blob missing or corrupt here, so not copied; the copy's own verify findings)."""
+
+    path: str
+    blobs: int
+    bytes: int
+    problems: tuple[Problem, ...] = ()

@@ -31,6 +31,7 @@ from .records import (
     Analytics,
     ApiKey,
     ApiUsage,
+    BackupReport,
     Collaboration,
     Content,
     GcReport,
@@ -65,10 +66,16 @@ class Store:
         quota_bytes: int | None = None,
         clock: WallClock | None = None,
         randbits: Callable[[int], int] | None = None,
+        rehash_on_dedup: bool = False,
     ) -> None:
         self.path = Path(path)
         quota = validate.quota(quota_bytes)  # checked before anything is made
-        self.replica = Replica(self.path, clock or SystemClock(), randbits or ids.randbits, quota)
+        if not isinstance(rehash_on_dedup, bool):
+            raise InvalidArgument("rehash_on_dedup must be True or False")
+        self._randbits = randbits or ids.randbits
+        self.replica = Replica(
+            self.path, clock or SystemClock(), self._randbits, quota, rehash_on_dedup
+        )
         self.meter = Meter(self.replica.counters, self.replica.wall)
         self._access = Access(self.replica.catalog)
         self._contents = Contents(self.replica, self._access, self.meter)
@@ -437,12 +444,46 @@ class Store:
 
     # -- maintenance ----------------------------------------------------------------------
 
-    def verify(self) -> list[Problem]:
-        """Re-hash every live blob and check every invariant; an empty list means healthy."""
-        return self.replica.verify()
+    def verify(self, repair: bool = False, full: bool = False) -> list[Problem]:
+        """Check the catalog file, re-hash every live blob and check every invariant;
+        return the problems found (an empty list means healthy).
+
+        The catalog is checked by SQLite's ``quick_check``, or with ``full`` by its slower
+        ``integrity_check``. A blob found corrupt is moved to the store's ``bad/`` folder
+        (reads of it keep failing until a good copy comes back). With ``repair``, a good
+        copy of every missing or corrupt blob is fetched from the configured remotes
+        (checked against its hash), and only what could not be repaired is returned.
+        """
+        if not isinstance(repair, bool) or not isinstance(full, bool):
+            raise InvalidArgument("repair and full must be True or False")
+        problems = self.replica.verify(full)
+        if not repair:
+            return problems
+        broken = [p.subject for p in problems if p.kind in ("missing_blob", "corrupt_blob")]
+        if not broken:
+            return problems
+        from . import sync
+
+        repaired = sync.repair_blobs(self.replica, broken)
+        tried = ", ".join(sorted(self.replica.catalog.local.remotes())) or "none configured"
+        out = []
+        for problem in problems:
+            if problem.subject in repaired and repaired[problem.subject] is not None:
+                continue
+            if problem.subject in repaired:
+                problem = Problem(
+                    problem.kind,
+                    problem.subject,
+                    f"{problem.message}; not repaired: no remote has a good copy"
+                    f" (tried: {tried})",
+                )
+            out.append(problem)
+        return out
 
     def gc(self, min_age: float = 3600.0) -> GcReport:
-        """Remove blobs no version references and temp files left by crashes.
+        """Remove blobs no version references and temp files left by crashes. Works on a
+        full disk too: should the catalog have no room to commit, the store gives back
+        the small reserve it keeps for this (and takes it again once there is room).
 
         Only files untouched for ``min_age`` seconds are removed: an upload in flight
         touches the blob it is about to reference, so gc leaves it alone. Should gc take
@@ -455,6 +496,27 @@ class Store:
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""
         return self.replica.state_digest()
+
+    # -- backup and restore -------------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str]) -> BackupReport:
+        """Copy this store, consistently while it is in use, into the new folder ``dest``:
+        the catalog by SQLite's online backup, then every blob it references, checked
+        against its hash; the copy is verified. The copy is a store (the same replica):
+        restore it with ``Store.restore``. Its problems are in the report."""
+        from . import backup
+
+        return backup.backup(self.replica, Path(dest), self._randbits)
+
+    @staticmethod
+    def restore(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> BackupReport:
+        """Copy the backup at ``source`` into the new folder ``dest`` (checked as
+        ``backup`` checks), and return what was copied; then open ``dest`` as the store.
+        Keep using only one of the original and the restored store: they are one replica."""
+        if not Replica.exists(Path(source)):
+            raise NotFound(f"no store at {source}", path=str(source))
+        with Store(source) as backup:
+            return backup.backup(dest)
 
     # -- asked before opening -----------------------------------------------------------
 

@@ -204,3 +204,14 @@ CREATE TABLE list_supers (
 ) WITHOUT ROWID;
 INSERT INTO list_supers (owner, super, live)
     SELECT owner, block >> 5, sum(live) FROM list_blocks GROUP BY owner, block >> 5;
+
+-- migration 5
+-- What each blob file looked like (size, inode, mtime) when this replica wrote, found or
+-- last verified it: the dedup path compares the file with it, without reading it, and
+-- replaces a file that changed. This store's own, never synced.
+CREATE TABLE blob_files (
+    blob     TEXT PRIMARY KEY,
+    size     INTEGER NOT NULL,
+    inode    INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+) WITHOUT ROWID;
