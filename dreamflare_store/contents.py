@@ -167,9 +167,7 @@ class Contents:
                 outcomes[index] = exc
                 continue
             chosen.append(index)
-        self._replica.note_blobs(
-            [blob.digest for blob in outcomes if isinstance(blob, StoredBlob)]
-        )
+        self._replica.note_blobs([blob.digest for blob in outcomes if isinstance(blob, StoredBlob)])
         found = self._replica.record_new_contents([prepared[index] for index in chosen])
         return dict(zip(chosen, found, strict=True))
 

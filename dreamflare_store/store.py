@@ -474,8 +474,7 @@ class Store:
                 problem = Problem(
                     problem.kind,
                     problem.subject,
-                    f"{problem.message}; not repaired: no remote has a good copy"
-                    f" (tried: {tried})",
+                    f"{problem.message}; not repaired: no remote has a good copy (tried: {tried})",
                 )
             out.append(problem)
         return out

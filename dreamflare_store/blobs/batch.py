@@ -131,7 +131,6 @@ class PendingBlobs:
         assert self._final is not None
         return self._final
 
-
     def _ours(self, outcomes: list[Outcome]) -> list[Outcome]:
         """Return the outcomes with each full-disk error as StorageFull."""
         return [

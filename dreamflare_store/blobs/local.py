@@ -225,7 +225,8 @@ class BlobStore:
 
     def check_room(self, size: int) -> None:
         """Refuse (StorageFull) ``size`` new bytes the disk has no room for (``room.check``)."""
-        room.check(self.root, size, self.reserve.held())
+        # A reserve given back to a full disk is taken again as soon as there is room.
+        room.check(self.root, size, self.reserve.held() or self.reserve.take())
 
     def _publish(self, temp: str | os.PathLike[str], digest: str, size: int) -> bool:
         """Rename a durable temp file to blob ``digest``'s name and make the name durable;
