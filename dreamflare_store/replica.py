@@ -87,7 +87,9 @@ class Replica:
         _check_catalog(catalog_path, path / MARKER_FILE)
         with full_disk(path):
             self.blobs = BlobStore(path)
-        self.catalog = Catalog(catalog_path)
+        # Opening makes the catalog's log files: on a full disk, the reserve makes room, so
+        # a store can still be opened to delete contents and gc.
+        self.catalog = self.freeing(functools.partial(Catalog, catalog_path), take=False)
         self.blobs.looks_intact = self._looks_intact
         self.replica_id = self._replica_id()
         self._write_marker()
@@ -388,17 +390,18 @@ class Replica:
             )
         return Problem("missing_blob", digest, f"blob {digest} is missing")
 
-    def freeing(self, action: Callable[[], _T]) -> _T:
+    def freeing(self, action: Callable[[], _T], take: bool = True) -> _T:
         """Run ``action``, which frees room (a delete, a gc); should the disk be too full
         for it to commit, give the reserve back to the disk and run it once more. Take the
-        reserve again afterwards if there is room for it."""
+        reserve again afterwards (with ``take``) if there is room for it."""
         try:
             result = action()
         except StorageFull:
             if not self.blobs.reserve.release():
                 raise
             result = action()
-        self.blobs.reserve.take()
+        if take:
+            self.blobs.reserve.take()
         return result
 
     def gc(self, min_age: float) -> GcReport:

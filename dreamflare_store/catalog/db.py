@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -25,6 +26,7 @@ BUSY_TIMEOUT_MS = 60_000
 # SQLite's result codes for a full disk, and for a file that is not (or no longer) a sound
 # database: the ones translated into this package's errors.
 _SQLITE_FULL = 13
+_SQLITE_IOERR = 10
 _SQLITE_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -37,7 +39,9 @@ def translate(exc: sqlite3.Error, path: Path) -> DreamflareError | None:
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     message = str(exc)
-    if primary == _SQLITE_FULL or "database or disk is full" in message:
+    full = primary == _SQLITE_FULL or "database or disk is full" in message
+    # Making the log and shared-memory files on a full disk is a "disk I/O error".
+    if full or (primary == _SQLITE_IOERR and _no_room(path.parent)):
         return StorageFull(
             f"the disk of the store at {path.parent} is full: delete contents and run gc,"
             " or make room on the disk",
@@ -46,6 +50,14 @@ def translate(exc: sqlite3.Error, path: Path) -> DreamflareError | None:
     if primary in _SQLITE_CORRUPT or "malformed" in message or "not a database" in message:
         return CorruptStore(corrupt_message(path, message), path=str(path))
     return None
+
+
+def _no_room(folder: Path) -> bool:
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < 64 * 1024
 
 
 def corrupt_message(path: Path, why: str) -> str:
