@@ -65,7 +65,8 @@ def corrupt_message(path: Path, why: str) -> str:
     return (
         f"the catalog {path} is damaged ({why}): restore it from a backup"
         " (`dreamflare restore BACKUP NEW_FOLDER`), or pull from a remote into a fresh store"
-        " (`dreamflare --store NEW_FOLDER pull REMOTE --blobs eager`)"
+        " (`dreamflare --store NEW_FOLDER init`, then"
+        " `dreamflare --store NEW_FOLDER pull REMOTE_URL --blobs eager`)"
     )
 
 
