@@ -204,7 +204,7 @@ class Replica:
         if hasattr(file, "read"):
             if isinstance(file, io.TextIOBase):
                 raise InvalidArgument("file must be a binary file object (opened with 'rb')")
-            return self.blobs.write_stream(file, head, admit)
+            return self.blobs.write_stream(file, head, admit, _remaining(file))
         raise InvalidArgument(
             f"file must be a path, bytes or a binary file object, not {type(file).__name__}"
         )
@@ -472,6 +472,16 @@ def small_loader(file: object) -> Callable[[], bytes] | None:
     if not stat.S_ISREG(info.st_mode) or info.st_size > SMALL_FILE:
         return None
     return functools.partial(read_small, os.fsdecode(file), info.st_size)
+
+
+def _remaining(file: IO[bytes]) -> int:
+    """Return the bytes left to read from a regular file's object, 0 when unknown: so a
+    full disk refuses a file object too before its bytes are written."""
+    try:
+        info = os.fstat(file.fileno())
+        return max(0, info.st_size - file.tell()) if stat.S_ISREG(info.st_mode) else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def _attempt(action: Callable[..., StoredBlob], *args: Any) -> StoredBlob | Exception:

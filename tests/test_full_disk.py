@@ -186,7 +186,9 @@ def _upload_until_full(
     raise AssertionError("the disk never filled")
 
 
-def test_uploads_until_full_are_refused_by_name(disk: Disk, tmp_path: Path) -> None:
+def test_uploads_until_full_are_refused_by_name(
+    disk: Disk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = tmp_path / "source-file.bin"
     with Store(disk.store_path) as store:
         done, error = _upload_until_full(store, source)
@@ -195,10 +197,25 @@ def test_uploads_until_full_are_refused_by_name(disk: Disk, tmp_path: Path) -> N
         assert str(store.path) in error.message and str(source) not in error.message
         assert error.path == str(store.path)
         assert _leftovers(store) == []
-        # Bytes that cannot fit are refused before anything is written.
+        # Bytes that cannot fit are refused before anything is written: no temp file made.
         free = room.free_bytes(store.path)
+        temps: list[str] = []
+        temp_name = local.BlobStore._temp_name
+
+        def spied(blobs: local.BlobStore) -> str:
+            temps.append(temp_name(blobs))
+            return temps[-1]
+
+        monkeypatch.setattr(local.BlobStore, "_temp_name", spied)
         with pytest.raises(StorageFull):
             store.upload(file=os.urandom(free + 1), user_id="alice")
+        source.write_bytes(os.urandom(free + 1))
+        with pytest.raises(StorageFull), open(source, "rb") as stream:
+            store.upload(file=stream, user_id="alice")
+        with pytest.raises(StorageFull):
+            store.upload(file=source, user_id="alice")
+        assert temps == []
+        monkeypatch.setattr(local.BlobStore, "_temp_name", temp_name)
         assert room.free_bytes(store.path) >= free - 64 * 1024 and _leftovers(store) == []
         for content, data in done:
             assert store.read_content(content.content_id, "alice") == data
