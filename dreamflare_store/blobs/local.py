@@ -83,6 +83,10 @@ class BlobStore:
         self.reserve = room.Reserve(root)
         # Set by the owner of the records of what each blob file looked like (the replica).
         self.looks_intact: LooksIntact = _size_matches
+        # What each blob file looked like after this process last marked it used: the touch
+        # changes its mtime before the catalog records it, and must not make it look changed.
+        self._touched: dict[str, tuple[int, int, int]] = {}
+        self._touch_lock = threading.Lock()
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         # Plain strings on the write path: pathlib costs more than the syscalls it wraps.
@@ -211,16 +215,21 @@ class BlobStore:
     def kept(self, target: str, digest: str, size: int) -> bool:
         """Return whether the file ``target`` of blob ``digest`` (``size`` bytes) is there
         and looks intact, marking it used if so: the dedup path's one check."""
-        try:
-            stat = os.stat(target)
-        except FileNotFoundError:
-            return False
-        if not self.looks_intact(digest, size, stat):
-            return False
-        try:
-            os.utime(target)
-        except FileNotFoundError:
-            return False
+        with self._touch_lock:
+            try:
+                stat = os.stat(target)
+                if stat.st_size != size:
+                    return False
+                if self._touched.get(digest) != _identity(stat) and not self.looks_intact(
+                    digest, size, stat
+                ):
+                    return False
+                os.utime(target)
+                self._touched[digest] = _identity(os.stat(target))
+            except FileNotFoundError:
+                return False
+            if len(self._touched) > _TOUCHED_LIMIT:
+                del self._touched[next(iter(self._touched))]
         return True
 
     def check_room(self, size: int) -> None:
@@ -556,6 +565,14 @@ class BlobStore:
                     yield path
             except FileNotFoundError:
                 continue
+
+
+# Blob files whose identity after a touch this process remembers (the oldest forgotten).
+_TOUCHED_LIMIT = 65536
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    return (stat.st_size, stat.st_ino, stat.st_mtime_ns)
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
