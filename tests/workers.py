@@ -74,8 +74,8 @@ def maintenance_loop(store_path: str, acks_path: str, seed: int, mode: str) -> N
     """Uploads, deletes and one kind of maintenance forever, to be killed part-way:
     "gc" collects after each delete, "repair" removes a blob and runs verify(repair=True)
     from a remote folder beside the store, "reserve" gives the reserve back and takes it
-    again. A line "+ content_id seed n" per acknowledged upload, "- content_id" per
-    acknowledged delete."""
+    again. A line "+ content_id seed n" per acknowledged upload, and "- content_id"
+    before each delete (a delete cut short by the kill may or may not have happened)."""
     rng = random.Random(seed)
     remote = str(Path(store_path).parent / "remote")
     with Store(store_path) as store, open(acks_path, "a", encoding="utf-8") as acks:
@@ -91,10 +91,11 @@ def maintenance_loop(store_path: str, acks_path: str, seed: int, mode: str) -> N
             kept.append(c.content_id)
             if n % 3 == 2:
                 gone = kept.pop(rng.randrange(len(kept)))
-                store.delete_content(gone, "m")
                 acks.write(f"- {gone}\n")
             acks.flush()
             os.fsync(acks.fileno())
+            if n % 3 == 2:
+                store.delete_content(gone, "m")
             if mode == "gc":
                 store.gc(min_age=0)
             elif mode == "repair" and kept:
