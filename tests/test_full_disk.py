@@ -334,3 +334,23 @@ def test_faces_report_a_full_disk(disk: Disk, tmp_path: Path) -> None:
         assert answer.status_code == 507, answer.text
         assert answer.json()["error"]["code"] == "storage_full"
         disk.make_room()
+
+
+def test_a_pull_into_a_full_disk_says_storage_full(disk: Disk, tmp_path: Path) -> None:
+    remote = str(tmp_path / "remote")
+    with Store(tmp_path / "source") as source:
+        made = {
+            source.upload(file=os.urandom(400_000), user_id="alice").content_id: None
+            for _ in range(3)
+        }
+        source.push(remote)
+    with Store(disk.store_path) as store:
+        disk.fill()
+        with pytest.raises(StorageFull):
+            store.pull(remote, blobs="eager")
+        assert _leftovers(store) == []
+        assert store.list_content("alice").total == 0  # nothing half applied
+        disk.make_room()
+        store.pull(remote, blobs="eager")
+        assert {c.content_id for c in store.list_content("alice").items} == set(made)
+        assert store.verify() == []

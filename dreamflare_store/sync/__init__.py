@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..blobs.room import full_disk
 from ..errors import (
     BlobUnavailable,
     DreamflareError,
@@ -230,7 +231,8 @@ def _download_blob(replica: Replica, rem: Remote, digest: str) -> None:
     is stored then)."""
     temp = replica.blobs.download_path()
     try:
-        rem.get_files([(layout.blob_key(digest), temp)], {}, _no_progress)
+        with full_disk(replica.path):
+            rem.get_files([(layout.blob_key(digest), temp)], {}, _no_progress)
         replica.blobs.adopt(temp, digest)
     except IntegrityError as exc:
         raise rem.error(
