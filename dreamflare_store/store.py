@@ -55,6 +55,14 @@ class Store:
 
     Safe to share between threads, and to open from many processes at once.
 
+    Re-uploading bytes already stored writes nothing; the stored file is first compared,
+    without reading it, with what was recorded when it was last known good (its size,
+    inode and mtime), and replaced by the bytes being uploaded if it changed.
+    ``rehash_on_dedup=True`` re-hashes the stored file instead, which also catches damage
+    that kept its size and mtime, at the cost of half the re-upload speed: off by default.
+
+    Opening raises CorruptStore for a damaged catalog (see ``verify`` and ``restore``).
+
     >>> with Store("./dreamflare-data") as store:          # doctest: +SKIP
     ...     c = store.upload(file=b"...", user_id="alice", tags="cat,cute")
     """
