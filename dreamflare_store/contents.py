@@ -81,6 +81,7 @@ class Contents:
         with self._catalog.atomic():
             self._replica.quota_gate(owner)(stored.digest, stored.size)
             self._replica.check_still_stored(stored)
+            self._replica.note_blobs([stored.digest])
             version_id = self._replica.new_id("version")
             if content_id is None:
                 content_id = self._replica.new_id("content")
@@ -190,6 +191,7 @@ class Contents:
                 outcomes[index] = exc
                 continue
             chosen.append(index)
+        self._replica.note_blobs([blob.digest for blob in outcomes if isinstance(blob, StoredBlob)])
         found = self._replica.record_new_contents([prepared[index] for index in chosen])
         return dict(zip(chosen, found, strict=True))
 
@@ -260,10 +262,15 @@ class Contents:
         return rows.content(row)
 
     def delete(self, content_id: str, user_id: str) -> None:
-        """Delete a content and all its versions (owner only): final, even across replicas."""
-        with self._catalog.atomic():
-            self._access.content(content_id, user_id, OWNER)
-            self._replica.record(oplog.CONTENT_DELETE, content_id, {"author": user_id})
+        """Delete a content and all its versions (owner only): final, even across replicas.
+        Works on a full disk too (``Replica.freeing``): a delete is how room is made."""
+
+        def delete() -> None:
+            with self._catalog.atomic():
+                self._access.content(content_id, user_id, OWNER)
+                self._replica.record(oplog.CONTENT_DELETE, content_id, {"author": user_id})
+
+        self._replica.freeing(delete)
 
 
 def _file_fields(

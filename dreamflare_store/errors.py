@@ -12,6 +12,8 @@ adapter answers with::
     ├── Conflict            409  conflict
     ├── QuotaExceeded       413  quota_exceeded
     ├── IntegrityError      500  integrity_error     (bytes on disk do not match their hash)
+    ├── CorruptStore        500  corrupt_store       (the catalog is damaged or gone)
+    ├── StorageFull         507  storage_full        (the store's disk or quota is full)
     └── RemoteError         502  remote_error        (a sync remote failed or is unusable)
         └── BlobUnavailable 503  blob_unavailable    (bytes are remote-only and no remote answers)
 
@@ -103,3 +105,25 @@ class BlobUnavailable(RemoteError):
 
     code = "blob_unavailable"
     status = 503
+
+
+class CorruptStore(DreamflareError):
+    """The store's catalog is damaged, truncated or missing: no input caused it.
+
+    The message names the file and says how to recover (a pull from a remote into a fresh
+    store, or a backup).
+    """
+
+    code = "corrupt_store"
+    status = 500
+
+
+class StorageFull(DreamflareError):
+    """The disk (or the file system quota) that holds the store has no room left.
+
+    The message names the store's folder, never the file being uploaded: the input is not
+    at fault. Deleting contents and ``gc`` still work on a full disk (see ``Store.gc``).
+    """
+
+    code = "storage_full"
+    status = 507

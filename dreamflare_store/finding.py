@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import oplog, rows
+from . import oplog, rows, validate
 from .access import READ, Access
 from .catalog.search import Filters, Query, Scope
 from .errors import NotFound
@@ -118,3 +118,32 @@ class Finding:
             if progress is not None:
                 progress(len(pending))
             after = (pending[-1]["content_id"], pending[-1]["blob"])
+
+
+def filters_of(
+    tags: Any,
+    model: Any,
+    lora: Any,
+    sampler: Any,
+    seed: Any,
+    generator: Any,
+    mime_type: Any,
+    favorite: Any,
+    created_after: Any,
+    created_before: Any,
+) -> Filters:
+    """The filters of a search, each checked (InvalidArgument names the bad one)."""
+    after = validate.instant_ms(created_after, "created_after")
+    before = validate.instant_ms(created_before, "created_before")
+    return Filters(
+        tags=validate.tags(tags) or (),
+        model=validate.filter_text(model, "model"),
+        lora=validate.filter_text(lora, "lora"),
+        sampler=validate.filter_text(sampler, "sampler"),
+        seed=validate.filter_text(seed, "seed"),
+        generator=validate.filter_text(generator, "generator"),
+        mime=validate.filter_text(mime_type, "mime_type"),
+        favorite=validate.flag(favorite, "favorite"),
+        after_hlc=None if after is None else f"{after:013d}",
+        before_hlc=None if before is None else f"{before:013d}",
+    )

@@ -364,3 +364,14 @@ class Generation(Record):
     record: dict[str, Any] | None
     raw: dict[str, str]
     truncated: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport(Record):
+    """What ``backup()`` copied: where to, how many blobs and bytes, and any problem (a
+    blob missing or corrupt here, so not copied; the copy's own verify findings)."""
+
+    path: str
+    blobs: int
+    bytes: int
+    problems: tuple[Problem, ...] = ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import os
 import secrets
 import stat
@@ -19,7 +20,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import blake3
 import msgpack
@@ -27,16 +28,20 @@ import msgpack
 from . import genmeta, ids, media, oplog
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
 from .blobs.derived import DerivedBlobs
+from .blobs.room import full_disk
 from .catalog import Catalog, Row
+from .catalog.db import Database, corrupt_message
 from .clock import HybridClock, WallClock
 from .counters import CounterBuffer
 from .errors import (
     Conflict,
+    CorruptStore,
     DreamflareError,
     IntegrityError,
     InvalidArgument,
     NotFound,
     QuotaExceeded,
+    StorageFull,
 )
 from .oplog import Op
 from .records import GcReport, Problem
@@ -48,6 +53,11 @@ Settle = Callable[[], list[StoredBlob | DreamflareError]]
 
 
 CATALOG_FILE = "catalog.db"
+# Written beside the catalog when the store is made: a store that has it and no catalog
+# (or an empty one) was damaged, and is refused rather than opened as a new, empty store.
+MARKER_FILE = "store.json"
+STORE_FORMAT = 1
+_T = TypeVar("_T")
 
 
 class Replica:
@@ -55,8 +65,9 @@ class Replica:
 
     @staticmethod
     def exists(path: Path) -> bool:
-        """Whether a store lives in ``path``: its catalog file is there."""
-        return (path / CATALOG_FILE).is_file()
+        """Whether a store lives in ``path``: its catalog file or its marker is there (a
+        marker alone is a damaged store, which opening reports)."""
+        return (path / CATALOG_FILE).is_file() or (path / MARKER_FILE).is_file()
 
     def __init__(
         self,
@@ -64,6 +75,7 @@ class Replica:
         wall: WallClock,
         randbits: Callable[[int], int],
         default_quota: int | None = None,
+        rehash_on_dedup: bool = False,
     ) -> None:
         if path.exists() and not path.is_dir():
             raise InvalidArgument(f"store path {path} exists and is not a folder")
@@ -72,10 +84,20 @@ class Replica:
         self.wall = wall
         self.default_quota = default_quota
         self._randbits = randbits
-        self.blobs = BlobStore(path)
-        self.derived = DerivedBlobs(path)  # thumbnails: local caches, never synced
-        self.catalog = Catalog(path / CATALOG_FILE)
+        self.rehash_on_dedup = rehash_on_dedup
+        catalog_path = path / CATALOG_FILE
+        _check_catalog(catalog_path, path / MARKER_FILE)
+        with full_disk(path):
+            self.blobs = BlobStore(path)
+            self.derived = DerivedBlobs(path)  # thumbnails: local caches, never synced
+        # Opening makes the catalog's log files: on a full disk, the reserve makes room, so
+        # a store can still be opened to delete contents and gc.
+        self.catalog = self.freeing(functools.partial(Catalog, catalog_path), take=False)
+        self.blobs.looks_intact = self._looks_intact
         self.replica_id = self._replica_id()
+        self._write_marker()
+        with contextlib.suppress(OSError):  # best effort: a read-only disk has no need of it
+            self.blobs.reserve.take()
         self.clock = HybridClock(self.replica_id, wall, self.catalog.log.last_hlc())
         self.counters = CounterBuffer(self.catalog, self.replica_id, time.monotonic)
         self.closed = False
@@ -92,6 +114,27 @@ class Replica:
                 replica = secrets.token_hex(8)
                 self.catalog.db.set_meta("replica_id", replica)
         return replica
+
+    def _write_marker(self) -> None:
+        """Write the marker that says a store was made here (``MARKER_FILE``), once: at
+        creation, or at the first open of a store made before markers."""
+        marker = self.path / MARKER_FILE
+        if marker.exists():
+            return
+        body = {"format": STORE_FORMAT, "replicaId": self.replica_id, "catalog": CATALOG_FILE}
+        temp = self.path / f".{MARKER_FILE}.part"
+        with full_disk(self.path):
+            with open(temp, "w", encoding="utf-8") as file:
+                json.dump(body, file)
+                file.write("\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, marker)
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         """Write the buffered counters and close the catalog. Idempotent."""
@@ -164,7 +207,7 @@ class Replica:
         if hasattr(file, "read"):
             if isinstance(file, io.TextIOBase):
                 raise InvalidArgument("file must be a binary file object (opened with 'rb')")
-            return self.blobs.write_stream(file, head, admit)
+            return self.blobs.write_stream(file, head, admit, _remaining(file))
         raise InvalidArgument(
             f"file must be a path, bytes or a binary file object, not {type(file).__name__}"
         )
@@ -215,6 +258,30 @@ class Replica:
                 pending.finish()
             raise
         return written, lambda: outcomes(pending.finish())
+
+    def _looks_intact(self, digest: str, size: int, stat: os.stat_result) -> bool:
+        """Whether a blob file found on the dedup path may be kept: it has the size of the
+        bytes being stored and looks as when it was last known good (size, inode, mtime;
+        a file with no record passes on its size). With ``rehash_on_dedup`` it is hashed
+        instead: sure, and as slow as writing it again."""
+        if stat.st_size != size:
+            return False
+        if self.rehash_on_dedup:
+            return hash_file(Path(self.blobs.name(digest))) == digest
+        known = self.catalog.local.blob_file(digest)
+        return known is None or known == (stat.st_size, stat.st_ino, stat.st_mtime_ns)
+
+    def note_blobs(self, digests: Sequence[str]) -> None:
+        """Inside the transaction that references them: record what the blob files look
+        like now, written or found intact, for the next dedup's check (``_looks_intact``)."""
+        files = []
+        for digest in digests:
+            try:
+                stat = os.stat(self.blobs.name(digest))
+            except FileNotFoundError:
+                continue
+            files.append((digest, stat.st_size, stat.st_ino, stat.st_mtime_ns))
+        self.catalog.local.set_blob_files(files)
 
     def check_still_stored(self, blob: StoredBlob) -> None:
         """Inside the transaction that will reference ``blob``: its bytes are still there.
@@ -316,10 +383,17 @@ class Replica:
 
     # -- maintenance ----------------------------------------------------------------------
 
-    def verify(self) -> list[Problem]:
-        """Re-hash every live blob and check every invariant; an empty list means healthy."""
+    def verify(self, full: bool = False) -> list[Problem]:
+        """Check the catalog file (SQLite's quick check; its full one with ``full``),
+        re-hash every live blob and check every invariant; an empty list means healthy.
+
+        A blob found corrupt is moved to the quarantine; blobs found right have their
+        file's identity recorded for the dedup path's check.
+        """
+        problems = self._check_catalog_file(full)
+        if problems:
+            return problems  # reading a damaged catalog further would fail or mislead
         self.counters.flush()
-        problems: list[Problem] = []
         reads = self.catalog.reads
         with self.catalog.snapshot():
             live = reads.live_blobs()
@@ -328,14 +402,15 @@ class Replica:
             recount = reads.recount_storage()
             gaps = reads.version_numbers_ok()
             index = reads.search_index_problems()
+        good: list[str] = []
         for digest in sorted(live):
-            if self.blobs.exists(digest):
-                if not self.blobs.check(digest):
-                    problems.append(
-                        Problem("corrupt_blob", digest, f"blob {digest} does not match its hash")
-                    )
-            elif digest not in remote_only:
-                problems.append(Problem("missing_blob", digest, f"blob {digest} is missing"))
+            problem = self._check_blob(digest)
+            if problem is None:
+                good.append(digest)
+            elif problem.kind != "missing_blob" or digest not in remote_only:
+                problems.append(problem)  # (a lazily pulled blob is not here yet: fine)
+        with contextlib.suppress(StorageFull), self.catalog.atomic():
+            self.note_blobs(good)  # the records only spare work: not vital on a full disk
         for user in sorted(set(stored) | set(recount)):
             if stored.get(user, (0, 0, 0, 0)) != recount.get(user, (0, 0, 0, 0)):
                 problems.append(
@@ -353,13 +428,55 @@ class Replica:
             )
         return problems
 
+    def _check_catalog_file(self, full: bool) -> list[Problem]:
+        """SQLite's own check of the catalog, as problems (one per finding, at most 20)."""
+        path = str(self.catalog.db.path)
+        try:
+            found = self.catalog.db.check_integrity(full)
+        except CorruptStore as exc:
+            found = [exc.message]
+        return [Problem("corrupt_catalog", path, f"{path}: {line}") for line in found[:20]]
+
+    def _check_blob(self, digest: str) -> Problem | None:
+        """Hash one live blob; return None when it is right, else what is wrong."""
+        for _ in range(2):  # a file replaced while hashed (a heal) is hashed again
+            if self.blobs.inspect(digest) is not None:
+                return None
+            if not self.blobs.exists(digest):
+                break
+        if self.blobs.quarantined(digest):
+            return Problem(
+                "corrupt_blob",
+                digest,
+                f"blob {digest} does not match its hash (moved to {self.blobs.bad})",
+            )
+        return Problem("missing_blob", digest, f"blob {digest} is missing")
+
+    def freeing(self, action: Callable[[], _T], take: bool = True) -> _T:
+        """Run ``action``, which frees room (a delete, a gc); should the disk be too full
+        for it to commit, give the reserve back to the disk and run it once more. Take the
+        reserve again afterwards (with ``take``) if there is room for it."""
+        try:
+            result = action()
+        except StorageFull:
+            if not self.blobs.reserve.release():
+                raise
+            result = action()
+        if take:
+            self.blobs.reserve.take()
+        return result
+
     def gc(self, min_age: float) -> GcReport:
         """Remove blobs no version references and temp files left by crashes, of those
         untouched for ``min_age`` seconds (see ``Store.gc``), and every derived file
-        (thumbnail) whose source blob is no longer referenced."""
+        (thumbnail) whose source blob is no longer referenced; on a full disk too."""
+        return self.freeing(functools.partial(self._gc, min_age))
+
+    def _gc(self, min_age: float) -> GcReport:
         now = time.time()
         cutoff = now - min_age
         removed = freed = temps = 0
+        gone: list[str] = []
         with self.catalog.atomic():  # the write lock: no upload commits a reference meanwhile
             live = self.catalog.reads.live_blobs()
             # Stripped copies live as long as their source does.
@@ -374,6 +491,8 @@ class Replica:
                     continue
                 freed += self.blobs.remove(digest)
                 removed += 1
+                gone.append(digest)
+            self.catalog.local.forget_blob_files(gone)
             # A thumbnail made while this runs is of a live blob (it was read under the
             # access rules), so the live set taken under the lock covers it.
             derived, _ = self.derived.remove_orphans(live)
@@ -406,6 +525,22 @@ def cast_binary(reader: Any) -> BinaryIO:
     return stream
 
 
+def _check_catalog(catalog: Path, marker: Path) -> None:
+    """Refuse a damaged catalog before opening it (CorruptStore, naming the file): one
+    missing or empty where the marker says a store was made (SQLite would make a new,
+    empty one), one whose header is not SQLite's, or one shorter than its header says."""
+    if marker.is_file():
+        try:
+            size: int | None = catalog.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if not size:
+            state = "missing" if size is None else "empty"
+            why = f"it is {state}, but {marker.name} says a store was made here"
+            raise CorruptStore(corrupt_message(catalog, why), path=str(catalog))
+    Database.check_file(catalog)
+
+
 def small_loader(file: object) -> Callable[[], bytes] | None:
     """For bytes, or a regular file small enough to read whole, what reads them; None for
     the rest (large files, file objects, paths that are not files), which take the path
@@ -432,6 +567,16 @@ def _seeing(
         return data
 
     return loaded
+
+
+def _remaining(file: IO[bytes]) -> int:
+    """Return the bytes left to read from a regular file's object, 0 when unknown: so a
+    full disk refuses a file object too before its bytes are written."""
+    try:
+        info = os.fstat(file.fileno())
+        return max(0, info.st_size - file.tell()) if stat.S_ISREG(info.st_mode) else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def _attempt(action: Callable[..., StoredBlob], *args: Any) -> StoredBlob | Exception:

@@ -19,9 +19,13 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections.abc import Sequence
+from urllib.parse import quote
 
 from .catalog import Catalog
+from .clock import iso_ms
 from .errors import Unauthenticated
+from .records import ContentUrls
 
 SECRET_META = "url_secret"
 MAX_LIFETIME = 24 * 3600  # a signed URL lives a day at most
@@ -70,3 +74,19 @@ class UrlSigner:
         if row is None or row["user"] != user_id or row["revoked_hlc"] is not None:
             raise Unauthenticated("the API key that signed this URL has been revoked")
         return user_id
+
+    def urls(
+        self, content_ids: Sequence[str], user_id: str, key_id: str, expires: int
+    ) -> list[ContentUrls]:
+        """Signed URLs of the thumbnail and bytes of each content (already checked as the
+        user's to read), answering to ``key_id`` until ``expires`` (seconds)."""
+        query = f"userId={quote(user_id, safe='')}&keyId={key_id}&expires={expires}"
+        out = []
+        for content_id in content_ids:
+            urls = []
+            for leaf in ("thumbnail", "data"):
+                path = f"/content/{content_id}/{leaf}"
+                sig = self.signature(path, user_id, key_id, expires)
+                urls.append(f"{path}?{query}&sig={sig}")
+            out.append(ContentUrls(content_id, urls[0], urls[1], iso_ms(expires * 1000)))
+        return out

@@ -15,17 +15,16 @@ from collections.abc import Callable, Sequence
 from itertools import starmap
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-from urllib.parse import quote
 
 from . import ids, rows, validate
 from .access import OWNER, READ, Access
 from .blobs import VerifiedReader
 from .catalog import Row
 from .catalog.search import Filters, Scope, parse
-from .clock import SystemClock, WallClock, day_of, iso_ms
+from .clock import SystemClock, WallClock, day_of
 from .contents import Contents
 from .errors import BlobUnavailable, DreamflareError, InvalidArgument, NotFound
-from .finding import Finding
+from .finding import Finding, filters_of
 from .keys import Keys
 from .metering import CountingReader, Meter, metered
 from .previews import Previews, ThumbnailImage
@@ -34,6 +33,7 @@ from .records import (
     Analytics,
     ApiKey,
     ApiUsage,
+    BackupReport,
     Collaboration,
     Content,
     ContentUrls,
@@ -63,6 +63,14 @@ class Store:
 
     Safe to share between threads, and to open from many processes at once.
 
+    Re-uploading bytes already stored writes nothing; the stored file is first compared,
+    without reading it, with what was recorded when it was last known good (its size,
+    inode and mtime), and replaced by the bytes being uploaded if it changed.
+    ``rehash_on_dedup=True`` re-hashes the stored file instead, which also catches damage
+    that kept its size and mtime, at the cost of half the re-upload speed: off by default.
+
+    Opening raises CorruptStore for a damaged catalog (see ``verify`` and ``restore``).
+
     >>> with Store("./dreamflare-data") as store:          # doctest: +SKIP
     ...     c = store.upload(file=b"...", user_id="alice", tags="cat,cute")
     """
@@ -77,10 +85,16 @@ class Store:
         extract_metadata: bool = True,
         warm_thumbnails: bool = False,
         thumbnail_max_pixels: int = DEFAULT_MAX_PIXELS,
+        rehash_on_dedup: bool = False,
     ) -> None:
         self.path = Path(path)
         quota = validate.quota(quota_bytes)  # checked before anything is made
-        self.replica = Replica(self.path, clock or SystemClock(), randbits or ids.randbits, quota)
+        if not isinstance(rehash_on_dedup, bool):
+            raise InvalidArgument("rehash_on_dedup must be True or False")
+        self._randbits = randbits or ids.randbits
+        self.replica = Replica(
+            self.path, clock or SystemClock(), self._randbits, quota, rehash_on_dedup
+        )
         self.meter = Meter(self.replica.counters, self.replica.wall)
         self._access = Access(self.replica.catalog)
         self._contents = Contents(self.replica, self._access, self.meter, extract_metadata)
@@ -514,7 +528,7 @@ class Store:
         """
         user_id = validate.user_id(user_id)
         parsed = parse(validate.query(query))
-        filters = _filters(
+        filters = filters_of(
             tags, model, lora, sampler, seed, generator, mime_type, favorite,
             created_after, created_before,
         )  # fmt: skip
@@ -664,22 +678,12 @@ class Store:
         if key_id is None:
             raise InvalidArgument("keyId is required: signed URLs answer to the key that made them")
         ids.check_id("key", key_id)
-        now_ms = self.replica.now_ms()
-        expires = now_ms // 1000 + lifetime
         with self.replica.catalog.snapshot():
             self._access.key(key_id, user_id)
             for content_id in content_ids:
                 self._access.content(content_id, user_id, READ)
-        query = f"userId={quote(user_id, safe='')}&keyId={key_id}&expires={expires}"
-        out = []
-        for content_id in content_ids:
-            urls = []
-            for leaf in ("thumbnail", "data"):
-                path = f"/content/{content_id}/{leaf}"
-                sig = self._signer.signature(path, user_id, key_id, expires)
-                urls.append(f"{path}?{query}&sig={sig}")
-            out.append(ContentUrls(content_id, urls[0], urls[1], iso_ms(expires * 1000)))
-        return out
+        expires = self.replica.now_ms() // 1000 + lifetime
+        return self._signer.urls(content_ids, user_id, key_id, expires)
 
     def check_signed_url(
         self, path: str, user_id: str, key_id: str, expires: str, signature: str
@@ -725,12 +729,29 @@ class Store:
 
     # -- maintenance ----------------------------------------------------------------------
 
-    def verify(self) -> list[Problem]:
-        """Re-hash every live blob and check every invariant; an empty list means healthy."""
-        return self.replica.verify()
+    def verify(self, repair: bool = False, full: bool = False) -> list[Problem]:
+        """Check the catalog file, re-hash every live blob and check every invariant;
+        return the problems found (an empty list means healthy).
+
+        The catalog is checked by SQLite's ``quick_check``, or with ``full`` by its slower
+        ``integrity_check``. A blob found corrupt is moved to the store's ``bad/`` folder
+        (reads of it keep failing until a good copy comes back). With ``repair``, a good
+        copy of every missing or corrupt blob is fetched from the configured remotes
+        (checked against its hash), and only what could not be repaired is returned.
+        """
+        if not isinstance(repair, bool) or not isinstance(full, bool):
+            raise InvalidArgument("repair and full must be True or False")
+        problems = self.replica.verify(full)
+        if not repair:
+            return problems
+        from . import sync
+
+        return sync.repair(self.replica, problems)
 
     def gc(self, min_age: float = 3600.0) -> GcReport:
-        """Remove blobs no version references and temp files left by crashes.
+        """Remove blobs no version references and temp files left by crashes. Works on a
+        full disk too: should the catalog have no room to commit, the store gives back
+        the small reserve it keeps for this (and takes it again once there is room).
 
         Only files untouched for ``min_age`` seconds are removed: an upload in flight
         touches the blob it is about to reference, so gc leaves it alone. Should gc take
@@ -744,6 +765,27 @@ class Store:
         """A hash of the materialised state: equal on replicas that have fully synced."""
         return self.replica.state_digest()
 
+    # -- backup and restore -------------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str]) -> BackupReport:
+        """Copy this store, consistently while it is in use, into the new folder ``dest``:
+        the catalog by SQLite's online backup, then every blob it references, checked
+        against its hash; the copy is verified. The copy is a store (the same replica):
+        restore it with ``Store.restore``. Its problems are in the report."""
+        from . import backup
+
+        return backup.backup(self.replica, Path(dest), self._randbits)
+
+    @staticmethod
+    def restore(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> BackupReport:
+        """Copy the backup at ``source`` into the new folder ``dest`` (checked as
+        ``backup`` checks), and return what was copied; then open ``dest`` as the store.
+        Keep using only one of the original and the restored store: they are one replica."""
+        if not Replica.exists(Path(source)):
+            raise NotFound(f"no store at {source}", path=str(source))
+        with Store(source) as backup:
+            return backup.backup(dest)
+
     # -- asked before opening -----------------------------------------------------------
 
     @staticmethod
@@ -754,32 +796,3 @@ class Store:
         mistyped ``--store`` is an error and not a new store) asks this first.
         """
         return Replica.exists(Path(path))
-
-
-def _filters(
-    tags: Tags,
-    model: Any,
-    lora: Any,
-    sampler: Any,
-    seed: Any,
-    generator: Any,
-    mime_type: Any,
-    favorite: Any,
-    created_after: Any,
-    created_before: Any,
-) -> Filters:
-    """The checked filters of a search."""
-    after = validate.instant_ms(created_after, "created_after")
-    before = validate.instant_ms(created_before, "created_before")
-    return Filters(
-        tags=validate.tags(tags) or (),
-        model=validate.filter_text(model, "model"),
-        lora=validate.filter_text(lora, "lora"),
-        sampler=validate.filter_text(sampler, "sampler"),
-        seed=validate.filter_text(seed, "seed"),
-        generator=validate.filter_text(generator, "generator"),
-        mime=validate.filter_text(mime_type, "mime_type"),
-        favorite=validate.flag(favorite, "favorite"),
-        after_hlc=None if after is None else f"{after:013d}",
-        before_hlc=None if before is None else f"{before:013d}",
-    )

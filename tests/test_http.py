@@ -667,7 +667,8 @@ def test_a_large_download_streams_and_ranges_work_on_it(env: Env) -> None:
 def test_corrupt_bytes_are_never_served(env: Env) -> None:
     small = env.upload(b"small and precious")
     large = env.upload(os.urandom(3 << 20))
-    for content in (small, large):
+    streamed = env.upload(os.urandom(3 << 20))
+    for content in (small, large, streamed):
         blob = env.store.replica.blobs.path(content["hash"])
         blob.chmod(0o644)
         corrupt = bytearray(blob.read_bytes())
@@ -678,7 +679,12 @@ def test_corrupt_bytes_are_never_served(env: Env) -> None:
     response = download(env, large["contentId"], {"Range": "bytes=0-9"})
     assert response.status_code == 500 and error_code(response) == "integrity_error"
     with pytest.raises(httpx.HTTPError):  # streamed: the connection is cut before the end
-        download(env, large["contentId"])
+        download(env, streamed["contentId"])
+    # Found bad, each went to the quarantine: later downloads are refused at once.
+    for content in (small, large, streamed):
+        assert (env.store.path / "bad" / content["hash"]).is_file()
+        response = download(env, content["contentId"])
+        assert response.status_code == 500 and error_code(response) == "integrity_error"
 
 
 # -- the rest of the surface ------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Run as a script: ``python workers.py crash STORE ACKS SEED`` uploads and updates forever,
 appending one line per acknowledged upload to ACKS (after the call returned);
-``python workers.py batch STORE ACKS SEED`` does the same with batches of ``upload_many``.
+``python workers.py batch STORE ACKS SEED`` does the same with batches of ``upload_many``;
+``python workers.py gc|repair|reserve STORE ACKS SEED`` mixes in that maintenance.
 """
 
 from __future__ import annotations
@@ -69,8 +70,48 @@ def batch_loop(store_path: str, acks_path: str, seed: int) -> None:
             n += 40
 
 
+def maintenance_loop(store_path: str, acks_path: str, seed: int, mode: str) -> None:
+    """Uploads, deletes and one kind of maintenance forever, to be killed part-way:
+    "gc" collects after each delete, "repair" removes a blob and runs verify(repair=True)
+    from a remote folder beside the store, "reserve" gives the reserve back and takes it
+    again. A line "+ content_id seed n" per acknowledged upload, and "- content_id"
+    before each delete (a delete cut short by the kill may or may not have happened)."""
+    rng = random.Random(seed)
+    remote = str(Path(store_path).parent / "remote")
+    with Store(store_path) as store, open(acks_path, "a", encoding="utf-8") as acks:
+        store.add_remote("origin", remote)
+        os.fsync(acks.fileno())
+        kept: list[str] = []
+        n = 0
+        while True:
+            c = store.upload(file=payload(seed, n), user_id="m")
+            if mode == "repair":
+                store.push("origin")  # acknowledged once a copy is on the remote too
+            acks.write(f"+ {c.content_id} {seed} {n}\n")
+            kept.append(c.content_id)
+            if n % 3 == 2:
+                gone = kept.pop(rng.randrange(len(kept)))
+                acks.write(f"- {gone}\n")
+            acks.flush()
+            os.fsync(acks.fileno())
+            if n % 3 == 2:
+                store.delete_content(gone, "m")
+            if mode == "gc":
+                store.gc(min_age=0)
+            elif mode == "repair" and kept:
+                victim = store.get_content(rng.choice(kept), "m").hash
+                store.replica.blobs.path(victim).unlink(missing_ok=True)
+                store.verify(repair=True)
+            elif mode == "reserve":
+                store.replica.blobs.reserve.release()
+                store.replica.blobs.reserve.take()
+            n += 1
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "crash":
         crash_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "batch":
         batch_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        maintenance_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[1])

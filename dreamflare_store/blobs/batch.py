@@ -9,7 +9,8 @@ written. Elsewhere every file and folder is fsynced (at once, so the file system
 the flushes).
 
 This module works over a ``BlobStore`` through the few methods it keeps for it (``name``,
-``new_temp``, ``place``, ``sync_name``, ``knows_folder``, ``note_folders``): the layout and
+``new_temp``, ``kept``, ``check_room``, ``place``, ``sync_name``, ``knows_folder``,
+``note_folders``): the layout and
 the durability of names stay with the store.
 """
 
@@ -21,10 +22,12 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import TypeVar, cast
 
 from .hashing import CHUNK, hash_bytes
 from .local import BlobStore, StoredBlob, discard, make_folder, write_all
+from .room import full_disk, translated
 
 # Files a group writes at once on the fsync path: a group's temp files stay open until
 # their fsync, so this bounds open files and memory as well.
@@ -50,6 +53,13 @@ def stage_many(
     flush lets a caller prepare (not commit) what refers to the blobs meanwhile; it must
     call ``finish()`` before that commit, and whatever happens.
     """
+    with full_disk(blobs.root):
+        return _stage_many(blobs, loaders, head_size, jobs)
+
+
+def _stage_many(
+    blobs: BlobStore, loaders: Sequence[Callable[[], bytes]], head_size: int, jobs: int
+) -> PendingBlobs:
     syncfs = _syncfs()
     jobs = max(1, jobs)
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="dreamflare-blobs")
@@ -61,7 +71,7 @@ def stage_many(
                 results.extend(batch.write_group(loaders[start : start + _GROUP]))
         finally:
             pool.shutdown()
-        return PendingBlobs(results, results, None, pool, None)
+        return PendingBlobs(blobs.root, results, results, None, pool, None)
     flusher = ThreadPoolExecutor(1, thread_name_prefix="dreamflare-flush")
     try:
         staged, done, last = batch.stage_groups(flusher, loaders, syncfs)
@@ -69,7 +79,7 @@ def stage_many(
         flusher.shutdown()
         pool.shutdown()
         raise
-    return PendingBlobs(staged, done, last, pool, flusher)
+    return PendingBlobs(blobs.root, staged, done, last, pool, flusher)
 
 
 class PendingBlobs:
@@ -83,13 +93,15 @@ class PendingBlobs:
 
     def __init__(
         self,
+        root: Path,
         written: list[Outcome],
         settled: list[Outcome],
         last: Future[list[Outcome]] | None,
         pool: ThreadPoolExecutor,
         flusher: ThreadPoolExecutor | None,
     ) -> None:
-        self.written = written
+        self.root = root
+        self.written = self._ours(written)
         self._settled = settled
         self._final: list[Outcome] | None = None
         self._last = last
@@ -107,9 +119,9 @@ class PendingBlobs:
         if self._final is None and self._failure is None:
             try:
                 last = self._last.result() if self._last is not None else []
-                self._final = self._settled + last
+                self._final = self._ours(self._settled + last)
             except BaseException as exc:
-                self._failure = exc
+                self._failure = translated(exc, self.root)
             finally:
                 if self._flusher is not None:
                     self._flusher.shutdown()
@@ -118,6 +130,13 @@ class PendingBlobs:
             raise self._failure
         assert self._final is not None
         return self._final
+
+    def _ours(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Return the outcomes with each full-disk error as StorageFull."""
+        return [
+            cast(Exception, translated(item, self.root)) if isinstance(item, Exception) else item
+            for item in outcomes
+        ]
 
 
 def read_small(path: str, size: int) -> bytes:
@@ -217,9 +236,8 @@ class _Batch:
         digest = hash_bytes(data)
         staged = _Staged(StoredBlob(digest, len(data), bytes(data[: self.head_size]), False))
         name = self.blobs.name(digest)
-        try:
-            os.utime(name)  # stored already: mark as used, write nothing
-        except FileNotFoundError:
+        if not self.blobs.kept(name, digest, len(data)):  # else stored already: write nothing
+            self.blobs.check_room(len(data))
             leaf = os.path.dirname(name)
             if not self.blobs.knows_folder(leaf):
                 make_folder(leaf)
@@ -338,7 +356,7 @@ class _Batch:
         blob = staged.blob
         leaf = os.path.dirname(self.blobs.name(blob.digest))
         if staged.temp is not None:
-            created, leaf = self.blobs.place(staged.temp, blob.digest)
+            created, leaf = self.blobs.place(staged.temp, blob.digest, blob.size)
             blob = StoredBlob(blob.digest, blob.size, blob.head, created)
         return blob, leaf
 

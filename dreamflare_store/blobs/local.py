@@ -4,6 +4,8 @@ Layout, owned by this module alone::
 
     objects/<2>/<2>/<64 hex>    immutable bytes named by their BLAKE3 hash
     tmp/<random>.part           uploads in flight (removed on error, or by gc when stale)
+    bad/<64 hex>                blobs found corrupt, moved aside (as git-annex's .git/annex/bad/)
+    reserve                     room given back to a full disk (``room.Reserve``)
 
 Write ordering (DESIGN.md): bytes go to a temp file in the store, hashed in the same pass,
 fsynced, renamed to their name, and the directory is fsynced, all *before* the catalog
@@ -28,8 +30,10 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import IntegrityError, InvalidArgument, NotFound
+from . import room
 from .hashing import CHUNK, hash_bytes, hash_fd, hash_file, new_hasher
 from .reader import VerifiedReader
+from .room import guarded
 
 # Files up to this size are read whole: one read and one hash (the bytes hashed are the bytes
 # written, whatever happens to the file meanwhile), no second pass.
@@ -49,6 +53,15 @@ def _admit_all(digest: str, size: int) -> None:
     return None
 
 
+# Called with (digest, size, stat) for a blob file found on the dedup path: whether it may
+# be kept as it is. False has the bytes being uploaded replace it.
+LooksIntact = Callable[[str, int, os.stat_result], bool]
+
+
+def _size_matches(digest: str, size: int, stat: os.stat_result) -> bool:
+    return stat.st_size == size
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
     """The outcome of writing bytes: their name, size, first bytes, and whether they were new."""
@@ -66,6 +79,14 @@ class BlobStore:
         self.root = root
         self.objects = root / "objects"
         self.tmp = root / "tmp"
+        self.bad = root / "bad"
+        self.reserve = room.Reserve(root)
+        # Set by the owner of the records of what each blob file looked like (the replica).
+        self.looks_intact: LooksIntact = _size_matches
+        # What each blob file looked like after this process last marked it used: the touch
+        # changes its mtime before the catalog records it, and must not make it look changed.
+        self._touched: dict[str, tuple[int, int, int]] = {}
+        self._touch_lock = threading.Lock()
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         # Plain strings on the write path: pathlib costs more than the syscalls it wraps.
@@ -180,28 +201,53 @@ class BlobStore:
             self._known_dirs.update(leaves)
             self._known_dirs.update(os.path.dirname(leaf) for leaf in leaves)
 
-    def _found(self, digest: str) -> bool:
-        """Return whether blob ``digest`` is stored; if so, mark it used (so a concurrent
-        gc keeps it) and make its name durable, so the caller can reference it at once."""
+    def _found(self, digest: str, size: int) -> bool:
+        """Return whether blob ``digest`` is stored and looks intact; if so, mark it used
+        (so a concurrent gc keeps it) and make its name durable, so the caller can
+        reference it at once. A file that changed since it was written or last verified
+        is not found: the caller writes the good bytes over it."""
         target = self.name(digest)
-        try:
-            os.utime(target)
-        except FileNotFoundError:
+        if not self.kept(target, digest, size):
             return False
         self.sync_name(os.path.dirname(target))
         return True
 
-    def _publish(self, temp: str | os.PathLike[str], digest: str) -> bool:
+    def kept(self, target: str, digest: str, size: int) -> bool:
+        """Return whether the file ``target`` of blob ``digest`` (``size`` bytes) is there
+        and looks intact, marking it used if so: the dedup path's one check."""
+        with self._touch_lock:
+            try:
+                stat = os.stat(target)
+                if stat.st_size != size:
+                    return False
+                if self._touched.get(digest) != _identity(stat) and not self.looks_intact(
+                    digest, size, stat
+                ):
+                    return False
+                os.utime(target)
+                self._touched[digest] = _identity(os.stat(target))
+            except FileNotFoundError:
+                return False
+            if len(self._touched) > _TOUCHED_LIMIT:
+                del self._touched[next(iter(self._touched))]
+        return True
+
+    def check_room(self, size: int) -> None:
+        """Refuse (StorageFull) ``size`` new bytes the disk has no room for (``room.check``)."""
+        # A reserve given back to a full disk is taken again as soon as there is room.
+        room.check(self.root, size, self.reserve.held() or self.reserve.take())
+
+    def _publish(self, temp: str | os.PathLike[str], digest: str, size: int) -> bool:
         """Rename a durable temp file to blob ``digest``'s name and make the name durable;
         return whether the blob is new (False when it was there already).
 
         The temp file is consumed either way.
         """
-        created, leaf = self.place(temp, digest)
+        created, leaf = self.place(temp, digest, size)
         self.sync_name(leaf)
         return created
 
-    def place(self, temp: str | os.PathLike[str], digest: str) -> tuple[bool, str]:
+    def place(self, temp: str | os.PathLike[str], digest: str, size: int) -> tuple[bool, str]:
         """Rename a durable temp file to blob ``digest``'s name, leaving the name to be made
         durable by ``sync_name``; return whether the blob is new and its folder.
 
@@ -210,13 +256,11 @@ class BlobStore:
         """
         target = self.name(digest)
         leaf = os.path.dirname(target)
-        try:
-            os.utime(target)  # there already (same bytes): mark it used, keep it
-        except FileNotFoundError:
-            pass
-        else:
+        if self.kept(target, digest, size):  # there already (same bytes): keep it
             discard(temp)
             return False, leaf
+        # Absent, or changed since it was written (then replaced whole, at once: a reader
+        # sees the old file or the new one).
         try:
             os.replace(temp, target)
         except FileNotFoundError:  # the folder is not there yet: one failed call, not a
@@ -224,24 +268,27 @@ class BlobStore:
             os.replace(temp, target)  # after the rename
         return True, leaf
 
+    @guarded
     def write_bytes(self, data: bytes, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
         """Store ``data`` durably; return its name, size, first ``head_size`` bytes and
         whether it is new. Hashes first, so bytes already stored are never written again."""
         digest = hash_bytes(data)
         head = bytes(data[:head_size])
         admit(digest, len(data))
-        if self._found(digest):
+        if self._found(digest, len(data)):
             return StoredBlob(digest, len(data), head, created=False)
+        self.check_room(len(data))
         view = memoryview(data)
         pieces = (view[at : at + COPY_PIECE] for at in range(0, len(view), COPY_PIECE))
         temp = self._write_temp(pieces)
         try:
-            created = self._publish(temp, digest)
+            created = self._publish(temp, digest, len(data))
         except BaseException:
             discard(temp)
             raise
         return StoredBlob(digest, len(data), head, created)
 
+    @guarded
     def write_file(
         self,
         path: Path,
@@ -273,9 +320,10 @@ class BlobStore:
                 known = hash_fd(fd, size)
                 if os.path.isfile(self.name(known)):
                     admit(known, size)
-                    if self._found(known):
+                    if self._found(known, size):
                         return StoredBlob(known, size, os.pread(fd, head_size, 0), False)
                 source.seek(0)
+            self.check_room(size)
             # The name stored is the hash of the bytes actually copied (the file may change
             # between the two passes); the first pass only avoids writing known bytes.
             copied = self._copy_in(fd, size, head_size, admit)
@@ -327,12 +375,13 @@ class BlobStore:
                 os.close(fd)
             digest = hasher.hexdigest()
             admit(digest, offset)
-            created = self._publish(temp, digest)
+            created = self._publish(temp, digest, offset)
         except BaseException:
             discard(temp)
             raise
         return StoredBlob(digest, offset, head, created)
 
+    @guarded
     def write_stream(
         self, source: IO[bytes], head_size: int, admit: Admit = _admit_all, size_hint: int = 0
     ) -> StoredBlob:
@@ -353,6 +402,8 @@ class BlobStore:
                     raise InvalidArgument("file must be a binary file object (opened with 'rb')")
                 yield chunk
 
+        if size_hint:
+            self.check_room(size_hint)
         return self._write_new(pieces(), head_size, admit, size_hint)
 
     def _write_new(
@@ -377,7 +428,7 @@ class BlobStore:
         try:
             digest = hasher.hexdigest()
             admit(digest, size)
-            created = self._publish(temp, digest)
+            created = self._publish(temp, digest, size)
         except BaseException:
             discard(temp)
             raise
@@ -411,6 +462,7 @@ class BlobStore:
         """
         return Path(self._temp_name())
 
+    @guarded
     def adopt(self, temp: Path, digest: str) -> bool:
         """Publish a file written in tmp/ as blob ``digest``, only if its bytes hash to it.
 
@@ -427,7 +479,7 @@ class BlobStore:
             finally:
                 os.close(fd)
             # A blob there already is marked used by _publish, so a concurrent gc keeps it.
-            return self._publish(temp, digest)
+            return self._publish(temp, digest, os.stat(temp).st_size)
         finally:
             temp.unlink(missing_ok=True)
 
@@ -435,12 +487,20 @@ class BlobStore:
 
     def open(self, digest: str) -> VerifiedReader:
         """Return a reader over blob ``digest`` that raises IntegrityError if its bytes do
-        not match their name (or the blob is missing), so corrupt bytes are never served."""
+        not match their name (or the blob is missing), so corrupt bytes are never served.
+        A blob found corrupt is moved to the quarantine (``bad/``)."""
         try:
             raw = open(self.path(digest), "rb")  # noqa: SIM115 (the reader owns it)
         except FileNotFoundError as exc:
+            if self.quarantined(digest):
+                raise IntegrityError(
+                    f"blob {digest} was found corrupt and moved to {self.bad}: upload the"
+                    " same bytes again, or run `dreamflare verify --repair`",
+                    digest=digest,
+                ) from exc
             raise IntegrityError(f"blob {digest} is missing", digest=digest) from exc
-        return VerifiedReader(raw, digest)
+        inode = os.fstat(raw.fileno()).st_ino
+        return VerifiedReader(raw, digest, lambda: self.quarantine(digest, inode))
 
     def check(self, digest: str) -> bool:
         """Return whether blob ``digest`` exists and hashes to its name, hashing it afresh
@@ -449,6 +509,42 @@ class BlobStore:
             return hash_file(self.path(digest)) == digest
         except FileNotFoundError:
             return False
+
+    def inspect(self, digest: str) -> os.stat_result | None:
+        """Hash blob ``digest`` afresh; return its file's identity when its bytes are right
+        and it did not change while hashed, None when it is missing or corrupt (and then
+        move it to the quarantine). Verify's check, which records what it found right."""
+        path = self.path(digest)
+        try:
+            before = path.stat()
+            good = hash_file(path) == digest
+            after = path.stat()
+        except FileNotFoundError:
+            return None
+        if good and _same_file(before, after):
+            return after
+        if not good:
+            self.quarantine(digest, before.st_ino)
+        return None
+
+    def quarantine(self, digest: str, inode: int) -> None:
+        """Move blob ``digest``'s file, found corrupt, to ``bad/`` (kept for a post-mortem,
+        out of the way of a good copy); only if it is still the file found bad (inode
+        ``inode``), never a good copy put in its place meanwhile."""
+        path = self.path(digest)
+        with room.full_disk(self.root):
+            try:
+                if path.stat().st_ino != inode:
+                    return
+                self.bad.mkdir(exist_ok=True)
+                os.replace(path, self.bad / digest)
+            except FileNotFoundError:
+                return
+            fsync_dir(path.parent)
+
+    def quarantined(self, digest: str) -> bool:
+        """Return whether a corrupt copy of blob ``digest`` waits in ``bad/``."""
+        return (self.bad / digest).is_file()
 
     def remove(self, digest: str) -> int:
         """Delete a blob (gc only); return the bytes freed, 0 if it was already gone."""
@@ -470,6 +566,18 @@ class BlobStore:
                     yield path
             except FileNotFoundError:
                 continue
+
+
+# Blob files whose identity after a touch this process remembers (the oldest forgotten).
+_TOUCHED_LIMIT = 65536
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    return (stat.st_size, stat.st_ino, stat.st_mtime_ns)
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from collections.abc import Callable
 from typing import BinaryIO
 
 import blake3
@@ -60,13 +61,17 @@ class VerifiedReader(io.RawIOBase):
     is cheap next to serving it), so ranged reads never return unverified bytes. A read
     that stops before the end without seeking has not been checked: a caller that needs
     a prefix verified seeks first. Blobs already verified by this process (and unchanged
-    since) are not hashed again.
+    since) are not hashed again. ``on_bad`` runs once when the bytes are found wrong (the
+    store moves the file to its quarantine).
     """
 
-    def __init__(self, raw: BinaryIO, digest: str) -> None:
+    def __init__(
+        self, raw: BinaryIO, digest: str, on_bad: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self._raw = raw
         self.digest = digest
+        self._on_bad = on_bad
         stat = os.fstat(raw.fileno())
         self.size = stat.st_size
         self._key = VERIFIED.key(digest, stat)
@@ -80,6 +85,9 @@ class VerifiedReader(io.RawIOBase):
         return True
 
     def _fail(self) -> IntegrityError:
+        on_bad, self._on_bad = self._on_bad, None
+        if on_bad is not None:
+            on_bad()
         return IntegrityError(
             f"blob {self.digest} is corrupt: its bytes do not match its hash", digest=self.digest
         )

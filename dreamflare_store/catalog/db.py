@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -18,10 +19,113 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import IntegrityError
+from ..errors import CorruptStore, DreamflareError, IntegrityError, StorageFull
 
 Row = sqlite3.Row
 BUSY_TIMEOUT_MS = 60_000
+# SQLite's result codes for a full disk, and for a file that is not (or no longer) a sound
+# database: the ones translated into this package's errors.
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+_SQLITE_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def translate(exc: sqlite3.Error, path: Path) -> DreamflareError | None:
+    """Return the error of this package that a SQLite error means, or None for the rest.
+
+    The one boundary where sqlite3's exceptions become ours: a full disk is StorageFull
+    (naming the store's folder), a damaged file CorruptStore (naming the file).
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    message = str(exc)
+    full = primary == _SQLITE_FULL or "database or disk is full" in message
+    # Making the log and shared-memory files on a full disk is a "disk I/O error".
+    if full or (primary == _SQLITE_IOERR and _no_room(path.parent)):
+        return StorageFull(
+            f"the disk of the store at {path.parent} is full: delete contents and run gc,"
+            " or make room on the disk",
+            path=str(path.parent),
+        )
+    if primary in _SQLITE_CORRUPT or "malformed" in message or "not a database" in message:
+        return CorruptStore(corrupt_message(path, message), path=str(path))
+    return None
+
+
+def _no_room(folder: Path) -> bool:
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < 64 * 1024
+
+
+def corrupt_message(path: Path, why: str) -> str:
+    """Say that catalog ``path`` is damaged, why, and how to get the store back."""
+    return (
+        f"the catalog {path} is damaged ({why}): restore it from a backup"
+        " (`dreamflare restore BACKUP NEW_FOLDER`), or pull from a remote into a fresh store"
+        " (`dreamflare --store NEW_FOLDER init`, then"
+        " `dreamflare --store NEW_FOLDER pull REMOTE_URL --blobs eager`)"
+    )
+
+
+@contextmanager
+def translated(path: Path) -> Iterator[None]:
+    """Raise this package's error for a full disk or a damaged catalog, from the cause."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        error = translate(exc, path)
+        if error is None:
+            raise
+        raise error from exc
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose errors (when executing, and when stepping through rows) are ours."""
+
+    connection: _Connection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        with translated(self.connection.db_path):
+            return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
+        with translated(self.connection.db_path):
+            return super().executemany(sql, seq_of_parameters)
+
+    def fetchone(self) -> Any:
+        with translated(self.connection.db_path):
+            return super().fetchone()
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        with translated(self.connection.db_path):
+            return super().fetchmany(size)
+
+    def fetchall(self) -> list[Any]:
+        with translated(self.connection.db_path):
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with translated(self.connection.db_path):
+            return super().__next__()
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that hands out ``_Cursor``s, so every SQLite error of the catalog goes
+    through ``translate`` (the statements run here and in the parts alike)."""
+
+    db_path: Path
+
+    def cursor(self, factory: Any = None) -> _Cursor:  # type: ignore[override]
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
+        return self.cursor().executemany(sql, seq_of_parameters)
 
 
 def _migrations() -> list[str]:
@@ -48,12 +152,20 @@ class Database:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._shared: sqlite3.Connection | None = None
+        self._shared_lock = threading.Lock()
         self._migrate()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
+        with translated(self.path):
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                factory=_Connection,
+            )
+        conn.db_path = self.path
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # WAL lets readers run beside one writer; FULL makes every commit durable before
@@ -77,6 +189,38 @@ class Database:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def lookup(self, sql: str, parameters: tuple[Any, ...]) -> Row | None:
+        """Run a one-row read on a connection shared under a lock: for threads that come
+        and go (a batch's), which would each open, and keep, a connection of their own."""
+        with self._shared_lock:
+            if self._shared is None:
+                if self._closed:
+                    raise RuntimeError("the store is closed")
+                self._shared = self._connect()
+                with self._lock:
+                    self._connections.append(self._shared)
+            row: Row | None = self._shared.execute(sql, parameters).fetchone()
+            return row
+
+    def check_integrity(self, full: bool) -> list[str]:
+        """Run SQLite's own check of the file (``quick_check``, or the slower and more
+        thorough ``integrity_check`` when ``full``); return what it found wrong."""
+        pragma = "integrity_check" if full else "quick_check"
+        rows = self.conn.execute(f"PRAGMA {pragma}").fetchall()
+        found = [str(row[0]) for row in rows]
+        return [] if found == ["ok"] else found
+
+    def backup_to(self, target: Path) -> None:
+        """Copy the database, as one consistent snapshot, to a new file ``target``
+        (SQLite's online backup: writers go on meanwhile)."""
+        with translated(self.path):
+            dest = sqlite3.connect(target)
+            try:
+                self.conn.backup(dest)
+                dest.execute("PRAGMA journal_mode = WAL")
+            finally:
+                dest.close()
 
     @staticmethod
     def retry(action: Callable[[], Any]) -> Any:
@@ -113,15 +257,25 @@ class Database:
             yield conn
         except BaseException:
             self._local.depth = depth
-            if depth == 0:
-                conn.execute("ROLLBACK")
-            else:
-                conn.execute(f"ROLLBACK TO sp{depth}")
-                conn.execute(f"RELEASE sp{depth}")
+            # A full disk may have rolled the whole transaction back already (SQLite does
+            # on SQLITE_FULL): rolling back again would hide the error that did it.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error, DreamflareError):
+                    if depth == 0:
+                        conn.execute("ROLLBACK")
+                    else:
+                        conn.execute(f"ROLLBACK TO sp{depth}")
+                        conn.execute(f"RELEASE sp{depth}")
             raise
         self._local.depth = depth
         if depth == 0:
-            self.retry(lambda: conn.execute("COMMIT"))
+            try:
+                self.retry(lambda: conn.execute("COMMIT"))
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                    with contextlib.suppress(sqlite3.Error, DreamflareError):
+                        conn.execute("ROLLBACK")
+                raise
         else:
             conn.execute(f"RELEASE sp{depth}")
 
@@ -145,10 +299,39 @@ class Database:
         with self._lock:
             self._closed = True
             connections, self._connections = self._connections, []
+            self._shared = None
         for conn in connections:
             with contextlib.suppress(sqlite3.Error):  # closing is best effort
                 conn.close()
         self._local = threading.local()
+
+    @staticmethod
+    def check_file(path: Path) -> None:
+        """Raise CorruptStore if the file at ``path`` is not a SQLite database, or is shorter
+        than its header says (a truncated copy); a missing or empty file passes (new)."""
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as file:
+                header = file.read(100)
+        except FileNotFoundError:
+            return
+        if size == 0:
+            return
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+            raise CorruptStore(corrupt_message(path, "its header is not SQLite's"), path=str(path))
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        # The page count is valid when the change counter matches its copy (SQLite 3.7+);
+        # with a write-ahead log not yet checkpointed, the file may lag behind it.
+        valid = header[24:28] == header[92:96]
+        wal = path.with_name(path.name + "-wal")
+        log_empty = not wal.exists() or wal.stat().st_size == 0
+        if valid and log_empty and size < pages * page_size:
+            raise CorruptStore(
+                corrupt_message(path, f"truncated: {size} bytes of {pages * page_size}"),
+                path=str(path),
+            )
 
     def _migrate(self) -> None:
         conn = self.conn

@@ -1,5 +1,6 @@
 """What this replica keeps for itself and never replicates: quotas, the remotes it syncs
-with, how far it got with each, and which blobs are only on a remote.
+with, how far it got with each, which blobs are only on a remote, and what each blob file
+looked like when last known good.
 """
 
 from __future__ import annotations
@@ -100,3 +101,22 @@ class LocalState(Part):
             (keep if source in live else gone).append(stripped if source in live else source)
         self.conn.executemany("DELETE FROM stripped_blobs WHERE source = ?", [(s,) for s in gone])
         return keep
+
+    # -- blob files as last known good -------------------------------------------------
+
+    def blob_file(self, blob: str) -> tuple[int, int, int] | None:
+        """The (size, inode, mtime_ns) blob's file had when last known good, if recorded."""
+        row = self.db.lookup("SELECT size, inode, mtime_ns FROM blob_files WHERE blob = ?", (blob,))
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def set_blob_files(self, files: list[tuple[str, int, int, int]]) -> None:
+        """Record (blob, size, inode, mtime_ns) of blob files known good now."""
+        self.conn.executemany(
+            "INSERT INTO blob_files (blob, size, inode, mtime_ns) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (blob) DO UPDATE SET size = excluded.size, inode = excluded.inode,"
+            " mtime_ns = excluded.mtime_ns",
+            files,
+        )
+
+    def forget_blob_files(self, blobs: list[str]) -> None:
+        self.conn.executemany("DELETE FROM blob_files WHERE blob = ?", [(b,) for b in blobs])

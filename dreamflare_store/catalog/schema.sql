@@ -273,3 +273,14 @@ INSERT INTO content_terms (kind, value, n)
 INSERT INTO facet_counts (owner, kind, value, count)
     SELECT c.owner, 'tag', t.value, count(*) FROM content_terms t JOIN contents c USING (n)
     GROUP BY c.owner, t.value;
+
+-- migration 6
+-- What each blob file looked like (size, inode, mtime) when this replica wrote, found or
+-- last verified it: the dedup path compares the file with it, without reading it, and
+-- replaces a file that changed. This store's own, never synced.
+CREATE TABLE blob_files (
+    blob     TEXT PRIMARY KEY,
+    size     INTEGER NOT NULL,
+    inode    INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+) WITHOUT ROWID;

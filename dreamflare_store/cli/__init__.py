@@ -2,9 +2,10 @@
 
 This package holds the root group (here) and the commands by area: ``content`` (upload,
 get, download, ls, rm, update, versions), ``accounts`` (usage, analytics, key, collab),
-``sync`` (remote, push, pull, sync) and ``admin`` (init, serve, verify, gc, thumbnails). They share
-``context`` (the lazily opened store, the common options), ``exit_codes`` (the one place
-errors become exit codes), ``format`` (text for people) and ``progress`` (bars). Commands
+``sync`` (remote, push, pull, sync) and ``admin`` (init, serve, verify, gc, thumbnails,
+backup, restore). They share ``context`` (the lazily opened store, the common options),
+``exit_codes`` (the one place errors become exit codes), ``format`` (text for people) and
+``progress`` (bars). Commands
 use only the public ``Store`` API. Start-up matters, so fsspec, HTTP and sync machinery
 are imported only inside the commands that need them.
 """

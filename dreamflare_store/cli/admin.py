@@ -1,4 +1,5 @@
-"""The commands that look after a store: init, serve (over HTTP), verify, gc, thumbnails.
+"""The commands that look after a store: init, serve (over HTTP), verify, gc, thumbnails,
+backup and restore.
 
 ``serve`` imports the HTTP machinery (uvicorn, FastAPI) inside the command, so other
 commands start fast.
@@ -11,6 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidArgument
+from ..records import BackupReport
 from . import format as fmt
 from .context import State, store_command
 from .exit_codes import fail
@@ -84,16 +86,25 @@ def _create_if_new(state: State) -> None:
 
 
 @store_command()
-def verify(state: State) -> None:
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Fetch a good copy of every missing or corrupt file from the configured remotes.",
+)
+@click.option("--full", is_flag=True, help="Run SQLite's full integrity check (slower).")
+def verify(state: State, repair: bool, full: bool) -> None:
     """Re-hash every file and check the catalog.
 
-    Exits 1 when a problem is found.
+    Files found corrupt are moved to the store's bad/ folder. With --repair, good
+    copies come from the remotes; what could not be repaired is listed. Exits 1 when a
+    problem is found (or, with --repair, remains).
 
     \b
     Example:
       dreamflare verify
-    """
-    problems = state.store.verify()
+      dreamflare verify --repair --full
+    """  # fmt: skip
+    problems = state.store.verify(repair=repair, full=full)
     if state.as_json:
         state.emit({"ok": not problems, "items": [item.to_dict() for item in problems]})
     elif not problems:
@@ -132,7 +143,11 @@ def gc(state: State, min_age: float) -> None:
 
 @store_command()
 @click.option(
-    "--size", "sizes", type=click.IntRange(32, 1024), multiple=True, metavar="PIXELS",
+    "--size",
+    "sizes",
+    type=click.IntRange(32, 1024),
+    multiple=True,
+    metavar="PIXELS",
     help="Thumbnail size to make (repeatable; default 256, the gallery's).",
 )
 def thumbnails(state: State, sizes: tuple[int, ...]) -> None:
@@ -152,4 +167,50 @@ def thumbnails(state: State, sizes: tuple[int, ...]) -> None:
             click.echo(f"Thumbnails of {count:,} files at {size} px are ready.")
 
 
-COMMANDS: list[click.Command] = [init, serve, verify, gc, thumbnails]
+@store_command()
+@click.argument("dest", type=click.Path(path_type=Path))
+def backup(state: State, dest: Path) -> None:
+    """Copy the store, consistently while in use, into a new folder DEST.
+
+    The catalog is copied by SQLite's online backup, then every file it references,
+    checked against its hash; the copy is verified. Exits 1 when a problem is found.
+
+    \b
+    Example:
+      dreamflare backup /mnt/backups/dreamflare-2026-12-02
+    """
+    _report_copy(state, state.store.backup(dest))
+
+
+@store_command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
+def restore(state: State, source: Path, dest: Path) -> None:
+    """Restore the backup SOURCE into a new folder DEST (checked as backup checks).
+
+    Then use DEST as the store (--store DEST), in place of the damaged one.
+
+    \b
+    Example:
+      dreamflare restore /mnt/backups/dreamflare-2026-12-02 ./dreamflare-data-restored
+    """
+    from ..store import Store
+
+    _report_copy(state, Store.restore(source, dest))
+
+
+def _report_copy(state: State, report: BackupReport) -> None:
+    if state.as_json:
+        state.emit(report)
+    else:
+        click.echo(
+            f"Copied {report.blobs:,} files ({fmt.human_size(report.bytes)}) and the catalog"
+            f" to {report.path}."
+        )
+        for problem in report.problems:
+            click.echo(f"problem: {problem.kind}: {problem.message}", err=True)
+    if report.problems:
+        click.get_current_context().exit(1)
+
+
+COMMANDS: list[click.Command] = [init, serve, verify, gc, thumbnails, backup, restore]

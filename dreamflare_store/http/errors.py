@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import (
     BlobUnavailable,
     Conflict,
+    CorruptStore,
     DreamflareError,
     IntegrityError,
     InvalidArgument,
@@ -19,6 +20,7 @@ from ..errors import (
     PermissionDenied,
     QuotaExceeded,
     RemoteError,
+    StorageFull,
     Unauthenticated,
 )
 
@@ -31,6 +33,8 @@ STATUS: dict[type[DreamflareError], int] = {
     Conflict: 409,
     QuotaExceeded: 413,
     IntegrityError: 500,
+    CorruptStore: 500,
+    StorageFull: 507,
     RemoteError: 502,
     BlobUnavailable: 503,
     DreamflareError: 500,

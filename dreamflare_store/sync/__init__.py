@@ -18,25 +18,43 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BlobUnavailable, IntegrityError, InvalidArgument, NotFound
+from ..blobs.room import full_disk
+from ..errors import (
+    BlobUnavailable,
+    DreamflareError,
+    IntegrityError,
+    InvalidArgument,
+    NotFound,
+    StorageFull,
+)
 from ..progress import Progress, Silent
-from ..records import SyncReport
+from ..records import Problem, SyncReport
 from ..replica import Replica
 from . import remote_layout as layout
 from . import transfer
 from .plan import NO_SOURCE
-from .remote import RemoteSpec, check_protocol, open_remote
+from .remote import Remote, RemoteSpec, check_protocol, open_remote
 
 try:
     import fcntl
 except ImportError:  # not on Windows: pushes there are serialised per process only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MODES", "NO_SOURCE", "add_remote", "fetch_blob", "pull", "push", "resolve", "sync"]
+__all__ = [
+    "MODES",
+    "NO_SOURCE",
+    "add_remote",
+    "fetch_blob",
+    "pull",
+    "push",
+    "repair_blobs",
+    "resolve",
+    "sync",
+]
 
 MODES = ("eager", "lazy", "none")
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -179,11 +197,42 @@ def fetch_blob(replica: Replica, remote: str, digest: str) -> None:
             " pull with blobs='lazy' or 'eager' to fetch them",
             digest=digest,
         )
-    spec = resolve(replica, remote)
-    rem = open_remote(spec)
+    _download_blob(replica, open_remote(resolve(replica, remote)), digest)
+
+
+def repair_blobs(replica: Replica, digests: Iterable[str]) -> dict[str, str | None]:
+    """Fetch a good copy of each blob (missing here, or found corrupt) from the configured
+    remotes, tried in name order, each checked against its hash before it is kept.
+
+    Returns, for each digest, the remote that gave a good copy, or None when none could
+    (no remote has it, or only a corrupt copy, or none answers). A full disk stops it.
+    """
+    remotes: dict[str, Remote | None] = dict.fromkeys(sorted(replica.catalog.local.remotes()))
+    repaired: dict[str, str | None] = {}
+    for digest in digests:
+        repaired[digest] = None
+        for name, rem in remotes.items():
+            try:
+                if rem is None:
+                    rem = remotes[name] = open_remote(resolve(replica, name))
+                _download_blob(replica, rem, digest)
+            except StorageFull:
+                raise
+            except DreamflareError:
+                continue  # not there, corrupt there, or unreachable: try the next remote
+            repaired[digest] = name
+            break
+    return repaired
+
+
+def _download_blob(replica: Replica, rem: Remote, digest: str) -> None:
+    """Download one blob from ``rem``, check its hash, keep it, and forget that it was
+    remote-only. Raises RemoteError when the remote fails or holds corrupt bytes (nothing
+    is stored then)."""
     temp = replica.blobs.download_path()
     try:
-        rem.get_files([(layout.blob_key(digest), temp)], {}, _no_progress)
+        with full_disk(replica.path):
+            rem.get_files([(layout.blob_key(digest), temp)], {}, _no_progress)
         replica.blobs.adopt(temp, digest)
     except IntegrityError as exc:
         raise rem.error(
@@ -197,3 +246,25 @@ def fetch_blob(replica: Replica, remote: str, digest: str) -> None:
 
 def _no_progress(nbytes: int) -> None:
     return None
+
+
+def repair(replica: Replica, problems: list[Problem]) -> list[Problem]:
+    """The problems ``verify`` found, less the missing or corrupt blobs a configured
+    remote gave a good copy of (``repair_blobs``); those it could not are said so."""
+    broken = [p.subject for p in problems if p.kind in ("missing_blob", "corrupt_blob")]
+    if not broken:
+        return problems
+    repaired = repair_blobs(replica, broken)
+    tried = ", ".join(sorted(replica.catalog.local.remotes())) or "none configured"
+    out = []
+    for problem in problems:
+        if problem.subject in repaired and repaired[problem.subject] is not None:
+            continue
+        if problem.subject in repaired:
+            problem = Problem(
+                problem.kind,
+                problem.subject,
+                f"{problem.message}; not repaired: no remote has a good copy (tried: {tried})",
+            )
+        out.append(problem)
+    return out

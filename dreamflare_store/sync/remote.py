@@ -38,6 +38,7 @@ import fsspec  # type: ignore[import-untyped]  # noqa: E402
 import fsspec.asyn  # type: ignore[import-untyped]  # noqa: E402
 from fsspec.callbacks import Callback  # type: ignore[import-untyped]  # noqa: E402
 
+from ..blobs.room import is_full  # noqa: E402
 from ..errors import DreamflareError, RemoteError  # noqa: E402
 
 # Protocols whose objects appear whole or not at all once an upload completes.
@@ -259,6 +260,8 @@ class Remote:
         except DreamflareError:
             raise
         except Exception as exc:  # a foreign filesystem may raise anything: translate it
+            if action == "download" and is_full(exc):
+                raise  # the local disk is full, not the remote: the caller names the store
             raise _translate(exc, action, self.identity, self.url, self._secrets) from exc
 
     def _find_many(self, paths: list[str]) -> dict[str, dict[str, Any]]:
@@ -341,7 +344,8 @@ class Remote:
     def get_files(
         self, pairs: list[tuple[str, Path]], sizes: dict[str, int], on_file: Callable[[int], None]
     ) -> None:
-        """Download objects (relative path -> local file) concurrently in one bulk call."""
+        """Download objects (relative path -> local file) concurrently in one bulk call.
+        A full local disk raises its OSError, for the caller to name the store's."""
         if not pairs:
             return
         by_path = {self.path(rel): size for rel, size in sizes.items()}

@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import ids, oplog
 from ..blobs import hash_bytes
+from ..blobs.room import full_disk
 from ..errors import IntegrityError, InvalidArgument
 from ..oplog import Op
 from ..progress import Progress
@@ -300,13 +301,15 @@ def _download(
     temps = {digest: replica.blobs.download_path() for digest in sorted(fetch)}
     sizes = {layout.blob_key(digest): size for digest, size in fetch.items()}
     total = sum(fetch.values())
+    replica.blobs.check_room(total)  # refused before a byte is downloaded, as an upload is
 
     def done(nbytes: int) -> None:
         progress.advance(1, nbytes)
 
     try:
-        with _phase(progress, "Downloading files", len(temps), total):
-            rem.get_files([(layout.blob_key(d), temp) for d, temp in temps.items()], sizes, done)
+        pairs = [(layout.blob_key(d), temp) for d, temp in temps.items()]
+        with _phase(progress, "Downloading files", len(temps), total), full_disk(replica.path):
+            rem.get_files(pairs, sizes, done)
         # Hashing and fsync dominate for many small blobs, and both run well in parallel.
         with ThreadPoolExecutor(ADOPT_THREADS) as pool:
             outcomes = list(pool.map(_adopt, [replica] * len(temps), temps.items()))
