@@ -20,8 +20,8 @@ from .version import __version__
 # The format of the ops this release writes. A release that adds fields to ops (or kinds)
 # raises it; a replica refuses ops of a format newer than its own instead of folding them
 # in without the fields it does not know (replicas would then disagree). Ops without a
-# format are of format 1.
-OP_FORMAT = 1
+# format are of format 1. Format 2 adds the ``path`` field of content versions.
+OP_FORMAT = 2
 
 CONTENT_CREATE = "content.create"
 CONTENT_CHANGE = "content.change"
@@ -46,7 +46,7 @@ KINDS = frozenset(
 )
 
 # The fields a content version may set, in the order versions list them.
-CONTENT_FIELDS = ("file", "filename", "description", "tags")
+CONTENT_FIELDS = ("file", "filename", "path", "description", "tags")
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,8 +77,9 @@ class Content(Record):
     updated_at: str
     width: int | None = None
     height: int | None = None
+    path: str | None = None  # where it sat in the folder it was uploaded from
 
-    _OPTIONAL = ("width", "height")
+    _OPTIONAL = ("width", "height", "path")
 
 
 class _ContentLayout(Record):
@@ -102,6 +103,7 @@ def new_content(
     updated_at: str,
     width: int | None,
     height: int | None,
+    path: str | None = None,
 ) -> Content:
     """``Content(...)`` with every field given, for the list pages that build 100 at once.
 
@@ -124,6 +126,7 @@ def new_content(
     record.updated_at = updated_at
     record.width = width
     record.height = height
+    record.path = path
     record.__class__ = Content
     content: Content = record
     return content
@@ -154,8 +157,9 @@ class Version(Record):
     changes: tuple[str, ...]
     width: int | None = None
     height: int | None = None
+    path: str | None = None
 
-    _OPTIONAL = ("width", "height")
+    _OPTIONAL = ("width", "height", "path")
 
 
 T = TypeVar("T", bound=Record)
@@ -266,8 +270,10 @@ class SyncReport(Record):
 class UploadResult(Record):
     """What one file of ``Store.upload_batch`` became.
 
-    ``status`` is ``"created"`` (a new content) or ``"failed"`` (``error`` says why);
-    ``new_bytes`` says whether its bytes were new to the store (else deduplicated).
+    ``status`` is ``"created"`` (a new content), ``"versioned"`` (a new version of the
+    content already at its path), ``"unchanged"`` (the content at its path already has
+    these bytes: nothing was written) or ``"failed"`` (``error`` says why); ``new_bytes``
+    says whether its bytes were new to the store (else deduplicated).
     """
 
     source: str

@@ -41,13 +41,14 @@ def content_of(
     updated_hlc: str,
     width: int | None,
     height: int | None,
+    path: str | None = None,
 ) -> Content:
     """The record of a content row's ``CONTENT_COLUMNS`` (list pages give plain tuples)."""
     created_at = iso_of_hlc(created_hlc)
     updated_at = created_at if updated_hlc == created_hlc else iso_of_hlc(updated_hlc)
     return new_content(
         content_id, owner, filename, mime, size, blob, description, tags(tags_text), version,
-        created_at, updated_at, width, height,
+        created_at, updated_at, width, height, path,
     )  # fmt: skip
 
 
@@ -73,6 +74,7 @@ def version(row: Row) -> Version:
         changes=tuple(row["changes"].split(",")) if row["changes"] else (),
         width=row["width"],
         height=row["height"],
+        path=row["path"],
     )
 
 

@@ -112,20 +112,27 @@ class Store:
         tags: Tags = None,
         content_id: str | None = None,
         filename: str | None = None,
+        path: str | None = None,
     ) -> Content:
         """Store a file's bytes and metadata; with ``content_id``, add a new version of it.
 
         ``file`` is a path, ``bytes``, or a binary file object. The bytes are stored once
         however many contents or users upload them. The MIME type and, for images, the
-        width and height are read from the bytes.
+        width and height are read from the bytes (when they tell nothing: from a
+        ``content_type`` attribute of the file object, then from the name's extension).
+        ``path`` says where the file sits in a folder (``renders/a/cat.png``): downloads
+        of many contents lay them out by it, and ``upload_batch`` finds them by it.
         """
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
         name = validate.filename(filename) if filename is not None else None
+        where = validate.path(path) if path is not None else None
         if content_id is not None:
             ids.check_id("content", content_id)
-        content, _ = self._contents.upload(file, user_id, description, tag_list, content_id, name)
+        content, _ = self._contents.upload(
+            file, user_id, description, tag_list, content_id, name, where
+        )
         return content
 
     def upload_many(
@@ -160,20 +167,31 @@ class Store:
         *,
         jobs: int = 8,
         progress: Progress | None = None,
+        paths: Sequence[str | None] | None = None,
+        new: bool = False,
     ) -> list[UploadResult]:
-        """Upload many files as new contents and say, per file, what became of it.
+        """Upload many files and say, per file, what became of it.
 
         Small files take the batch path of ``upload_many`` a chunk at a time; large files
         are uploaded one by one on ``jobs`` threads (hashing, reading and fsync release
         the GIL, so one file's flush overlaps the next one's hashing). Each result, in the
         order of ``files``, has the content or the error, and whether the bytes were new
         to the store. ``progress`` hears of each file (and its bytes) as it is done.
+
+        ``paths`` (one per file, or None for a file without one) makes a folder upload
+        repeatable, as ``rsync`` or ``restic backup`` are: a file whose path names a live
+        content of the user with the same bytes is ``"unchanged"`` (a file unchanged
+        since its last upload, by size, mtime and inode, is not even read), with other
+        bytes it is ``"versioned"`` (a new version of that content), else ``"created"``.
+        ``new=True`` makes every file a new content, whatever its path.
         """
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
+        if paths is not None and len(paths) != len(files):
+            raise InvalidArgument("give one path (or None) per file")
         return self._contents.upload_batch(
-            files, user_id, description, tag_list, jobs, progress or Silent()
+            files, user_id, description, tag_list, jobs, progress or Silent(), paths, new
         )
 
     # -- 2-5, 15. content -----------------------------------------------------------------
@@ -302,7 +320,7 @@ class Store:
         """Share a content the user owns with a collaborator, to ``read`` or ``write``."""
         user_id = validate.user_id(user_id)
         ids.check_id("content", content_id)
-        collaborator_id = validate.user_id(collaborator_id, "collaborator_id")
+        collaborator_id = validate.user_id(collaborator_id, "collaboratorId")
         permissions = validate.permissions(permissions)
         return self._sharing.create(user_id, content_id, collaborator_id, permissions)
 

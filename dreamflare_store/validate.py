@@ -1,7 +1,8 @@
 """Checks for every value that arrives from a caller.
 
 Each function returns the value in its canonical form or raises InvalidArgument with a
-message that names the parameter, before anything is read from or written to the store.
+message that names the parameter as the HTTP API does (``userId``, ``contentId``), before
+anything is read from or written to the store.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ MAX_TAGS = 32
 MAX_TAG = 64
 MAX_DESCRIPTION = 4096
 MAX_FILENAME = 255
+MAX_PATH = 1024
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**62
 PERMISSIONS = ("read", "write")
@@ -27,7 +29,7 @@ def _printable(text: str) -> bool:
     return text.isprintable()
 
 
-def user_id(value: Any, name: str = "user_id") -> str:
+def user_id(value: Any, name: str = "userId") -> str:
     """1..128 printable characters."""
     if not isinstance(value, str):
         raise InvalidArgument(f"{name} must be a string, not {type(value).__name__}")
@@ -98,6 +100,28 @@ def filename(value: Any) -> str:
     return value
 
 
+def path(value: Any) -> str:
+    """Where a content sat in an uploaded folder: relative, ``/``-separated, 1..1,024
+    printable characters, each part a valid filename (so no ``..``, ``.`` or empty part).
+
+    A path is joined to a folder on download: nothing here can climb out of it.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgument(f"path must be a string, not {type(value).__name__}")
+    if not value or len(value) > MAX_PATH:
+        raise InvalidArgument(f"path must be 1..{MAX_PATH} characters")
+    if value.startswith("/") or "\\" in value or not _printable(value):
+        raise InvalidArgument(
+            f"path {value[:80]!r} must be relative and /-separated, without control characters"
+        )
+    parts = value.split("/")
+    if any(part in ("", ".", "..") or len(part) > MAX_FILENAME for part in parts):
+        raise InvalidArgument(f"path {value[:80]!r} must not have empty, '.' or '..' parts")
+    if len(parts[0]) == 2 and parts[0][1] == ":":
+        raise InvalidArgument(f"path {value[:80]!r} must be relative (no drive letter)")
+    return value
+
+
 def integer(value: Any, name: str, low: int, high: int) -> int:
     """An int (not a bool) in low..high."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -122,4 +146,4 @@ def permissions(value: Any) -> str:
 def quota(value: Any) -> int | None:
     if value is None:
         return None
-    return integer(value, "quota_bytes", 0, 2**62)
+    return integer(value, "quotaBytes", 0, 2**62)

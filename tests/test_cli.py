@@ -296,7 +296,7 @@ def test_upload_checks_shared_arguments_before_reading_files(run: Cli) -> None:
     result = run("upload", "a.png", "--user", "alice", "--content-id", "nope", code=1)
     assert "not a valid content id" in result.stderr
     result = run("upload", "a.png", "--user", "", code=1)
-    assert "user_id must not be empty" in result.stderr
+    assert "userId must not be empty" in result.stderr
     with Store(run.store) as store:
         assert store.get_storage_usage("alice").content_count == 0
 

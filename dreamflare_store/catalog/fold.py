@@ -25,7 +25,9 @@ from . import reads as list_index  # its block sizes, read at call time
 from .db import Database, Part, Row, tags_from_sql, tags_to_sql
 from .reads import Reads
 
-SNAPSHOT_COLUMNS = ("filename", "mime", "size", "blob", "description", "tags", "width", "height")
+SNAPSHOT_COLUMNS = (
+    "filename", "mime", "size", "blob", "description", "tags", "width", "height", "path",
+)  # fmt: skip
 
 # The statements that add rows, shared by the fold of one op and of a batch, so the two
 # paths cannot write a row two ways.
@@ -34,13 +36,13 @@ _INSERT_OP = (
 )
 _INSERT_CONTENT = (
     "INSERT INTO contents (n, content_id, owner, filename, mime, size, blob, description,"
-    " tags, width, height, version, created_hlc, updated_hlc)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+    " tags, width, height, version, created_hlc, updated_hlc, path)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
 )
 _INSERT_VERSION = (
     "INSERT INTO versions (version_id, content_id, number, hlc, author, filename, mime,"
-    " size, blob, description, tags, width, height, changes)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " size, blob, description, tags, width, height, changes, path)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -55,7 +57,7 @@ def _content_values(n: int | None, op: Op) -> tuple[Any, ...]:
     return (
         n, op.entity, op.data["owner"], fields["filename"], fields["mime"], fields["size"],
         fields["blob"], fields.get("description"), tags_to_sql(fields.get("tags") or ()),
-        fields.get("width"), fields.get("height"), op.hlc, op.hlc,
+        fields.get("width"), fields.get("height"), op.hlc, op.hlc, fields.get("path"),
     )  # fmt: skip
 
 
@@ -66,6 +68,7 @@ def _version_values(op: Op, number: int, snapshot: dict[str, Any]) -> tuple[Any,
         snapshot["filename"], snapshot["mime"], snapshot["size"], snapshot["blob"],
         snapshot.get("description"), tags_to_sql(snapshot.get("tags") or ()),
         snapshot.get("width"), snapshot.get("height"), ",".join(op.data["changes"]),
+        snapshot.get("path"),
     )  # fmt: skip
 
 
@@ -216,7 +219,8 @@ class Fold(Part):
         number = row["version"] + 1
         self.conn.execute(
             "UPDATE contents SET filename = ?, mime = ?, size = ?, blob = ?, description = ?,"
-            " tags = ?, width = ?, height = ?, version = ?, updated_hlc = ? WHERE content_id = ?",
+            " tags = ?, width = ?, height = ?, path = ?, version = ?, updated_hlc = ?"
+            " WHERE content_id = ?",
             (
                 snapshot["filename"],
                 snapshot["mime"],
@@ -226,6 +230,7 @@ class Fold(Part):
                 tags_to_sql(snapshot["tags"]),
                 snapshot["width"],
                 snapshot["height"],
+                snapshot["path"],
                 number,
                 op.hlc,
                 op.entity,
@@ -242,7 +247,7 @@ class Fold(Part):
         self._adjust_list_block(row["owner"], row["n"], -1)
         self.conn.execute(
             "UPDATE contents SET deleted = 1, filename = NULL, mime = NULL, size = NULL,"
-            " blob = NULL, description = NULL, tags = NULL, width = NULL, height = NULL,"
+            " blob = NULL, description = NULL, tags = NULL, width = NULL, height = NULL, path = NULL,"
             " updated_hlc = ? WHERE content_id = ?",
             (op.hlc, op.entity),
         )

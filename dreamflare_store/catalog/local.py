@@ -1,10 +1,12 @@
 """What this replica keeps for itself and never replicates: quotas, the remotes it syncs
-with, how far it got with each, and which blobs are only on a remote.
+with, how far it got with each, which blobs are only on a remote, and the stat cache of
+uploaded files.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .db import Part
@@ -74,3 +76,35 @@ class LocalState(Part):
 
     def forget_remote_blob(self, blob: str) -> None:
         self.conn.execute("DELETE FROM remote_blobs WHERE blob = ?", (blob,))
+
+    def forget_remote(self, name: str) -> bool:
+        """Remove a remote and its sync progress; whether there was one."""
+        self.conn.execute("DELETE FROM remote_progress WHERE remote = ?", (name,))
+        return self.conn.execute("DELETE FROM remotes WHERE name = ?", (name,)).rowcount > 0
+
+    def quotas(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT user, quota_bytes FROM quotas ORDER BY user")
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    # -- the stat cache of uploaded files -------------------------------------------------
+
+    def cached_files(self, user: str, sources: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """The stat cache of ``user``'s files among ``sources``: by source, ``(size,
+        mtime_ns, inode, content_id, blob, seen_ns)``."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        rows = cursor.execute(
+            "SELECT source, size, mtime_ns, inode, content_id, blob, seen_ns FROM file_cache"
+            " WHERE user = ? AND source IN (SELECT value FROM json_each(?))",
+            (user, json.dumps(list(sources))),
+        )
+        return {row[0]: row[1:] for row in rows}
+
+    def cache_files(self, user: str, entries: Sequence[tuple[Any, ...]]) -> None:
+        """Remember files as uploaded: ``(source, size, mtime_ns, inode, content_id, blob,
+        seen_ns)`` each."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO file_cache (user, source, size, mtime_ns, inode,"
+            " content_id, blob, seen_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(user, *entry) for entry in entries],
+        )

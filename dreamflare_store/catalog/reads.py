@@ -4,6 +4,7 @@ storage counters, collaborations and keys, and the rows of the state digest.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,15 +16,16 @@ SUPER_BITS = 5  # list_supers group 32 blocks (schema.sql's migration 4 fills th
 # (tags as stored, times as HLCs).
 CONTENT_COLUMNS = (
     "content_id", "owner", "filename", "mime", "size", "blob", "description", "tags",
-    "version", "created_hlc", "updated_hlc", "width", "height",
+    "version", "created_hlc", "updated_hlc", "width", "height", "path",
 )  # fmt: skip
 _CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
 
 DIGEST_QUERIES = (
     "SELECT content_id, owner, deleted, filename, mime, size, blob, description, tags,"
-    " width, height, version, created_hlc, updated_hlc FROM contents ORDER BY content_id",
+    " width, height, version, created_hlc, updated_hlc, path FROM contents"
+    " ORDER BY content_id",
     "SELECT version_id, content_id, number, hlc, author, filename, mime, size, blob,"
-    " description, tags, width, height, changes FROM versions ORDER BY version_id",
+    " description, tags, width, height, changes, path FROM versions ORDER BY version_id",
     "SELECT collaboration_id, content_id, owner, collaborator, permissions, deleted,"
     " created_hlc, updated_hlc FROM collaborations ORDER BY collaboration_id",
     "SELECT key_id, user, description, secret_hash, created_hlc, revoked_hlc"
@@ -44,6 +46,18 @@ class Reads(Part):
             "SELECT * FROM contents WHERE content_id = ?", (content_id,)
         ).fetchone()
         return row
+
+    def live_by_paths(self, owner: str, paths: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """The newest live content of ``owner`` at each of ``paths`` that has one: a plain
+        tuple of the ``CONTENT_COLUMNS`` by path."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        found = cursor.execute(
+            f"SELECT {_CONTENT_SELECT} FROM contents WHERE owner = ? AND deleted = 0"
+            " AND path IN (SELECT value FROM json_each(?)) ORDER BY n",
+            (owner, json.dumps(list(paths))),
+        )
+        return {row[-1]: row for row in found}  # the newest (highest n) of a path wins
 
     def content_rows_between(self, first: int, last: int) -> list[Row]:
         """Content rows by arrival number, ``first`` to ``last`` included, in that order."""
