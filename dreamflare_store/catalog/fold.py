@@ -247,7 +247,8 @@ class Fold(Part):
         self._adjust_list_block(row["owner"], row["n"], -1)
         self.conn.execute(
             "UPDATE contents SET deleted = 1, filename = NULL, mime = NULL, size = NULL,"
-            " blob = NULL, description = NULL, tags = NULL, width = NULL, height = NULL, path = NULL,"
+            " blob = NULL, description = NULL, tags = NULL, width = NULL, height = NULL,"
+            " path = NULL,"
             " updated_hlc = ? WHERE content_id = ?",
             (op.hlc, op.entity),
         )
