@@ -188,8 +188,10 @@ def test_upload_one_file_prints_its_content(run: Cli) -> None:
     result = run("upload", "cat.png", "--user", "alice", "-d", "a cat", "--tags", "cat, cute")
     line = result.stdout.strip()
     assert line.startswith("cnt_") and "cat.png" in line and "v1" in line
-    content = upload_one(run, run.cwd / "cat.png", "--tags", "cat")
-    assert content["filename"] == "cat.png"
+    again = upload_one(run, run.cwd / "cat.png", "--tags", "cat")
+    assert again["contentId"] == line.split()[0] and again["version"] == 1  # unchanged
+    content = upload_one(run, run.cwd / "cat.png", "--tags", "cat", "--new")
+    assert content["filename"] == "cat.png" and content["path"] == "cat.png"
     assert content["mimeType"] == "image/png"
     assert (content["width"], content["height"]) == (12, 7)
     assert content["tags"] == ["cat"]
@@ -210,15 +212,16 @@ def test_upload_folder_recurses_skips_hidden_and_counts_dedup(run: Cli) -> None:
     names = sorted(item["filename"] for item in report["items"])
     assert names == ["a.png", "b.png", "c.png", "copy-of-a.png"]
     assert report["uploaded"] == 4 and report["failed"] == 0 and report["errors"] == []
-    assert report["new"] == 3 and report["deduplicated"] == 1
+    assert report["new"] == 4 and report["deduplicated"] == 1  # new contents; 1 of known bytes
     sizes = {item["filename"]: item["size"] for item in report["items"]}
     assert report["bytesStored"] == sum(sizes.values()) - sizes["a.png"]
     assert all(
         item["tags"] == ["batch"] and item["description"] == "set" for item in report["items"]
     )
     again = run("upload", str(folder), "--user", "alice", "--hidden")
-    assert "Uploaded 6 files (2 new, 4 deduplicated)" in again.stdout
-    assert again.stdout.count("(already stored)") == 4
+    # Again, with the hidden files: the four already uploaded are unchanged.
+    assert "Uploaded 6 files: 2 new, 0 new versions, 4 unchanged (0 deduplicated)" in again.stdout
+    assert again.stdout.count("(unchanged)") == 4
 
 
 def test_upload_reports_an_unreadable_file_and_uploads_the_rest(
@@ -336,7 +339,7 @@ def test_upload_in_parallel_stores_every_file(run: Cli) -> None:
 def test_upload_quiet_prints_only_the_summary(run: Cli) -> None:
     png(run.cwd / "d" / "a.png")
     out = run("upload", "d", "--user", "alice", "-q").stdout
-    assert out.startswith("Uploaded 1 file (1 new, 0 deduplicated)")
+    assert out.startswith("Uploaded 1 file: 1 new, 0 new versions, 0 unchanged (0 deduplicated)")
     assert "cnt_" not in out
 
 
@@ -511,7 +514,8 @@ def test_key_generate_list_revoke(run: Cli) -> None:
     listed = run("key", "list", "--user", "alice").stdout
     assert "farm" in listed and "active" in listed and secret not in listed
     assert run.json("key", "revoke", new["keyId"], "--user", "alice") == {"revoked": new["keyId"]}
-    assert "not found" in run("key", "revoke", new["keyId"], "--user", "alice", code=1).stderr
+    again = run("key", "revoke", new["keyId"], "--user", "alice", code=1).stderr
+    assert "already revoked" in again  # as `key list` shows it, not "not found"
     assert "not found" in run("key", "revoke", new["keyId"], "--user", "bob", code=1).stderr
     assert "revoked" in run("key", "list", "--user", "alice").stdout
     assert run("key", "list", "--user", "bob").stdout == "No API keys.\n"
@@ -694,7 +698,7 @@ def test_folder_upload_draws_a_bar_on_a_terminal(run: Cli, monkeypatch: pytest.M
     monkeypatch.setattr(progress, "DELAY", 0.0)
     result = run("upload", "d", "--user", "alice", "-q")
     assert "Uploading" in result.stderr and "3/3 files" in result.stderr
-    assert result.stdout.startswith("Uploaded 3 files (3 new, 0 deduplicated)")
+    assert result.stdout.startswith("Uploaded 3 files: 3 new, 0 new versions, 0 unchanged")
 
 
 def test_collect_lists_each_file_once(tmp_path: Path) -> None:

@@ -33,6 +33,15 @@ from .progress import progress_bar
     help="Files uploaded at once (default: 8).",
 )
 @click.option("--hidden", is_flag=True, help="Include hidden files and folders (names with a dot).")
+@click.option(
+    "--prefix", metavar="P", default=None,
+    help="First part of each file's path in the store, instead of the folder's own name"
+    " ('' for none).",
+)  # fmt: skip
+@click.option(
+    "--new", "always_new", is_flag=True,
+    help="Make every file a new content, even where its path already names one.",
+)  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 def upload(
     state: State,
@@ -43,17 +52,28 @@ def upload(
     content_id: str | None,
     jobs: int | None,
     hidden: bool,
+    prefix: str | None,
+    always_new: bool,
     quiet: bool,
 ) -> None:
-    """Upload files and folders (recursively), a content per file.
+    """Upload files and folders (recursively), a content per file, as rsync would.
 
-    Bytes already in the store are not stored again. A file that cannot be read is
-    reported and the others still go in (the exit code is then 1). With --json, one file
-    prints its content; folders or several files print {"items", "errors", counts...}.
+    Each file keeps its path: a folder's own name, then the path inside it
+    (renders/batch0/img.png), as `cp -r renders dest/` lays it out; --prefix chooses
+    another first part. Uploading a folder again is cheap and changes only what changed:
+    a file whose path already names one of your contents with the same bytes is skipped
+    (unchanged; files untouched since their last upload are not even read), with other
+    bytes it becomes a new version of that content. --new makes every file a new content.
+    Bytes already in the store are not stored again (deduplicated). A file that cannot be
+    read is reported and the others still go in (the exit code is then 1). With --json,
+    one file prints its content; folders or several files print {"items", "errors",
+    counts...}.
 
     \b
     Examples:
       dreamflare upload ./renders --user alice --tags sunset,v2
+      dreamflare upload ./renders --user alice            # again: only what changed
+      dreamflare upload ./renders --user alice --prefix shoot-2/
       dreamflare upload cat-v2.png --user alice --content-id cnt_...
     """
     from .. import ids, validate
@@ -64,7 +84,7 @@ def upload(
     validate.tags(tags)
     if content_id is not None:
         ids.check_id("content", content_id)
-    items, failures = batch.collect(paths, include_hidden=hidden)
+    items, failures = batch.collect(paths, include_hidden=hidden, prefix=prefix)
     single = len(paths) == 1 and not Path(paths[0]).is_dir()
     if content_id is not None and (len(items) + len(failures) != 1 or not single):
         raise click.UsageError("--content-id takes exactly one file")
@@ -77,7 +97,7 @@ def upload(
     else:
         outcomes = batch.upload_files(
             store, items, user, description, tags, jobs or batch.DEFAULT_JOBS,
-            progress_bar(state),
+            progress_bar(state), new=always_new,
         )  # fmt: skip
     summary = batch.summarize([*failures, *outcomes], time.perf_counter() - began)
     if single and summary.errors and summary.errors[0].error is not None:
@@ -87,7 +107,9 @@ def upload(
             click.echo(f"error: {outcome.error.message}", err=True)
         elif not quiet and not state.as_json and outcome.content is not None:
             made = outcome.content
-            note = "  (already stored)" if outcome.deduplicated else ""
+            note = {"unchanged": "  (unchanged)", "versioned": "  (new version)"}.get(
+                outcome.status, "  (already stored)" if outcome.deduplicated else ""
+            )
             click.echo(
                 f"{made.content_id}  v{made.version}  {fmt.human_size(made.size):>10}"
                 f"  {outcome.path}{note}"

@@ -1,9 +1,11 @@
 """The batch behind ``dreamflare upload``: walk folders, upload the files, count.
 
-``collect`` lists the files (folders walked recursively) and what cannot be read;
-``upload_files`` hands the files to ``Store.upload_batch``, which uploads them in parallel
-and says of each whether its bytes were new to the store; ``summarize`` adds up the
-outcomes for the summary line and ``--json``. A new version of one content goes through
+``collect`` lists the files (folders walked recursively), each with the path it gets in the
+store (the folder's own name, then the path inside it, as ``cp -r`` lays a folder out), and
+what cannot be read; ``upload_files`` hands the files to ``Store.upload_batch``, which
+uploads them in parallel and says of each whether it made a new content, a new version of
+the content at its path, or nothing (unchanged); ``summarize`` adds up the outcomes for the
+summary line and ``--json``. A new version of one content goes through
 ``Store.upload`` instead (``upload_version``).
 """
 
@@ -29,10 +31,11 @@ DEFAULT_JOBS = 8  # files uploaded at once
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One file to upload and its size when listed."""
+    """One file to upload, its size when listed, and its path in the store."""
 
     path: Path
     size: int
+    store_path: str | None = None
 
 
 @dataclass(slots=True)
@@ -43,6 +46,7 @@ class Outcome:
     content: Content | None = None
     deduplicated: bool = False
     error: DreamflareError | None = None
+    status: str = "created"  # or "versioned", "unchanged" (see UploadResult)
 
 
 @dataclass(slots=True)
@@ -51,6 +55,8 @@ class Summary:
 
     uploaded: int = 0
     new: int = 0
+    versioned: int = 0
+    unchanged: int = 0
     deduplicated: int = 0
     bytes_stored: int = 0
     bytes_total: int = 0
@@ -70,18 +76,23 @@ class Summary:
             ],
             "uploaded": self.uploaded,
             "new": self.new,
+            "versioned": self.versioned,
+            "unchanged": self.unchanged,
             "deduplicated": self.deduplicated,
             "bytesStored": self.bytes_stored,
             "failed": self.failed,
         }
 
     def text(self) -> str:
-        """One line for people: ``Uploaded 12 files (10 new, 2 deduplicated), ...``."""
+        """One line for people: ``Uploaded 12 files: 9 new, 1 new version, 2 unchanged
+        (1 deduplicated): ...``. A deduplicated file is new here but its bytes were not."""
         noun = "file" if self.uploaded == 1 else "files"
+        versions = "version" if self.versioned == 1 else "versions"
         line = (
-            f"Uploaded {self.uploaded:,} {noun} ({self.new:,} new, {self.deduplicated:,}"
-            f" deduplicated): {human_size(self.bytes_stored)} stored"
-            f" of {human_size(self.bytes_total)}, in {self.seconds:.1f} s."
+            f"Uploaded {self.uploaded:,} {noun}: {self.new:,} new, {self.versioned:,} new"
+            f" {versions}, {self.unchanged:,} unchanged ({self.deduplicated:,} deduplicated):"
+            f" {human_size(self.bytes_stored)} stored of {human_size(self.bytes_total)},"
+            f" in {self.seconds:.1f} s."
         )
         if self.failed:
             line += f" {self.failed:,} failed (see above)."
@@ -99,10 +110,16 @@ def summarize(outcomes: Sequence[Outcome], seconds: float) -> Summary:
         summary.uploaded += 1
         summary.items.append(outcome.content)
         summary.bytes_total += outcome.content.size
+        if outcome.status == "unchanged":
+            summary.unchanged += 1
+            continue
+        if outcome.status == "versioned":
+            summary.versioned += 1
+        else:
+            summary.new += 1
         if outcome.deduplicated:
             summary.deduplicated += 1
         else:
-            summary.new += 1
             summary.bytes_stored += outcome.content.size
     return summary
 
@@ -117,17 +134,29 @@ def _read_error(path: Path, exc: OSError) -> DreamflareError:
 
 
 def collect(
-    paths: Sequence[str | os.PathLike[str]], include_hidden: bool = False
+    paths: Sequence[str | os.PathLike[str]],
+    include_hidden: bool = False,
+    prefix: str | None = None,
 ) -> tuple[list[Item], list[Outcome]]:
     """The files named, folders walked recursively (sorted, hidden names skipped unless
-    ``include_hidden``), each file once; and an Outcome for each path that cannot be read."""
+    ``include_hidden``), each file once; and an Outcome for each path that cannot be read.
+
+    Each file's ``store_path`` is laid out as ``cp -r ARG dest/`` would: a folder's own
+    name, then the path inside it; a file's name. ``prefix`` replaces that first part
+    (``""``: none).
+    """
     items: list[Item] = []
     failures: list[Outcome] = []
     seen: set[Path] = set()
     for arg in paths:
         path = Path(arg)
-        found = _walk(path, include_hidden, failures) if path.is_dir() else iter([path])
+        is_dir = path.is_dir()
+        found = _walk(path, include_hidden, failures) if is_dir else iter([path])
+        top = os.path.basename(os.path.normpath(os.path.abspath(path))) if is_dir else ""
+        first = top if prefix is None else prefix.strip("/")
         for file in found:
+            inside = file.relative_to(path).as_posix() if is_dir else file.name
+            store_path = f"{first}/{inside}" if first else inside
             try:
                 info = file.stat()
             except OSError as exc:
@@ -140,7 +169,7 @@ def collect(
             key = file.resolve()
             if key not in seen:  # a file named twice (or inside a named folder) goes in once
                 seen.add(key)
-                items.append(Item(file, info.st_size))
+                items.append(Item(file, info.st_size, store_path))
     return items, failures
 
 
@@ -169,8 +198,10 @@ def upload_files(
     tags: str | None,
     jobs: int,
     progress: Progress,
+    new: bool = False,
 ) -> list[Outcome]:
-    """Upload each item as a new content; returns the outcomes in the order of ``items``.
+    """Upload each item at its path (see ``Store.upload_batch``); returns the outcomes in
+    the order of ``items``. With ``new``, every item becomes a new content.
 
     ``Store.upload_batch`` does the work and tells new bytes from stored ones. Two copies
     of new bytes in one batch count once as new: the first listed is new, the other
@@ -180,11 +211,11 @@ def upload_files(
     try:
         results = store.upload_batch(
             [item.path for item in items], user_id, description, tags,
-            jobs=jobs, progress=progress,
+            jobs=jobs, progress=progress, paths=[item.store_path for item in items], new=new,
         )  # fmt: skip
     finally:
         progress.finish()
-    new = {result.content.hash for result in results if result.content and result.new_bytes}
+    fresh = {result.content.hash for result in results if result.content and result.new_bytes}
     seen: set[str] = set()
     outcomes = []
     for item, result in zip(items, results, strict=True):
@@ -192,8 +223,8 @@ def upload_files(
             outcomes.append(Outcome(item.path, error=_worded(result.error, item.path)))
             continue
         digest = result.content.hash
-        stored = digest not in new or digest in seen
-        outcomes.append(Outcome(item.path, result.content, deduplicated=stored))
+        stored = digest not in fresh or digest in seen
+        outcomes.append(Outcome(item.path, result.content, stored, status=result.status))
         seen.add(digest)
     return outcomes
 
