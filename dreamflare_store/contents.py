@@ -17,6 +17,7 @@ from typing import Any
 from . import media, oplog, rows, validate
 from .access import OWNER, WRITE, Access
 from .blobs import StoredBlob, hash_bytes, hash_file
+from .catalog import CONTENT_COLUMNS
 from .errors import DreamflareError, InvalidArgument
 from .metering import Meter
 from .progress import Progress
@@ -287,48 +288,51 @@ class Contents:
         """Settle the files whose path names a live content with the same bytes
         ("unchanged" results); the others at such a path, by index, with the content
         they will be a new version of."""
-        wanted = [path for index, path in enumerate(paths) if path and results[index] is None]
+        sources = [
+            os.path.abspath(file) if isinstance(file, str | os.PathLike) else None for file in files
+        ]
+        wanted = [
+            (path, sources[index])
+            for index, path in enumerate(paths)
+            if path is not None and results[index] is None
+        ]
         with self._catalog.snapshot():
             live = self._catalog.reads.live_by_paths(user_id, wanted)
         if not live:
             return {}
-        sources = {
-            index: os.path.abspath(os.fspath(file))
-            for index, file in enumerate(files)
-            if paths[index] in live and isinstance(file, str | os.PathLike)
-        }
-        with self._catalog.snapshot():
-            cache = self._catalog.local.cached_files(user_id, sources.values())
+        width = len(CONTENT_COLUMNS)
         targets: dict[int, str] = {}
         remember: list[tuple[Any, ...]] = []
         unchanged = 0
         for index, file in enumerate(files):
             path = paths[index]
-            if path not in live or results[index] is not None:
+            row = live.get(path) if path is not None else None
+            if row is None or results[index] is not None:
                 continue
-            row = live[path]
             content_id, size, blob = row[0], row[4], row[5]
-            source = sources.get(index)
+            source = sources[index]
             if source is not None:
-                seen_ns = time.time_ns()  # the file system's clock, which mtimes come from
                 try:
-                    info = os.stat(source)
+                    # An os.DirEntry (a folder listing) keeps the stat made when listed.
+                    info = file.stat() if isinstance(file, os.DirEntry) else os.stat(source)
                 except OSError:
                     targets[index] = content_id  # the upload reports the error
                     continue
                 key = (info.st_size, info.st_mtime_ns, info.st_ino)
-                hit = cache.get(source)
+                cached = row[width:]
                 same = (
-                    hit is not None
-                    and hit[:5] == (*key, content_id, blob)
-                    and info.st_mtime_ns < hit[5] - RACY_NS
+                    cached[:5] == (*key, content_id, blob)
+                    and info.st_mtime_ns < cached[5] - RACY_NS
                 )
                 if not same and info.st_size == size:
+                    seen_ns = time.time_ns()  # the file system's clock, which mtimes use
                     try:
+                        info = os.stat(source)  # now, before reading: what the cache keeps
                         same = hash_file(source) == blob
                     except OSError:
                         same = False
                     if same:
+                        key = (info.st_size, info.st_mtime_ns, info.st_ino)
                         remember.append((source, *key, content_id, blob, seen_ns))
             elif isinstance(file, bytes | bytearray | memoryview):
                 same = len(file) == size and hash_bytes(bytes(file)) == blob
@@ -337,15 +341,15 @@ class Contents:
             if not same:
                 targets[index] = content_id
                 continue
-            results[index] = UploadResult(
-                _source(file, index), "unchanged", rows.content_of(*row), False
-            )
-            self._meter.charge("upload", user_id, False, 0, 0)
+            content = rows.content_of(*row[:width])
+            results[index] = UploadResult(_source(file, index), "unchanged", content, False)
             unchanged += 1
         if remember:
             with self._catalog.atomic():
                 self._catalog.local.cache_files(user_id, remember)
-        progress.advance(unchanged, 0)
+        if unchanged:
+            self._meter.charge("upload", user_id, False, calls=unchanged)
+            progress.advance(unchanged, 0)
         return targets
 
     def _remember(

@@ -344,7 +344,7 @@ def as_error(exc: Exception, file: object) -> DreamflareError:
     """A file's failure as the error ``upload`` would have raised for it."""
     if isinstance(exc, DreamflareError):
         return exc
-    where = str(file) if isinstance(file, str | os.PathLike) else "file"
+    where = os.fsdecode(file) if isinstance(file, str | os.PathLike) else "file"
     if isinstance(exc, FileNotFoundError):
         return NotFound(f"no such file: {where}", path=where)
     if isinstance(exc, OSError):

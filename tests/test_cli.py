@@ -705,7 +705,7 @@ def test_collect_lists_each_file_once(tmp_path: Path) -> None:
     png(tmp_path / "d" / "a.png")
     png(tmp_path / "d" / "b" / "c.png")
     items, failures = cli_upload.collect([tmp_path / "d", tmp_path / "d" / "a.png", tmp_path / "x"])
-    assert [item.path.name for item in items] == ["a.png", "c.png"]
+    assert [os.path.basename(item.path) for item in items] == ["a.png", "c.png"]
     assert [str(outcome.error) for outcome in failures] == [
         f"{tmp_path / 'x'}: no such file or folder"
     ]

@@ -6,7 +6,7 @@ uploaded files.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .db import Part
@@ -87,18 +87,6 @@ class LocalState(Part):
         return {str(row[0]): int(row[1]) for row in rows}
 
     # -- the stat cache of uploaded files -------------------------------------------------
-
-    def cached_files(self, user: str, sources: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-        """The stat cache of ``user``'s files among ``sources``: by source, ``(size,
-        mtime_ns, inode, content_id, blob, seen_ns)``."""
-        cursor = self.conn.cursor()
-        cursor.row_factory = None
-        rows = cursor.execute(
-            "SELECT source, size, mtime_ns, inode, content_id, blob, seen_ns FROM file_cache"
-            " WHERE user = ? AND source IN (SELECT value FROM json_each(?))",
-            (user, json.dumps(list(sources))),
-        )
-        return {row[0]: row[1:] for row in rows}
 
     def cache_files(self, user: str, entries: Sequence[tuple[Any, ...]]) -> None:
         """Remember files as uploaded: ``(source, size, mtime_ns, inode, content_id, blob,

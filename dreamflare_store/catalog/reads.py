@@ -19,6 +19,7 @@ CONTENT_COLUMNS = (
     "version", "created_hlc", "updated_hlc", "width", "height", "path",
 )  # fmt: skip
 _CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
+_CONTENT_PREFIXED = ", ".join(f"c.{column}" for column in CONTENT_COLUMNS)
 
 DIGEST_QUERIES = (
     "SELECT content_id, owner, deleted, filename, mime, size, blob, description, tags,"
@@ -47,17 +48,28 @@ class Reads(Part):
         ).fetchone()
         return row
 
-    def live_by_paths(self, owner: str, paths: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-        """The newest live content of ``owner`` at each of ``paths`` that has one: a plain
-        tuple of the ``CONTENT_COLUMNS`` by path."""
+    def live_by_paths(
+        self, owner: str, wanted: Iterable[tuple[str, str | None]]
+    ) -> dict[str, tuple[Any, ...]]:
+        """For each ``(path, source file)`` wanted, the newest live content of ``owner`` at
+        that path, if any, with what the stat cache remembers of that source file.
+
+        By path: the ``CONTENT_COLUMNS`` of the content, then the cache's ``size, mtime_ns,
+        inode, content_id, blob, seen_ns`` (Nones when the file is not in the cache). One
+        query for a whole folder: a re-run over thousands of files must cost little.
+        """
         cursor = self.conn.cursor()
         cursor.row_factory = None
         found = cursor.execute(
-            f"SELECT {_CONTENT_SELECT} FROM contents WHERE owner = ? AND deleted = 0"
-            " AND path IN (SELECT value FROM json_each(?)) ORDER BY n",
-            (owner, json.dumps(list(paths))),
+            f"SELECT {_CONTENT_PREFIXED}, f.size, f.mtime_ns, f.inode, f.content_id, f.blob,"
+            " f.seen_ns FROM json_each(?) w"  # CROSS JOIN: the paths first, then the index
+            " CROSS JOIN contents c ON c.owner = ? AND c.path = w.value ->> 0 AND c.deleted = 0"
+            " LEFT JOIN file_cache f ON f.user = c.owner AND f.source = w.value ->> 1"
+            " ORDER BY c.n",
+            (json.dumps(list(wanted)), owner),
         )
-        return {row[-1]: row for row in found}  # the newest (highest n) of a path wins
+        width = len(CONTENT_COLUMNS)
+        return {row[width - 1]: row for row in found}  # the newest (highest n) of a path wins
 
     def content_rows_between(self, first: int, last: int) -> list[Row]:
         """Content rows by arrival number, ``first`` to ``last`` included, in that order."""
