@@ -34,6 +34,7 @@ from .records import (
     StorageUsage,
     SyncReport,
     UploadResult,
+    VerifyReport,
     Version,
 )
 from .store import Store
@@ -63,5 +64,6 @@ __all__ = [
     "SyncReport",
     "Unauthenticated",
     "UploadResult",
+    "VerifyReport",
     "Version",
 ]

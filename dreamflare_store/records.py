@@ -304,8 +304,38 @@ class Problem(Record):
 
 @dataclass(frozen=True, slots=True)
 class GcReport(Record):
-    """What ``gc()`` removed."""
+    """What ``gc()`` removed (or, with ``dry_run``, would remove), and the unreferenced
+    blobs it kept because they were younger than ``min_age``."""
 
     blobs_removed: int
     bytes_freed: int
     temp_files_removed: int
+    blobs_kept_young: int = 0
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport(Record):
+    """What ``verify_report()`` checked, beside the problems it found (none: healthy).
+
+    ``blobs_checked`` were re-hashed (``bytes_checked`` bytes); ``remote_only`` blobs are
+    referenced but kept only on a remote (pulled lazily), so they could not be hashed here.
+    """
+
+    problems: tuple[Problem, ...]
+    blobs_checked: int
+    bytes_checked: int
+    remote_only: int
+    contents: int
+    versions: int
+    ops: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"ok", "items": [problems], "blobsChecked", ...}``: the problems under
+        ``items``, as every list the API prints."""
+        out = Record.to_dict(self)
+        return {"ok": self.ok, "items": out.pop("problems"), **out}

@@ -31,7 +31,7 @@ from .clock import HybridClock, WallClock
 from .counters import CounterBuffer
 from .errors import Conflict, DreamflareError, InvalidArgument, NotFound, QuotaExceeded
 from .oplog import Op
-from .records import GcReport, Problem
+from .records import GcReport, Problem, VerifyReport
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 # What ``store_many`` hands back: each file's blob as written (or why not), and what waits
@@ -252,6 +252,11 @@ class Replica:
 
     def verify(self) -> list[Problem]:
         """Re-hash every live blob and check every invariant; an empty list means healthy."""
+        return list(self.verify_report().problems)
+
+    def verify_report(self) -> VerifyReport:
+        """``verify``'s problems, with what was checked: blobs hashed and their bytes, rows
+        and ops read, and the blobs that are only on a remote (not hashed here)."""
         self.counters.flush()
         problems: list[Problem] = []
         reads = self.catalog.reads
@@ -261,14 +266,20 @@ class Replica:
             stored = reads.stored_storage()
             recount = reads.recount_storage()
             gaps = reads.version_numbers_ok()
+            contents, versions, ops = reads.row_counts()
+        checked = checked_bytes = remote = 0
         for digest in sorted(live):
             if self.blobs.exists(digest):
+                checked += 1
+                checked_bytes += live[digest]
                 if not self.blobs.check(digest):
                     problems.append(
                         Problem("corrupt_blob", digest, f"blob {digest} does not match its hash")
                     )
             elif digest not in remote_only:
                 problems.append(Problem("missing_blob", digest, f"blob {digest} is missing"))
+            else:
+                remote += 1
         for user in sorted(set(stored) | set(recount)):
             if stored.get(user, (0, 0, 0, 0)) != recount.get(user, (0, 0, 0, 0)):
                 problems.append(
@@ -283,29 +294,34 @@ class Replica:
             problems.append(
                 Problem("version_gap", content_id, f"versions of {content_id} are not 1..n")
             )
-        return problems
+        return VerifyReport(
+            tuple(problems), checked, checked_bytes, remote, contents, versions, ops
+        )
 
-    def gc(self, min_age: float) -> GcReport:
+    def gc(self, min_age: float, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references and temp files left by crashes, of those
-        untouched for ``min_age`` seconds (see ``Store.gc``)."""
+        untouched for ``min_age`` seconds (see ``Store.gc``); ``dry_run`` only counts."""
         cutoff = time.time() - min_age
-        removed = freed = temps = 0
+        removed = freed = temps = young = 0
         with self.catalog.atomic():  # the write lock: no upload commits a reference meanwhile
             live = self.catalog.reads.live_blobs()
             for digest, path in list(self.blobs.iter_digests()):
                 if digest in live:
                     continue
                 try:
-                    if path.stat().st_mtime > cutoff:
-                        continue
+                    info = path.stat()
                 except FileNotFoundError:
                     continue
-                freed += self.blobs.remove(digest)
+                if info.st_mtime > cutoff:
+                    young += 1
+                    continue
+                freed += info.st_size if dry_run else self.blobs.remove(digest)
                 removed += 1
         for temp in list(self.blobs.stale_temps(min_age)):
-            temp.unlink(missing_ok=True)
+            if not dry_run:
+                temp.unlink(missing_ok=True)
             temps += 1
-        return GcReport(removed, freed, temps)
+        return GcReport(removed, freed, temps, young, dry_run)
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""

@@ -40,6 +40,7 @@ from .records import (
     StorageUsage,
     SyncReport,
     UploadResult,
+    VerifyReport,
     Version,
 )
 from .replica import FileLike, Replica
@@ -459,20 +460,49 @@ class Store:
         """Re-hash every live blob and check every invariant; an empty list means healthy."""
         return self.replica.verify()
 
-    def gc(self, min_age: float = 3600.0) -> GcReport:
+    def gc(self, min_age: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references and temp files left by crashes.
 
         Only files untouched for ``min_age`` seconds are removed: an upload in flight
         touches the blob it is about to reference, so gc leaves it alone. Should gc take
         it all the same (``min_age=0``, or in the instant between its age check and the
         touch), the upload sees the bytes gone inside its own transaction and refuses
-        with Conflict: a reference to missing bytes is never committed.
+        with Conflict: a reference to missing bytes is never committed. The report also
+        counts the unreferenced blobs kept as too young; ``dry_run`` removes nothing and
+        says what would go.
         """
-        return self.replica.gc(min_age)
+        return self.replica.gc(min_age, dry_run)
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""
         return self.replica.state_digest()
+
+    # -- everyday workflows: what verify checked, remotes and quotas as lists -------------
+
+    def verify_report(self) -> VerifyReport:
+        """``verify()``'s problems, with what it checked: blobs re-hashed and their bytes,
+        content rows, versions and ops read, and blobs kept only on a remote (pulled
+        lazily: present nowhere here, so not hashed). ``report.ok`` means healthy."""
+        return self.replica.verify_report()
+
+    def remotes(self) -> dict[str, str]:
+        """The saved remotes: name -> URL (their options, which may hold secrets, stay in)."""
+        with self.replica.catalog.snapshot():
+            saved = self.replica.catalog.local.remotes()
+        return {name: url for name, (url, _) in saved.items()}
+
+    def remove_remote(self, name: str) -> None:
+        """Forget a saved remote and how far this store synced with it (NotFound if none).
+        Nothing on the remote itself changes."""
+        with self.replica.catalog.atomic():
+            if not self.replica.catalog.local.forget_remote(name):
+                raise NotFound(f"no remote named {name!r}", remote=name)
+
+    def quotas(self) -> dict[str, int]:
+        """The quotas set per user with ``set_quota``: user -> bytes (others get the
+        store's default, ``Store(path, quota_bytes=...)``)."""
+        with self.replica.catalog.snapshot():
+            return self.replica.catalog.local.quotas()
 
     # -- asked before opening -----------------------------------------------------------
 

@@ -559,7 +559,8 @@ def test_usage_and_analytics(run: Cli) -> None:
     storage = run.json("usage", "storage", "--user", "alice")
     assert storage["contentCount"] == 1 and storage["bytes"] == source.stat().st_size
     out = run("usage", "storage", "--user", "alice").stdout
-    assert "contents" in out and "quota         none" in out
+    assert "contents" in out and "quota             none" in out
+    assert "current versions  77 B (logical size" in out and "stored            77 B (every" in out
     api = run.json("usage", "api", "--user", "alice")
     assert api["byOperation"]["upload"]["calls"] == 1
     assert api["byOperation"]["open_content"]["bytesOut"] == source.stat().st_size
@@ -581,11 +582,17 @@ def test_usage_and_analytics(run: Cli) -> None:
 
 
 def test_verify_and_gc(run: Cli) -> None:
-    assert run("verify").stdout == "No problems found.\n"
-    assert run.json("verify") == {"ok": True, "items": []}
+    assert run("verify").stdout.endswith("No problems found.\n")
+    assert run.json("verify") == {
+        "ok": True, "items": [], "blobsChecked": 0, "bytesChecked": 0, "remoteOnly": 0,
+        "contents": 0, "versions": 0, "ops": 0,
+    }  # fmt: skip
     cid = upload_one(run, png(run.cwd / "a.png"))["contentId"]
     run("rm", cid, "-u", "alice")
-    assert run.json("gc") == {"blobsRemoved": 0, "bytesFreed": 0, "tempFilesRemoved": 0}
+    assert run.json("gc") == {
+        "blobsRemoved": 0, "bytesFreed": 0, "tempFilesRemoved": 0, "blobsKeptYoung": 1,
+        "dryRun": False,
+    }  # fmt: skip
     out = run("gc", "--min-age", "0").stdout
     assert out.startswith("Removed 1 unreferenced files")
     assert run("gc", "--min-age", "-1", code=2).exit_code == 2
@@ -616,14 +623,17 @@ def test_push_and_pull_through_a_folder_remote(run: Cli, tmp_path: Path) -> None
     """The sync commands are thin wrappers; sync itself is tested in its own suite."""
     cid = upload_one(run, png(run.cwd / "a.png"))["contentId"]
     folder = str(tmp_path / "remote")
-    assert run.json("remote", "add", "origin", folder) == {"remote": "origin", "url": folder}
+    url = f"file://{folder}"  # as saved: local paths become absolute file URLs
+    assert run.json("remote", "add", "origin", folder) == {"remote": "origin", "url": url}
     pushed = run.json("push")
     assert pushed["opsSent"] == 1 and pushed["blobsSent"] == 1
     other = Cli(tmp_path / "other", run.cwd)
     other("init")
     other("remote", "add", "origin", folder)
     out = other("pull", "--blobs", "eager").stdout
-    assert out.startswith("origin: sent nothing new; received 1 change and 1 file")
+    # The remote's URL, and only the direction the command moved.
+    assert out.startswith(f"origin ({url}): received 1 change and 1 file")
+    assert "sent" not in out
     assert other.json("get", cid, "--user", "alice")["contentId"] == cid
     assert "nothing new" in other("sync", "origin").stdout
     assert "no remote named 'elsewhere'" in other("push", "elsewhere", code=1).stderr
@@ -779,7 +789,8 @@ def test_executable_session_with_json(tmp_path: Path, shell_env: dict[str, str])
     ).read_bytes()
     usage = json.loads(sh("usage", "storage", "--json", cwd=tmp_path, env=shell_env).stdout)
     assert usage["contentCount"] == 6
-    assert sh("verify", cwd=tmp_path, env=shell_env).stdout == "No problems found.\n"
+    verified = sh("verify", cwd=tmp_path, env=shell_env).stdout
+    assert verified.startswith("Checked 6 files") and verified.endswith("No problems found.\n")
 
 
 def test_executable_errors_and_exit_codes(tmp_path: Path, shell_env: dict[str, str]) -> None:

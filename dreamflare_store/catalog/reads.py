@@ -214,6 +214,14 @@ class Reads(Part):
             is not None
         )
 
+    def row_counts(self) -> tuple[int, int, int]:
+        """How many content rows (tombstones included), versions and ops there are."""
+        row = self.conn.execute(
+            "SELECT (SELECT count(*) FROM contents), (SELECT count(*) FROM versions),"
+            " (SELECT count(*) FROM ops)"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def version_numbers_ok(self) -> list[str]:
         """Contents whose version numbers are not exactly 1..version."""
         rows = self.conn.execute(

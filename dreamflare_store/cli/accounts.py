@@ -31,6 +31,55 @@ def usage_storage(state: State, user: str) -> None:
         click.echo(fmt.storage_text(result))
 
 
+@click.group()
+def quota() -> None:
+    """Limits on the bytes a user's contents keep (every version, each file once)."""
+
+
+@store_command(quota, "set")
+@user_option
+@click.argument("size", metavar="SIZE|none")
+def quota_set(state: State, user: str, size: str) -> None:
+    """Limit a user's stored bytes: SIZE in bytes or with a unit (500MiB, 2GB), or none.
+
+    \b
+    Examples:
+      dreamflare quota set --user alice 10GiB
+      dreamflare quota set --user alice none
+    """
+    limit = fmt.parse_size(size)
+    state.store.set_quota(user, limit)
+    if state.as_json:
+        state.emit({"userId": user, "quotaBytes": limit})
+    elif limit is None:
+        click.echo(f"{user} has no quota of their own now.")
+    else:
+        click.echo(f"{user} may keep {fmt.human_size(limit)} ({limit:,} bytes).")
+
+
+@store_command(quota, "show")
+def quota_show(state: State) -> None:
+    """List the quotas set per user, with what each one uses.
+
+    \b
+    Example:
+      dreamflare quota show
+    """
+    quotas = state.store.quotas()
+    usages = {user: state.store.get_storage_usage(user) for user in quotas}
+    if state.as_json:
+        state.emit({"items": [usages[user].to_dict() for user in quotas]})
+        return
+    if not quotas:
+        click.echo("No quotas set (set one with `dreamflare quota set --user U SIZE`).")
+        return
+    rows = [
+        (user, fmt.human_size(limit), fmt.human_size(usages[user].history_bytes))
+        for user, limit in quotas.items()
+    ]
+    click.echo(fmt.table(("USER", "QUOTA", "STORED"), rows, right=(1, 2)))
+
+
 @store_command(usage, "api")
 @user_option
 def usage_api(state: State, user: str) -> None:
@@ -241,4 +290,4 @@ def collab_rm(state: State, collaboration_id: str, user: str) -> None:
         click.echo(f"Deleted {collaboration_id}")
 
 
-COMMANDS: list[click.Command] = [usage, analytics, key, collab]
+COMMANDS: list[click.Command] = [usage, quota, analytics, key, collab]

@@ -43,21 +43,28 @@ def init(state: State) -> None:
 @store_command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-def serve(state: State, host: str, port: int) -> None:
+@click.option(
+    "--user", "-u", "user", metavar="USER", envvar="DREAMFLARE_USER", show_envvar=True,
+    help="Who gets the first API key (default: the login name).",
+)  # fmt: skip
+def serve(state: State, host: str, port: int, user: str | None) -> None:
     """Serve the store over HTTP.
 
-    Clients authenticate with API keys from `dreamflare key generate`.
+    Clients authenticate with API keys. On first run (on 127.0.0.1) USER gets a key,
+    printed once with ready curl lines; make keys for others with `dreamflare key
+    generate --user NAME`. Any address but loopback is reachable from other machines:
+    put the server behind TLS there (a reverse proxy).
 
     \b
     Example:
-      dreamflare serve --port 8000
+      dreamflare serve --user alice --port 8000
       curl -H "Authorization: Bearer dfk_..." "http://127.0.0.1:8000/content/list?userId=alice"
     """
     _create_if_new(state)
     from .serve import serve as run_server
 
     try:
-        run_server(state.store_path, host, port)
+        run_server(state.store_path, host, port, user=user)
     except ImportError as exc:  # the http extra is not installed: its message says how
         fail(InvalidArgument(str(exc)))
 
@@ -81,23 +88,26 @@ def _create_if_new(state: State) -> None:
 
 @store_command()
 def verify(state: State) -> None:
-    """Re-hash every file and check the catalog.
+    """Re-hash every file and check the catalog; say what was checked.
 
-    Exits 1 when a problem is found.
+    Exits 1 when a problem is found. Blobs kept only on a remote (pulled with --blobs lazy
+    or none) cannot be hashed here: they are counted, not checked.
 
     \b
     Example:
       dreamflare verify
+      dreamflare verify --json | jq .blobsChecked
     """
-    problems = state.store.verify()
+    report = state.store.verify_report()
+    problems = report.problems
     if state.as_json:
-        state.emit({"ok": not problems, "items": [item.to_dict() for item in problems]})
-    elif not problems:
-        click.echo("No problems found.")
+        state.emit(report)
     else:
-        rows = [(item.kind, item.message) for item in problems]
-        click.echo(fmt.table(("PROBLEM", "DETAIL"), rows))
-        click.echo(f"\n{len(problems):,} problem{'s' if len(problems) != 1 else ''} found.")
+        if problems:
+            rows = [(item.kind, item.message) for item in problems]
+            click.echo(fmt.table(("PROBLEM", "DETAIL"), rows))
+            click.echo()
+        click.echo(fmt.verify_text(report))
     if problems:
         click.get_current_context().exit(1)
 
@@ -107,22 +117,34 @@ def verify(state: State) -> None:
     "--min-age", type=click.FloatRange(min=0), default=3600.0, show_default=True,
     metavar="SECONDS", help="Leave files younger than this (uploads in flight).",
 )  # fmt: skip
-def gc(state: State, min_age: float) -> None:
+@click.option("--dry-run", "-n", is_flag=True, help="Say what would be removed; remove nothing.")
+def gc(state: State, min_age: float, dry_run: bool) -> None:
     """Remove files no version needs, and leftovers of crashes.
 
+    Files younger than --min-age are kept (an upload may be about to use them) and
+    counted; run with --min-age 0 when nothing else uses the store.
+
     \b
-    Example:
-      dreamflare gc
+    Examples:
+      dreamflare gc --dry-run
+      dreamflare gc --min-age 0
     """
-    report = state.store.gc(min_age)
+    report = state.store.gc(min_age, dry_run)
     if state.as_json:
         state.emit(report)
-    else:
-        click.echo(
-            f"Removed {report.blobs_removed:,} unreferenced files"
-            f" ({fmt.human_size(report.bytes_freed)} freed) and"
-            f" {report.temp_files_removed:,} temporary files."
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    line = (
+        f"{verb} {report.blobs_removed:,} unreferenced files"
+        f" ({fmt.human_size(report.bytes_freed)}) and"
+        f" {report.temp_files_removed:,} temporary files."
+    )
+    if report.blobs_kept_young:
+        line += (
+            f" Kept {report.blobs_kept_young:,} unreferenced files younger than"
+            f" {min_age:g} s (--min-age)."
         )
+    click.echo(line)
 
 
 COMMANDS: list[click.Command] = [init, serve, verify, gc]
