@@ -274,20 +274,22 @@ def collab_update(state: State, collaboration_id: str, user: str, permissions: s
 
 
 @store_command(collab, "rm")
-@click.argument("collaboration_id", metavar="ID")
+@click.argument("collaboration_ids", metavar="ID...", nargs=-1, required=True)
 @user_option
-def collab_rm(state: State, collaboration_id: str, user: str) -> None:
-    """End a collaboration: the owner may, and the collaborator may leave.
+def collab_rm(state: State, collaboration_ids: tuple[str, ...], user: str) -> None:
+    """End collaborations: the owner may, and the collaborator may leave. - reads IDs
+    from stdin.
 
     \b
-    Example:
+    Examples:
       dreamflare collab rm col_01J... --user bob
+      dreamflare collab rm col_01J... col_01K... --user alice
     """
-    state.store.delete_collaboration(collaboration_id, user)
-    if state.as_json:
-        state.emit({"deleted": collaboration_id})
-    else:
-        click.echo(f"Deleted {collaboration_id}")
+    from .content import each_id
+    from .fetch import read_ids
+
+    ids = read_ids(collaboration_ids)
+    each_id(state, ids, lambda cid: state.store.delete_collaboration(cid, user))
 
 
 COMMANDS: list[click.Command] = [usage, quota, analytics, key, collab]
