@@ -6,13 +6,14 @@ commands start fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from ..errors import InvalidArgument
 from . import format as fmt
-from .context import State, store_command
+from .context import State, store_command, user_option
 from .exit_codes import fail
 
 # -- the store ------------------------------------------------------------------------
@@ -147,4 +148,48 @@ def gc(state: State, min_age: float, dry_run: bool) -> None:
     click.echo(line)
 
 
-COMMANDS: list[click.Command] = [init, serve, verify, gc]
+@store_command()
+@user_option
+@click.option(
+    "--out", "folder", default="renders", show_default=True, metavar="DIR",
+    help="Folder to write the sample renders in.",
+)  # fmt: skip
+def demo(state: State, user: str, folder: str) -> None:
+    """Write a few sample renders and upload them, to try the store on.
+
+    The images are small PNGs carrying the metadata AUTOMATIC1111 (a `parameters` text)
+    and ComfyUI (its `prompt` and `workflow` graphs) write, so search and the gallery have
+    something to show. They land in DIR (made if needed, here ./renders) and are uploaded
+    from there as `dreamflare upload DIR` would; running it again changes nothing. Makes
+    the store if there is none.
+
+    \b
+    Example:
+      dreamflare demo --user alice
+      dreamflare ls --user alice
+    """
+    from ..store import Store
+    from . import demo as samples
+
+    root = Path(folder)
+    written = samples.write_samples(root)
+    top = os.path.basename(os.path.normpath(os.path.abspath(root)))
+    results = []
+    with Store(state.store_path) as store:
+        for path, tags in written:
+            place = f"{top}/{path.relative_to(root).as_posix()}"
+            prompt = next(sample[1] for sample in samples.SAMPLES if place.endswith(sample[0]))
+            (result,) = store.upload_batch([path], user, prompt, tags, paths=[place])
+            if result.error is not None:
+                raise result.error
+            results.append(result)
+    if state.as_json:
+        state.emit({"items": [result.to_dict() for result in results]})
+        return
+    for result in results:
+        assert result.content is not None
+        click.echo(f"{result.content.content_id}  {result.status:9}  {result.content.path}")
+    click.echo(f"{len(results)} sample renders in {root} and in the store, for {user}.")
+
+
+COMMANDS: list[click.Command] = [init, serve, verify, gc, demo]
