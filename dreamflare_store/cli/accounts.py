@@ -124,16 +124,21 @@ def key() -> None:
 @store_command(key, "generate")
 @user_option
 @click.option("--description", "-d", help="What the key is for.")
-def key_generate(state: State, user: str, description: str | None) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Print only the secret (for scripts).")
+def key_generate(state: State, user: str, description: str | None, quiet: bool) -> None:
     """Make a new API key. Its secret is shown this once: copy it now.
 
     \b
-    Example:
+    Examples:
       dreamflare key generate --user alice --description "render farm"
+      KEY=$(dreamflare key generate --user bob -q)
     """
     new = state.store.generate_api_key(user, description)
     if state.as_json:
         state.emit(new)
+        return
+    if quiet:
+        click.echo(new.api_key)
         return
     click.echo(f"New API key {new.key_id} for {new.user_id}:\n")
     click.echo(f"    {new.api_key}\n")

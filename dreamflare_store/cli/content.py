@@ -290,13 +290,23 @@ def _write_atomically(reader: Any, target: Path, force: bool) -> int:
 @click.option("--offset", type=int, default=0, show_default=True, help="Contents to skip.")
 @click.option("--tag", metavar="TAG", help="Only contents with this tag.")
 @click.option("--all", "every", is_flag=True, help="Every content, all pages at once.")
-def list_(state: State, user: str, limit: int, offset: int, tag: str | None, every: bool) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Print only the IDs, one a line.")
+def list_(
+    state: State,
+    user: str,
+    limit: int,
+    offset: int,
+    tag: str | None,
+    every: bool,
+    quiet: bool,
+) -> None:
     """List your contents, newest first, a page at a time (or --all of them).
 
     \b
     Examples:
       dreamflare ls --user alice --limit 20 --offset 20
       dreamflare ls --user alice --tag sunset
+      ID=$(dreamflare ls --user alice -q | head -n 1)
       dreamflare --json ls --user alice --all | jq -r '.items[].contentId'
     """
     if every or tag is not None:
@@ -311,6 +321,10 @@ def list_(state: State, user: str, limit: int, offset: int, tag: str | None, eve
         page = state.store.list_content(user, limit, offset)
     if state.as_json:
         state.emit(page)
+        return
+    if quiet:
+        for item in page.items:
+            click.echo(item.content_id)
         return
     if not page.items:
         click.echo("No contents." if page.total == 0 else f"No contents past {offset}.")
