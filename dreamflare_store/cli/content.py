@@ -306,7 +306,7 @@ def list_(
     Examples:
       dreamflare ls --user alice --limit 20 --offset 20
       dreamflare ls --user alice --tag sunset
-      ID=$(dreamflare ls --user alice -q | head -n 1)
+      ID=$(dreamflare ls --user alice -q -n 1)
       dreamflare --json ls --user alice --all | jq -r '.items[].contentId'
     """
     if every or tag is not None:
