@@ -100,7 +100,9 @@ def remote_list(state: State) -> None:
     elif not saved:
         click.echo("No remotes (add one with `dreamflare remote add NAME URL`).")
     else:
-        click.echo(fmt.table(("NAME", "URL"), [(n, shown_url(u)) for n, u in saved.items()]))
+        width = max(len(name) for name in saved)
+        for name, url in saved.items():  # whole URLs: a table would cut long ones
+            click.echo(f"{name.ljust(width)}  {shown_url(url)}")
 
 
 @store_command(remote, "remove")
