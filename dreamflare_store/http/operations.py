@@ -501,8 +501,9 @@ SCHEMAS: dict[str, Any] = {
             "updatedAt": _TIME,
             "width": _INT,
             "height": _INT,
+            "path": _STRING,
         },
-        optional=("width", "height"),
+        optional=("width", "height", "path"),
     ),
     "Version": _object(
         {
@@ -519,12 +520,16 @@ SCHEMAS: dict[str, Any] = {
             "tags": _TAGS,
             "changes": {
                 "type": "array",
-                "items": {"type": "string", "enum": ["file", "filename", "description", "tags"]},
+                "items": {
+                    "type": "string",
+                    "enum": ["file", "filename", "path", "description", "tags"],
+                },
             },
             "width": _INT,
             "height": _INT,
+            "path": _STRING,
         },
-        optional=("width", "height"),
+        optional=("width", "height", "path"),
     ),
     "ContentPage": _object(
         {
