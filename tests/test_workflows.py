@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
@@ -25,6 +26,7 @@ from dreamflare_store.cli import cli
 from dreamflare_store.cli import demo as demo_module
 from dreamflare_store.cli.sync import shown_url
 from dreamflare_store.client import Client
+from dreamflare_store.http.operations import SCHEMAS
 from dreamflare_store.http.testing import LiveServer
 from dreamflare_store.media import declared_mime
 
@@ -564,3 +566,31 @@ def test_a_declared_type_is_kept_when_sniffing_finds_nothing(server: Any) -> Non
     )
     assert unsafe.json()["mimeType"] == "application/octet-stream"
     assert declared_mime("image/png", "video/mp4", "x.mp4") == "image/png"  # bytes win
+
+
+def test_a_path_given_over_http_is_kept_and_documented(server: Any) -> None:
+    store, url, headers = server
+    response = httpx.post(
+        f"{url}/upload",
+        headers=headers,
+        data={"userId": USER, "path": "renders/a/b.png"},
+        files={"file": ("b.png", b"bytes")},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    root = {"components": {"schemas": SCHEMAS}, "$ref": "#/components/schemas/Content"}
+    jsonschema.Draft202012Validator(root).validate(body)
+    assert body["path"] == "renders/a/b.png"
+    versions = httpx.get(
+        f"{url}/content/{body['contentId']}/versions", params={"userId": USER}, headers=headers
+    ).json()["items"]
+    root["$ref"] = "#/components/schemas/Version"
+    jsonschema.Draft202012Validator(root).validate(versions[0])
+    assert versions[0]["changes"] == ["file", "filename", "path"]
+    refused = httpx.post(
+        f"{url}/upload",
+        headers=headers,
+        data={"userId": USER, "path": "../escape"},
+        files={"file": ("b.png", b"other")},
+    )
+    assert refused.status_code == 400 and store.list_content(USER).total == 1
