@@ -149,6 +149,7 @@ def content_details(content: Content, now: float | None = None) -> str:
         [
             ("id", content.content_id),
             ("filename", content.filename),
+            ("path", content.path or "-"),
             ("type", media_text(content.mime_type, content.width, content.height)),
             ("size", f"{human_size(content.size)} ({content.size:,} bytes)"),
             ("hash", content.hash),
@@ -191,6 +192,8 @@ def _change_text(version: Version) -> str:
             )
         elif field == "filename":
             parts.append(f"filename: {version.filename}")
+        elif field == "path":
+            parts.append(f"path: {version.path}")
         elif field == "description":
             parts.append(f"description: {_cut(version.description or '-', 60)!s}")
         elif field == "tags":
