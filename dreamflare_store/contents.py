@@ -234,7 +234,8 @@ class Contents:
             file = files[index]
             outcome: Content | DreamflareError
             fresh = False
-            path = paths[index] if paths is not None else None
+            # A new version of the content at this path keeps that path: not a change.
+            path = paths[index] if paths is not None and index not in targets else None
             try:
                 outcome, fresh = self.upload(
                     file, user_id, description, tags, targets.get(index), None, path
