@@ -112,6 +112,7 @@ def test_upload_batch_with_paths_creates_then_skips_then_versions(tmp_path: Path
         assert third[0].content.content_id == first[0].content.content_id  # type: ignore[union-attr]
         versions = store.get_content_versions(third[0].content.content_id, USER)
         assert [v.path for v in versions] == ["renders/a.png"] * 2
+        assert versions[1].changes == ("file",)  # the path stays: not a change
         assert store.list_content(USER).total == 2
         fresh = store.upload_batch(files, USER, paths=paths, new=True)
         assert [r.status for r in fresh] == ["created", "created"]
