@@ -17,7 +17,7 @@ import importlib.util
 from benchmarks import harness
 
 # Run in this order: the cheap-to-set-up ones first, so a broken one shows early.
-ORDER = ("ingest", "metadata", "memory", "search", "thumbnails", "http", "sync")
+ORDER = ("ingest", "rerun", "metadata", "memory", "search", "thumbnails", "http", "sync")
 MODULES = {"http": "http_api"}  # not benchmarks/http.py: run as a script it would shadow http
 
 

@@ -39,6 +39,7 @@ from .records import (
     StorageUsage,
     SyncReport,
     UploadResult,
+    VerifyReport,
     Version,
 )
 from .store import Store
@@ -73,5 +74,6 @@ __all__ = [
     "SyncReport",
     "Unauthenticated",
     "UploadResult",
+    "VerifyReport",
     "Version",
 ]

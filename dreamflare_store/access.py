@@ -109,6 +109,9 @@ class Access:
         """An unrevoked API key of ``user_id``; NotFound for another user's key, a revoked
         one or none."""
         row = self._reads.key_row(key_id)
-        if row is None or row["user"] != user_id or row["revoked_hlc"] is not None:
+        if row is None or row["user"] != user_id:
             raise NotFound(f"API key {key_id} not found", key_id=key_id)
+        if row["revoked_hlc"] is not None:
+            # Still NotFound (INTERFACE.md fixes 404), but worded for what `key list` shows.
+            raise NotFound(f"API key {key_id} is already revoked", key_id=key_id)
         return row

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar
@@ -43,6 +43,7 @@ from .records import (
     Page,
     Record,
     StorageUsage,
+    UploadResult,
     Version,
 )
 
@@ -137,6 +138,7 @@ class Client:
         tags: str | list[str] | tuple[str, ...] | None = None,
         content_id: str | None = None,
         filename: str | None = None,
+        path: str | None = None,
     ) -> Content:
         """Upload a file (path, bytes or binary file object), streamed; see ``Store.upload``."""
         fields_ = self._wire(
@@ -146,6 +148,7 @@ class Client:
                 "description": description,
                 "content_id": content_id,
                 "filename": filename,
+                "path": path,
             },
             form=True,
         )
@@ -158,6 +161,58 @@ class Client:
         with _file_part(file) as part:
             data = self._send("upload", data=fields_, files={"file": part})
         return self._result("upload", data)  # type: ignore[no-any-return]
+
+    def upload_many(
+        self,
+        files: Sequence[str | os.PathLike[str] | bytes],
+        user_id: str,
+        description: str | None = None,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+        *,
+        paths: Sequence[str | None] | None = None,
+        new: bool = False,
+    ) -> list[UploadResult]:
+        """Upload many files, one request each; a result per file, as ``Store.upload_batch``.
+
+        With ``paths`` (and not ``new``), a file whose path names one of the user's
+        contents with the same bytes (hashed here) is ``"unchanged"`` and not sent; with
+        other bytes it is sent as a new version (``"versioned"``). Over HTTP the server
+        does not say whether bytes were new to it, so ``new_bytes`` stays False.
+        """
+        validate.user_id(user_id)
+        if paths is not None and len(paths) != len(files):
+            raise InvalidArgument("give one path (or None) per file")
+        by_path: dict[str, Content] = {}
+        if paths is not None and not new and any(paths):
+            by_path = {item.path: item for item in self._all_contents(user_id) if item.path}
+        results: list[UploadResult] = []
+        for index, file in enumerate(files):
+            source = str(os.fspath(file)) if isinstance(file, str | os.PathLike) else f"#{index}"
+            path = paths[index] if paths is not None else None
+            known = by_path.get(path) if path else None
+            try:
+                if known is not None and _digest_of(file) == known.hash:
+                    results.append(UploadResult(source, "unchanged", known, False))
+                    continue
+                made = self.upload(
+                    file, user_id, description, tags,
+                    content_id=known.content_id if known else None, path=path,
+                )  # fmt: skip
+            except DreamflareError as exc:
+                results.append(UploadResult(source, "failed", None, False, exc))
+                continue
+            results.append(UploadResult(source, "versioned" if known else "created", made))
+        return results
+
+    def _all_contents(self, user_id: str) -> Iterator[Content]:
+        """Every live content of the user, a page of 1,000 at a time."""
+        offset = 0
+        while True:
+            page = self.list_content(user_id, limit=validate.MAX_LIMIT, offset=offset)
+            yield from page.items
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
 
     def get_content(self, content_id: str, user_id: str) -> Content:
         """One content item, as it is now."""
@@ -462,16 +517,16 @@ class Client:
                 ids.check_id(_ID_KINDS[wire], value)  # raises: no path could carry it
             if form and kind == "integer":
                 if isinstance(value, bool) or not isinstance(value, int | str):
-                    raise InvalidArgument(f"{arg} must be an integer, not {type(value).__name__}")
+                    raise InvalidArgument(f"{wire} must be an integer, not {type(value).__name__}")
             elif form and kind == "string" and not isinstance(value, str):
-                raise InvalidArgument(f"{arg} must be a string, not {type(value).__name__}")
+                raise InvalidArgument(f"{wire} must be a string, not {type(value).__name__}")
             elif not form:
                 if kind == "tags" and isinstance(value, Iterable) and not isinstance(value, str):
                     value = list(value)
                     if not all(isinstance(tag, str) for tag in value):
                         raise InvalidArgument("each tag must be a string")
                 if not isinstance(value, str | int | float | bool | list):
-                    raise InvalidArgument(f"{arg} must be a string, not {type(value).__name__}")
+                    raise InvalidArgument(f"{wire} must be a string, not {type(value).__name__}")
             out[wire] = value
         return out
 
@@ -522,6 +577,21 @@ def _error(response: httpx.Response) -> DreamflareError:
     except ValueError:
         body = None
     return error_from_response(response.status_code, body)
+
+
+def _digest_of(file: str | os.PathLike[str] | bytes) -> str | None:
+    """The BLAKE3 name of a file's bytes, as the store names them (None: unreadable, and
+    the upload will say why)."""
+    if isinstance(file, bytes | bytearray | memoryview):
+        return blake3.blake3(bytes(file)).hexdigest()
+    try:
+        hasher = blake3.blake3()
+        with open(file, "rb") as source:
+            while chunk := source.read(CHUNK):
+                hasher.update(chunk)
+        return hasher.hexdigest()
+    except OSError:
+        return None
 
 
 class _file_part:  # noqa: N801 (used as a context manager, like open)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import media, oplog, rows, validate
 from .access import OWNER, WRITE, Access
-from .blobs import StoredBlob
+from .blobs import StoredBlob, hash_bytes, hash_file
+from .catalog import CONTENT_COLUMNS
 from .errors import DreamflareError, InvalidArgument
 from .metering import Meter
 from .progress import Progress
@@ -25,6 +27,10 @@ from .replica import FileLike, Replica, as_error, small_loader
 # Small files per transaction of upload_batch: each chunk shares its flushes and commits
 # at once, and a progress bar moves once per chunk.
 BATCH_CHUNK = 500
+# A file whose mtime is this close to the moment it was last read may have changed again
+# within one tick of the file system's clock (2 s on FAT, coarser on some network file
+# systems): the stat cache does not vouch for it, and it is hashed again.
+RACY_NS = 2_000_000_000
 
 
 def version_data(
@@ -67,6 +73,7 @@ class Contents:
         tags: tuple[str, ...] | None,
         content_id: str | None,
         name: str | None,
+        path: str | None = None,
     ) -> tuple[Content, bool]:
         """Store the bytes, then create a content (or, with ``content_id``, add a version
         of it); the content, and whether the bytes were new to the store."""
@@ -75,7 +82,9 @@ class Contents:
             owner = self._access.content(content_id, user_id, WRITE)["owner"]
         stored = self._replica.store_bytes(file, owner)
         self._meter.note(bytes_in=stored.size)
-        fields, changes = _file_fields(stored, file, name, description, tags, content_id is None)
+        fields, changes = _file_fields(
+            stored, file, name, description, tags, content_id is None, path
+        )
         if self.extract:  # off the write lock: the bytes are published, read them by name
             _set_generation(fields, self._replica.extract_generation(stored.digest))
         with self._catalog.atomic():
@@ -103,6 +112,7 @@ class Contents:
         description: str | None,
         tags: tuple[str, ...] | None,
         jobs: int,
+        paths: Sequence[str | None] | None = None,
     ) -> list[tuple[Content | DreamflareError, bool]]:
         """Create a content for each file, its bytes written by ``jobs`` threads (small
         ones by groups sharing their flushes), all in one transaction. Per file, in
@@ -121,7 +131,14 @@ class Contents:
             # What each content will hold, made while the last bytes are still being
             # flushed (and before the write lock is taken).
             prepared = {
-                index: self._new_content(blob, files[index], user_id, description, tags)
+                index: self._new_content(
+                    blob,
+                    files[index],
+                    user_id,
+                    description,
+                    tags,
+                    paths[index] if paths is not None else None,
+                )  # fmt: skip
                 for index, blob in enumerate(written)
                 if isinstance(blob, StoredBlob)
             }
@@ -162,9 +179,10 @@ class Contents:
         user_id: str,
         description: str | None,
         tags: tuple[str, ...] | None,
+        path: str | None,
     ) -> tuple[str, dict[str, Any]]:
         """A new content's id and the data of the op that creates it."""
-        fields, changes = _file_fields(blob, file, None, description, tags, True)
+        fields, changes = _file_fields(blob, file, None, description, tags, True, path)
         version_id = self._replica.new_id("version")
         return self._replica.new_id("content"), version_data(
             user_id, version_id, fields, changes, user_id
@@ -203,28 +221,51 @@ class Contents:
         tags: tuple[str, ...] | None,
         jobs: int,
         progress: Progress,
+        paths: Sequence[str | None] | None = None,
+        new: bool = False,
     ) -> list[UploadResult]:
-        """Create a content for each file: small files through ``upload_many`` a chunk at
-        a time, large ones through ``upload`` on ``jobs`` threads; a result per file."""
+        """Upload each file: small files through ``upload_many`` a chunk at a time, large
+        ones through ``upload`` on ``jobs`` threads; a result per file, in order.
+
+        With ``paths`` (and not ``new``), a file whose path names a live content of the
+        user becomes a new version of it, or nothing at all when that content already has
+        its bytes ("unchanged": known from the stat cache without reading the file, else
+        by hashing it).
+        """
         results: list[UploadResult | None] = [None] * len(files)
-        small = [i for i, file in enumerate(files) if small_loader(file) is not None]
+        targets: dict[int, str] = {}  # index -> the content a file is a new version of
+        stats: dict[int, tuple[str, int, int, int, int]] = {}
+        if paths is not None:
+            self._check_paths(files, paths, results)
+            if not new:
+                targets = self._match_paths(files, paths, user_id, results, progress)
+            stats = _stat_sources(files, paths, results)
+        small = [
+            i
+            for i, file in enumerate(files)
+            if results[i] is None and i not in targets and small_loader(file) is not None
+        ]
         for start in range(0, len(small), BATCH_CHUNK):
             chunk = small[start : start + BATCH_CHUNK]
             batch = [files[i] for i in chunk]
+            chunk_paths = [paths[i] for i in chunk] if paths is not None else None
             nbytes = 0
-            for index, (outcome, new) in zip(
-                chunk, self.upload_many(batch, user_id, description, tags, jobs), strict=True
-            ):
-                results[index] = _result(files[index], index, outcome, new)
+            done = self.upload_many(batch, user_id, description, tags, jobs, chunk_paths)
+            for index, (outcome, fresh) in zip(chunk, done, strict=True):
+                results[index] = _result(files[index], index, outcome, fresh)
                 nbytes += outcome.size if isinstance(outcome, Content) else 0
             progress.advance(len(chunk), nbytes)
 
         def one(index: int) -> UploadResult:
             file = files[index]
             outcome: Content | DreamflareError
-            new = False
+            fresh = False
+            # A new version of the content at this path keeps that path: not a change.
+            path = paths[index] if paths is not None and index not in targets else None
             try:
-                outcome, new = self.upload(file, user_id, description, tags, None, None)
+                outcome, fresh = self.upload(
+                    file, user_id, description, tags, targets.get(index), None, path
+                )
             except DreamflareError as exc:
                 outcome = exc
             except OSError as exc:
@@ -232,13 +273,130 @@ class Contents:
             size = outcome.size if isinstance(outcome, Content) else 0
             self._meter.charge("upload", user_id, not isinstance(outcome, Content), size, 0)
             progress.advance(1, size)
-            return _result(file, index, outcome, new)
+            return _result(file, index, outcome, fresh, index in targets)
 
         rest = [i for i, result in enumerate(results) if result is None]
         with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
             for index, result in zip(rest, pool.map(one, rest), strict=True):
                 results[index] = result
-        return [result for result in results if result is not None]
+        final = [result for result in results if result is not None]
+        self._remember(user_id, final, stats)
+        return final
+
+    def _check_paths(
+        self,
+        files: Sequence[FileLike],
+        paths: Sequence[str | None],
+        results: list[UploadResult | None],
+    ) -> None:
+        """Refuse, file by file, a path that is not valid or that names two files."""
+        seen: set[str] = set()
+        for index, path in enumerate(paths):
+            if path is None:
+                continue
+            try:
+                validate.path(path)
+                if path in seen:
+                    raise InvalidArgument(f"path {path!r} is given to two files of one upload")
+            except InvalidArgument as exc:
+                results[index] = UploadResult(
+                    _source(files[index], index), "failed", None, False, exc
+                )
+            seen.add(path)
+
+    def _match_paths(
+        self,
+        files: Sequence[FileLike],
+        paths: Sequence[str | None],
+        user_id: str,
+        results: list[UploadResult | None],
+        progress: Progress,
+    ) -> dict[int, str]:
+        """Settle the files whose path names a live content with the same bytes
+        ("unchanged" results); the others at such a path, by index, with the content
+        they will be a new version of."""
+        sources = [
+            os.path.abspath(file) if isinstance(file, str | os.PathLike) else None for file in files
+        ]
+        wanted = [
+            (path, sources[index])
+            for index, path in enumerate(paths)
+            if path is not None and results[index] is None
+        ]
+        with self._catalog.snapshot():
+            live = self._catalog.reads.live_by_paths(user_id, wanted)
+        if not live:
+            return {}
+        width = len(CONTENT_COLUMNS)
+        targets: dict[int, str] = {}
+        remember: list[tuple[Any, ...]] = []
+        unchanged = 0
+        for index, file in enumerate(files):
+            path = paths[index]
+            row = live.get(path) if path is not None else None
+            if row is None or results[index] is not None:
+                continue
+            content_id, size, blob = row[0], row[4], row[5]
+            source = sources[index]
+            if source is not None:
+                try:
+                    # An os.DirEntry (a folder listing) keeps the stat made when listed.
+                    info = file.stat() if isinstance(file, os.DirEntry) else os.stat(source)
+                except OSError:
+                    targets[index] = content_id  # the upload reports the error
+                    continue
+                key = (info.st_size, info.st_mtime_ns, info.st_ino)
+                cached = row[width:]
+                same = (
+                    cached[:5] == (*key, content_id, blob)
+                    and info.st_mtime_ns < cached[5] - RACY_NS
+                )
+                if not same and info.st_size == size:
+                    seen_ns = time.time_ns()  # the file system's clock, which mtimes use
+                    try:
+                        info = os.stat(source)  # now, before reading: what the cache keeps
+                        same = hash_file(source) == blob
+                    except OSError:
+                        same = False
+                    if same:
+                        key = (info.st_size, info.st_mtime_ns, info.st_ino)
+                        remember.append((source, *key, content_id, blob, seen_ns))
+            elif isinstance(file, bytes | bytearray | memoryview):
+                same = len(file) == size and hash_bytes(bytes(file)) == blob
+            else:
+                same = False  # a file object is read once: it goes in as a version
+            if not same:
+                targets[index] = content_id
+                continue
+            content = rows.content_of(*row[:width])
+            results[index] = UploadResult(_source(file, index), "unchanged", content, False)
+            unchanged += 1
+        if remember:
+            with self._catalog.atomic():
+                self._catalog.local.cache_files(user_id, remember)
+        if unchanged:
+            self._meter.charge("upload", user_id, False, calls=unchanged)
+            progress.advance(unchanged, 0)
+        return targets
+
+    def _remember(
+        self,
+        user_id: str,
+        results: Sequence[UploadResult],
+        stats: dict[int, tuple[str, int, int, int, int]],
+    ) -> None:
+        """Put the files just uploaded from paths in the stat cache, as they were before
+        they were read (a change since then shows as a new mtime, or falls in RACY_NS)."""
+        entries = [
+            (source, size, mtime_ns, inode, result.content.content_id, result.content.hash, seen)
+            for index, (source, size, mtime_ns, inode, seen) in stats.items()
+            if (result := results[index]).content is not None
+            and result.status in ("created", "versioned")
+            and result.content.size == size
+        ]
+        if entries:
+            with self._catalog.atomic():
+                self._catalog.local.cache_files(user_id, entries)
 
     def update(
         self,
@@ -280,12 +438,20 @@ def _file_fields(
     description: str | None,
     tags: tuple[str, ...] | None,
     new: bool,
+    path: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The fields a version with these bytes sets (the first of a content when ``new``),
-    and the names of what it changes."""
+    and the names of what it changes.
+
+    The type is sniffed from the bytes; when they tell nothing, a ``content_type`` the file
+    object carries (an HTTP part's declared type), then the name's extension, may say.
+    """
     info = media.sniff(stored.head)
+    filename = name or _default_filename(file)
+    declared = getattr(file, "content_type", None)
+    mime = media.declared_mime(info.mime, declared if isinstance(declared, str) else None, filename)
     fields: dict[str, Any] = {
-        "mime": info.mime,
+        "mime": mime,
         "size": stored.size,
         "blob": stored.digest,
         "width": info.width,
@@ -293,8 +459,11 @@ def _file_fields(
     }
     changes = ["file"]
     if new or name is not None:
-        fields["filename"] = name or _default_filename(file)
+        fields["filename"] = filename
         changes.append("filename")
+    if path is not None:
+        fields["path"] = path
+        changes.append("path")
     if description is not None:
         fields["description"] = description
         changes.append("description")
@@ -323,10 +492,42 @@ def _default_filename(file: object) -> str:
         return "upload"
 
 
+def _stat_sources(
+    files: Sequence[FileLike],
+    paths: Sequence[str | None],
+    results: Sequence[UploadResult | None],
+) -> dict[int, tuple[str, int, int, int, int]]:
+    """Before reading them: ``(source, size, mtime_ns, inode, seen_ns)`` of the files given
+    by path that will be uploaded, for the stat cache."""
+    stats: dict[int, tuple[str, int, int, int, int]] = {}
+    for index, file in enumerate(files):
+        if results[index] is not None or paths[index] is None:
+            continue
+        if not isinstance(file, str | os.PathLike):
+            continue
+        seen_ns = time.time_ns()
+        try:
+            info = os.stat(file)
+        except OSError:
+            continue
+        source = os.path.abspath(os.fspath(file))
+        stats[index] = (source, info.st_size, info.st_mtime_ns, info.st_ino, seen_ns)
+    return stats
+
+
 def _result(
-    file: object, index: int, outcome: Content | DreamflareError, new: bool
+    file: object,
+    index: int,
+    outcome: Content | DreamflareError,
+    new: bool,
+    versioned: bool = False,
 ) -> UploadResult:
-    source = os.fspath(file) if isinstance(file, str | os.PathLike) else f"#{index}"
+    source = _source(file, index)
     if isinstance(outcome, Content):
-        return UploadResult(str(source), "created", outcome, new)
-    return UploadResult(str(source), "failed", None, False, outcome)
+        return UploadResult(source, "versioned" if versioned else "created", outcome, new)
+    return UploadResult(source, "failed", None, False, outcome)
+
+
+def _source(file: object, index: int) -> str:
+    """How a result names its file: the path given, else its place in the batch."""
+    return str(os.fspath(file)) if isinstance(file, str | os.PathLike) else f"#{index}"

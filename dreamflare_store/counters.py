@@ -50,15 +50,22 @@ class CounterBuffer:
         self.events = 0
 
     def count_call(
-        self, user: str, operation: str, day: str, error: bool, bytes_in: int, bytes_out: int
+        self,
+        user: str,
+        operation: str,
+        day: str,
+        error: bool,
+        bytes_in: int,
+        bytes_out: int,
+        calls: int = 1,
     ) -> None:
         with self._lock:
             cell = self.usage[(user, operation, day)]
-            cell[0] += 1
-            cell[1] += int(error)
+            cell[0] += calls
+            cell[1] += calls if error else 0
             cell[2] += bytes_in
             cell[3] += bytes_out
-            self.events += 1
+            self.events += calls
         self.maybe_flush()
 
     def count_read(self, content_id: str, user: str, day: str, view: bool, served: int) -> None:

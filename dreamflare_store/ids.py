@@ -77,8 +77,12 @@ def new_id(kind: str, time_ms: int, randbits: Callable[[int], int] = secrets.ran
 
 
 def check_id(kind: str, value: object, name: str | None = None) -> str:
-    """Return ``value`` if it is a well-formed id of ``kind``, else raise InvalidArgument."""
-    label = name or f"{kind}_id"
+    """Return ``value`` if it is a well-formed id of ``kind``, else raise InvalidArgument.
+
+    The message names the parameter as the HTTP API does (``contentId``, ``keyId``...),
+    the one name a user of any face of the store has seen.
+    """
+    label = name or f"{kind}Id"
     if not isinstance(value, str):
         raise InvalidArgument(f"{label} must be a string, not {type(value).__name__}")
     if not _PATTERNS[kind].match(value):

@@ -1,8 +1,10 @@
 """Content sniffing for uploaded media: MIME type and pixel dimensions from leading bytes.
 
 The engine buffers the first ``SNIFF_BYTES`` of every upload while streaming the rest to disk,
-then calls :func:`sniff` on that buffer. The type is decided from the bytes alone, never from a
-filename or a client-supplied Content-Type, because both are trivially wrong or hostile.
+then calls :func:`sniff` on that buffer. The type is decided from the bytes first; only when
+they say nothing (``application/octet-stream``) does :func:`declared_mime` take the client's
+Content-Type, then the filename's extension, and then only a media type from a fixed list
+(never HTML, SVG or script, which a browser would run when the bytes are served).
 
 Only container headers are parsed; no pixels are decoded, so this module needs nothing beyond
 the standard library. Input is untrusted: every read is bounds-checked, every loop advances by
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-__all__ = ["SNIFF_BYTES", "MediaInfo", "sniff"]
+__all__ = ["SNIFF_BYTES", "MediaInfo", "declared_mime", "sniff"]
 
 # JPEG writers put EXIF (up to 64 KiB), XMP, ICC profiles (split over several 64 KiB APP2
 # segments) and Photoshop blocks *before* the SOF marker that holds the size. 256 KiB covers
@@ -268,3 +270,45 @@ def sniff(head: bytes | bytearray | memoryview) -> MediaInfo:
     if dims is None or not _sane(dims):
         return MediaInfo(mime)
     return MediaInfo(mime, dims[0], dims[1])
+
+
+# The types a client may declare for bytes the sniffer does not recognise: media a browser
+# shows but never runs. Extensions map onto the same list.
+_DECLARABLE = frozenset(
+    {
+        "image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff",
+        "image/avif", "image/heic", "image/heif", "video/mp4", "video/webm",
+        "video/x-matroska", "video/quicktime", "video/mpeg", "video/ogg", "video/x-msvideo",
+        "audio/mpeg", "audio/ogg", "audio/wav", "audio/flac", "audio/mp4",
+    }
+)  # fmt: skip
+_EXTENSIONS = {
+    "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
+    "gif": "image/gif", "bmp": "image/bmp", "tif": "image/tiff", "tiff": "image/tiff",
+    "avif": "image/avif", "heic": "image/heic", "heif": "image/heif", "mp4": "video/mp4",
+    "m4v": "video/mp4", "webm": "video/webm", "mkv": "video/x-matroska",
+    "mov": "video/quicktime", "mpg": "video/mpeg", "mpeg": "video/mpeg", "ogv": "video/ogg",
+    "avi": "video/x-msvideo", "mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav",
+    "flac": "audio/flac", "m4a": "audio/mp4",
+}  # fmt: skip
+
+
+def declared_mime(sniffed: str, declared: str | None, filename: str | None) -> str:
+    """The type to keep: ``sniffed`` when the bytes told; else the declared Content-Type,
+    then the filename's extension, when either names a known media type.
+
+    A part sent as ``Content-Type: video/mp4`` whose header the sniffer cannot read (a
+    fragment, an unusual brand) is still a video to its owner; an unknown or unsafe
+    declaration (``text/html``) leaves ``application/octet-stream``.
+    """
+    if sniffed != OCTET_STREAM:
+        return sniffed
+    if declared:
+        mime = declared.split(";", 1)[0].strip().lower()
+        if mime in _DECLARABLE:
+            return mime
+    if filename and "." in filename:
+        mime = _EXTENSIONS.get(filename.rsplit(".", 1)[1].lower(), "")
+        if mime:
+            return mime
+    return sniffed

@@ -65,14 +65,20 @@ class Meter:
         self.charge(operation, user, error, call.bytes_in, call.bytes_out)
 
     def charge(
-        self, operation: str, user: str, error: bool, bytes_in: int = 0, bytes_out: int = 0
+        self,
+        operation: str,
+        user: str,
+        error: bool,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        calls: int = 1,
     ) -> None:
-        """Count one call of ``operation`` by a valid ``user`` (each file of a batch
+        """Count ``calls`` calls of ``operation`` by a valid ``user`` (each file of a batch
         upload is one)."""
         if self.stopped:
             return
         self._counters.count_call(
-            user, operation, day_of(self._wall.time_ms()), error, bytes_in, bytes_out
+            user, operation, day_of(self._wall.time_ms()), error, bytes_in, bytes_out, calls
         )
 
 

@@ -23,8 +23,9 @@ from .version import __version__
 # format are of format 1.
 OP_FORMAT = 2
 # Format 2 (release 0.2.0) adds: ``fields["generation"]`` on content ops that set bytes,
-# ``strip_metadata`` on collaboration ops, and the kinds content.generation (a record read
-# from a version's bytes, no new version) and content.favorite (a user's favorite mark).
+# ``fields["path"]`` on content versions, ``strip_metadata`` on collaboration ops, and the
+# kinds content.generation (a record read from a version's bytes, no new version) and
+# content.favorite (a user's favorite mark).
 
 CONTENT_CREATE = "content.create"
 CONTENT_CHANGE = "content.change"
@@ -53,7 +54,7 @@ KINDS = frozenset(
 )
 
 # The fields a content version may set, in the order versions list them.
-CONTENT_FIELDS = ("file", "filename", "description", "tags")
+CONTENT_FIELDS = ("file", "filename", "path", "description", "tags")
 
 
 @dataclass(frozen=True, slots=True)

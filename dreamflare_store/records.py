@@ -81,8 +81,9 @@ class Content(Record):
     # was found, or the reader may not see it (a collaborator without metadata).
     # Left out of the hash (a dict has none), so records stay usable in sets and as keys.
     generation: dict[str, Any] | None = field(default=None, hash=False)
+    path: str | None = None  # where it sat in the folder it was uploaded from
 
-    _OPTIONAL = ("width", "height")
+    _OPTIONAL = ("width", "height", "path")
 
 
 class _ContentLayout(Record):
@@ -107,6 +108,7 @@ def new_content(
     width: int | None,
     height: int | None,
     generation: dict[str, Any] | None = None,
+    path: str | None = None,
 ) -> Content:
     """``Content(...)`` with every field given, for the list pages that build 100 at once.
 
@@ -130,6 +132,7 @@ def new_content(
     record.width = width
     record.height = height
     record.generation = generation
+    record.path = path
     record.__class__ = Content
     content: Content = record
     return content
@@ -161,8 +164,9 @@ class Version(Record):
     width: int | None = None
     height: int | None = None
     generation: dict[str, Any] | None = field(default=None, hash=False)
+    path: str | None = None
 
-    _OPTIONAL = ("width", "height")
+    _OPTIONAL = ("width", "height", "path")
 
 
 T = TypeVar("T", bound=Record)
@@ -274,8 +278,10 @@ class SyncReport(Record):
 class UploadResult(Record):
     """What one file of ``Store.upload_batch`` became.
 
-    ``status`` is ``"created"`` (a new content) or ``"failed"`` (``error`` says why);
-    ``new_bytes`` says whether its bytes were new to the store (else deduplicated).
+    ``status`` is ``"created"`` (a new content), ``"versioned"`` (a new version of the
+    content already at its path), ``"unchanged"`` (the content at its path already has
+    these bytes: nothing was written) or ``"failed"`` (``error`` says why); ``new_bytes``
+    says whether its bytes were new to the store (else deduplicated).
     """
 
     source: str
@@ -306,12 +312,15 @@ class Problem(Record):
 
 @dataclass(frozen=True, slots=True)
 class GcReport(Record):
-    """What ``gc()`` removed."""
+    """What ``gc()`` removed (or, with ``dry_run``, would remove), and the unreferenced
+    blobs it kept because they were younger than ``min_age``."""
 
     blobs_removed: int
     bytes_freed: int
     temp_files_removed: int
     thumbnails_removed: int = 0
+    blobs_kept_young: int = 0
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,3 +384,30 @@ class BackupReport(Record):
     blobs: int
     bytes: int
     problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport(Record):
+    """What ``verify_report()`` checked, beside the problems it found (none: healthy).
+
+    ``blobs_checked`` were re-hashed (``bytes_checked`` bytes); ``remote_only`` blobs are
+    referenced but kept only on a remote (pulled lazily), so they could not be hashed here.
+    """
+
+    problems: tuple[Problem, ...]
+    blobs_checked: int
+    bytes_checked: int
+    remote_only: int
+    contents: int
+    versions: int
+    ops: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"ok", "items": [problems], "blobsChecked", ...}``: the problems under
+        ``items``, as every list the API prints."""
+        out = Record.to_dict(self)
+        return {"ok": self.ok, "items": out.pop("problems"), **out}

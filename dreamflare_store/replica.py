@@ -44,7 +44,7 @@ from .errors import (
     StorageFull,
 )
 from .oplog import Op
-from .records import GcReport, Problem
+from .records import GcReport, Problem, VerifyReport
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 # What ``store_many`` hands back: each file's blob as written (or why not), and what waits
@@ -385,14 +385,19 @@ class Replica:
 
     def verify(self, full: bool = False) -> list[Problem]:
         """Check the catalog file (SQLite's quick check; its full one with ``full``),
-        re-hash every live blob and check every invariant; an empty list means healthy.
+        re-hash every live blob and check every invariant; an empty list means healthy."""
+        return list(self.verify_report(full).problems)
+
+    def verify_report(self, full: bool = False) -> VerifyReport:
+        """``verify``'s problems, with what was checked: blobs hashed and their bytes, rows
+        and ops read, and the blobs that are only on a remote (not hashed here).
 
         A blob found corrupt is moved to the quarantine; blobs found right have their
         file's identity recorded for the dedup path's check.
         """
         problems = self._check_catalog_file(full)
-        if problems:
-            return problems  # reading a damaged catalog further would fail or mislead
+        if problems:  # reading a damaged catalog further would fail or mislead
+            return VerifyReport(tuple(problems), 0, 0, 0, 0, 0, 0)
         self.counters.flush()
         reads = self.catalog.reads
         with self.catalog.snapshot():
@@ -402,13 +407,18 @@ class Replica:
             recount = reads.recount_storage()
             gaps = reads.version_numbers_ok()
             index = reads.search_index_problems()
+            contents, versions, ops = reads.row_counts()
         good: list[str] = []
+        checked_bytes = remote = 0
         for digest in sorted(live):
             problem = self._check_blob(digest)
             if problem is None:
                 good.append(digest)
-            elif problem.kind != "missing_blob" or digest not in remote_only:
-                problems.append(problem)  # (a lazily pulled blob is not here yet: fine)
+                checked_bytes += live[digest]
+            elif problem.kind == "missing_blob" and digest in remote_only:
+                remote += 1  # a lazily pulled blob is not here yet: fine
+            else:
+                problems.append(problem)
         with contextlib.suppress(StorageFull), self.catalog.atomic():
             self.note_blobs(good)  # the records only spare work: not vital on a full disk
         for user in sorted(set(stored) | set(recount)):
@@ -426,7 +436,10 @@ class Replica:
             problems.append(
                 Problem("version_gap", content_id, f"versions of {content_id} are not 1..n")
             )
-        return problems
+        checked = len(live) - remote
+        return VerifyReport(
+            tuple(problems), checked, checked_bytes, remote, contents, versions, ops
+        )
 
     def _check_catalog_file(self, full: bool) -> list[Problem]:
         """SQLite's own check of the catalog, as problems (one per finding, at most 20)."""
@@ -466,16 +479,24 @@ class Replica:
             self.blobs.reserve.take()
         return result
 
-    def gc(self, min_age: float) -> GcReport:
+    def gc(self, min_age: float, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references and temp files left by crashes, of those
         untouched for ``min_age`` seconds (see ``Store.gc``), and every derived file
-        (thumbnail) whose source blob is no longer referenced; on a full disk too."""
-        return self.freeing(functools.partial(self._gc, min_age))
+        (thumbnail) whose source blob is no longer referenced; on a full disk too. With
+        ``dry_run``, count what would go and change nothing."""
+        if dry_run:
+            try:
+                with self.catalog.atomic():
+                    report = self._gc(min_age, True)
+                    raise _DryRun  # what the sweep changed in the catalog is rolled back
+            except _DryRun:
+                return report
+        return self.freeing(functools.partial(self._gc, min_age, False))
 
-    def _gc(self, min_age: float) -> GcReport:
+    def _gc(self, min_age: float, dry_run: bool) -> GcReport:
         now = time.time()
         cutoff = now - min_age
-        removed = freed = temps = 0
+        removed = freed = temps = young = derived = 0
         gone: list[str] = []
         with self.catalog.atomic():  # the write lock: no upload commits a reference meanwhile
             live = self.catalog.reads.live_blobs()
@@ -485,21 +506,25 @@ class Replica:
                 if digest in live:
                     continue
                 try:
-                    if path.stat().st_mtime > cutoff:
-                        continue
+                    info = path.stat()
                 except FileNotFoundError:
                     continue
-                freed += self.blobs.remove(digest)
+                if info.st_mtime > cutoff:
+                    young += 1
+                    continue
+                freed += info.st_size if dry_run else self.blobs.remove(digest)
                 removed += 1
                 gone.append(digest)
             self.catalog.local.forget_blob_files(gone)
             # A thumbnail made while this runs is of a live blob (it was read under the
             # access rules), so the live set taken under the lock covers it.
-            derived, _ = self.derived.remove_orphans(live)
+            if not dry_run:
+                derived, _ = self.derived.remove_orphans(live)
         for temp in [*self.blobs.stale_temps(min_age), *self.derived.stale_temps(min_age, now)]:
-            temp.unlink(missing_ok=True)
+            if not dry_run:
+                temp.unlink(missing_ok=True)
             temps += 1
-        return GcReport(removed, freed, temps, derived)
+        return GcReport(removed, freed, temps, derived, young, dry_run)
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""
@@ -590,12 +615,16 @@ def as_error(exc: Exception, file: object) -> DreamflareError:
     """A file's failure as the error ``upload`` would have raised for it."""
     if isinstance(exc, DreamflareError):
         return exc
-    where = str(file) if isinstance(file, str | os.PathLike) else "file"
+    where = os.fsdecode(file) if isinstance(file, str | os.PathLike) else "file"
     if isinstance(exc, FileNotFoundError):
         return NotFound(f"{where}: no such file or folder", path=where)
     if isinstance(exc, OSError):
         return InvalidArgument(f"{where}: cannot read: {exc.strerror or exc}", path=where)
     raise exc
+
+
+class _DryRun(Exception):
+    """Raised to roll back a dry run of gc."""
 
 
 def _flush_and_close(counters: CounterBuffer, catalog: Catalog, pid: int) -> None:

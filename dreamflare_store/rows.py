@@ -43,6 +43,7 @@ def content_of(
     width: int | None,
     height: int | None,
     generation_text: str | None = None,
+    path: str | None = None,
 ) -> Content:
     """The record of a content row's ``CONTENT_COLUMNS`` (list pages give plain tuples)."""
     created_at = iso_of_hlc(created_hlc)
@@ -50,7 +51,7 @@ def content_of(
     return new_content(
         content_id, owner, filename, mime, size, blob, description, tags(tags_text), version,
         created_at, updated_at, width, height,
-        generation_of(generation_text),
+        generation_of(generation_text), path,
     )  # fmt: skip
 
 
@@ -85,6 +86,7 @@ def version(row: Row, strip: bool = False) -> Version:
         width=row["width"],
         height=row["height"],
         generation=None if strip else generation_of(row["generation"]),
+        path=row["path"],
     )
 
 

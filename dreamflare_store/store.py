@@ -9,6 +9,7 @@ rules live in ``access``; the records are built from rows in ``rows``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from .records import (
     StorageUsage,
     SyncReport,
     UploadResult,
+    VerifyReport,
     Version,
 )
 from .replica import FileLike, Replica
@@ -146,20 +148,27 @@ class Store:
         tags: Tags = None,
         content_id: str | None = None,
         filename: str | None = None,
+        path: str | None = None,
     ) -> Content:
         """Store a file's bytes and metadata; with ``content_id``, add a new version of it.
 
         ``file`` is a path, ``bytes``, or a binary file object. The bytes are stored once
         however many contents or users upload them. The MIME type and, for images, the
-        width and height are read from the bytes.
+        width and height are read from the bytes (when they tell nothing: from a
+        ``content_type`` attribute of the file object, then from the name's extension).
+        ``path`` says where the file sits in a folder (``renders/a/cat.png``): downloads
+        of many contents lay them out by it, and ``upload_batch`` finds them by it.
         """
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
         name = validate.filename(filename) if filename is not None else None
+        where = validate.path(path) if path is not None else None
         if content_id is not None:
             ids.check_id("content", content_id)
-        content, _ = self._contents.upload(file, user_id, description, tag_list, content_id, name)
+        content, _ = self._contents.upload(
+            file, user_id, description, tag_list, content_id, name, where
+        )
         self._warm([content])
         return content
 
@@ -197,20 +206,31 @@ class Store:
         *,
         jobs: int = 8,
         progress: Progress | None = None,
+        paths: Sequence[str | None] | None = None,
+        new: bool = False,
     ) -> list[UploadResult]:
-        """Upload many files as new contents and say, per file, what became of it.
+        """Upload many files and say, per file, what became of it.
 
         Small files take the batch path of ``upload_many`` a chunk at a time; large files
         are uploaded one by one on ``jobs`` threads (hashing, reading and fsync release
         the GIL, so one file's flush overlaps the next one's hashing). Each result, in the
         order of ``files``, has the content or the error, and whether the bytes were new
         to the store. ``progress`` hears of each file (and its bytes) as it is done.
+
+        ``paths`` (one per file, or None for a file without one) makes a folder upload
+        repeatable, as ``rsync`` or ``restic backup`` are: a file whose path names a live
+        content of the user with the same bytes is ``"unchanged"`` (a file unchanged
+        since its last upload, by size, mtime and inode, is not even read), with other
+        bytes it is ``"versioned"`` (a new version of that content), else ``"created"``.
+        ``new=True`` makes every file a new content, whatever its path.
         """
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
+        if paths is not None and len(paths) != len(files):
+            raise InvalidArgument("give one path (or None) per file")
         results = self._contents.upload_batch(
-            files, user_id, description, tag_list, jobs, progress or Silent()
+            files, user_id, description, tag_list, jobs, progress or Silent(), paths, new
         )
         self._warm([result.content for result in results])
         return results
@@ -357,7 +377,7 @@ class Store:
         search, stripped bytes)."""
         user_id = validate.user_id(user_id)
         ids.check_id("content", content_id)
-        collaborator_id = validate.user_id(collaborator_id, "collaborator_id")
+        collaborator_id = validate.user_id(collaborator_id, "collaboratorId")
         permissions = validate.permissions(permissions)
         strip = bool(validate.flag(strip_metadata, "strip_metadata"))
         return self._sharing.create(user_id, content_id, collaborator_id, permissions, strip)
@@ -739,16 +759,23 @@ class Store:
         copy of every missing or corrupt blob is fetched from the configured remotes
         (checked against its hash), and only what could not be repaired is returned.
         """
+        return list(self.verify_report(repair, full).problems)
+
+    def verify_report(self, repair: bool = False, full: bool = False) -> VerifyReport:
+        """``verify()``'s problems, with what it checked: blobs re-hashed and their bytes,
+        content rows, versions and ops read, and blobs kept only on a remote (pulled
+        lazily: present nowhere here, so not hashed). ``report.ok`` means healthy."""
         if not isinstance(repair, bool) or not isinstance(full, bool):
             raise InvalidArgument("repair and full must be True or False")
-        problems = self.replica.verify(full)
-        if not repair:
-            return problems
+        report = self.replica.verify_report(full)
+        if not repair or report.ok:
+            return report
         from . import sync
 
-        return sync.repair(self.replica, problems)
+        problems = tuple(sync.repair(self.replica, list(report.problems)))
+        return dataclasses.replace(report, problems=problems)
 
-    def gc(self, min_age: float = 3600.0) -> GcReport:
+    def gc(self, min_age: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references and temp files left by crashes. Works on a
         full disk too: should the catalog have no room to commit, the store gives back
         the small reserve it keeps for this (and takes it again once there is room).
@@ -757,9 +784,11 @@ class Store:
         touches the blob it is about to reference, so gc leaves it alone. Should gc take
         it all the same (``min_age=0``, or in the instant between its age check and the
         touch), the upload sees the bytes gone inside its own transaction and refuses
-        with Conflict: a reference to missing bytes is never committed.
+        with Conflict: a reference to missing bytes is never committed. The report also
+        counts the unreferenced blobs kept as too young; ``dry_run`` removes nothing and
+        says what would go.
         """
-        return self.replica.gc(min_age)
+        return self.replica.gc(min_age, dry_run)
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""
@@ -785,6 +814,27 @@ class Store:
             raise NotFound(f"no store at {source}", path=str(source))
         with Store(source) as backup:
             return backup.backup(dest)
+
+    # -- everyday workflows: what verify checked, remotes and quotas as lists -------------
+
+    def remotes(self) -> dict[str, str]:
+        """The saved remotes: name -> URL (their options, which may hold secrets, stay in)."""
+        with self.replica.catalog.snapshot():
+            saved = self.replica.catalog.local.remotes()
+        return {name: url for name, (url, _) in saved.items()}
+
+    def remove_remote(self, name: str) -> None:
+        """Forget a saved remote and how far this store synced with it (NotFound if none).
+        Nothing on the remote itself changes."""
+        with self.replica.catalog.atomic():
+            if not self.replica.catalog.local.forget_remote(name):
+                raise NotFound(f"no remote named {name!r}", remote=name)
+
+    def quotas(self) -> dict[str, int]:
+        """The quotas set per user with ``set_quota``: user -> bytes (others get the
+        store's default, ``Store(path, quota_bytes=...)``)."""
+        with self.replica.catalog.snapshot():
+            return self.replica.catalog.local.quotas()
 
     # -- asked before opening -----------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Checks for every value that arrives from a caller.
 
 Each function returns the value in its canonical form or raises InvalidArgument with a
-message that names the parameter, before anything is read from or written to the store.
+message that names the parameter as the HTTP API does (``userId``, ``contentId``), before
+anything is read from or written to the store.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ MAX_TAGS = 32
 MAX_TAG = 64
 MAX_DESCRIPTION = 4096
 MAX_FILENAME = 255
+MAX_PATH = 1024
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**62
 PERMISSIONS = ("read", "write")
@@ -27,7 +29,7 @@ def _printable(text: str) -> bool:
     return text.isprintable()
 
 
-def user_id(value: Any, name: str = "user_id") -> str:
+def user_id(value: Any, name: str = "userId") -> str:
     """1..128 printable characters."""
     if not isinstance(value, str):
         raise InvalidArgument(f"{name} must be a string, not {type(value).__name__}")
@@ -98,6 +100,30 @@ def filename(value: Any) -> str:
     return value
 
 
+def path(value: Any) -> str:
+    """Where a content sat in an uploaded folder: relative, ``/``-separated, 1..1,024
+    printable characters, each part a valid filename (so no ``..``, ``.`` or empty part).
+
+    A path is joined to a folder on download: nothing here can climb out of it. (String
+    tests, not a split: a folder upload checks thousands.)
+    """
+    if not isinstance(value, str):
+        raise InvalidArgument(f"path must be a string, not {type(value).__name__}")
+    if not value or len(value) > MAX_PATH:
+        raise InvalidArgument(f"path must be 1..{MAX_PATH} characters")
+    shown = value[:80]
+    if value[0] == "/" or "\\" in value or not _printable(value) or value[1:3] == ":/":
+        raise InvalidArgument(
+            f"path {shown!r} must be relative and /-separated, without control characters"
+        )
+    wrapped = f"/{value}/"
+    if "//" in wrapped or "/./" in wrapped or "/../" in wrapped or value[1:] == ":":
+        raise InvalidArgument(f"path {shown!r} must not have empty, '.' or '..' parts")
+    if len(value) > MAX_FILENAME and any(len(part) > MAX_FILENAME for part in value.split("/")):
+        raise InvalidArgument(f"each part of path {shown!r} must be at most {MAX_FILENAME} long")
+    return value
+
+
 def integer(value: Any, name: str, low: int, high: int) -> int:
     """An int (not a bool) in low..high."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -122,7 +148,7 @@ def permissions(value: Any) -> str:
 def quota(value: Any) -> int | None:
     if value is None:
         return None
-    return integer(value, "quota_bytes", 0, 2**62)
+    return integer(value, "quotaBytes", 0, 2**62)
 
 
 MAX_QUERY = 4096

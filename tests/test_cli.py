@@ -188,8 +188,10 @@ def test_upload_one_file_prints_its_content(run: Cli) -> None:
     result = run("upload", "cat.png", "--user", "alice", "-d", "a cat", "--tags", "cat, cute")
     line = result.stdout.strip()
     assert line.startswith("cnt_") and "cat.png" in line and "v1" in line
-    content = upload_one(run, run.cwd / "cat.png", "--tags", "cat")
-    assert content["filename"] == "cat.png"
+    again = upload_one(run, run.cwd / "cat.png", "--tags", "cat")
+    assert again["contentId"] == line.split()[0] and again["version"] == 1  # unchanged
+    content = upload_one(run, run.cwd / "cat.png", "--tags", "cat", "--new")
+    assert content["filename"] == "cat.png" and content["path"] == "cat.png"
     assert content["mimeType"] == "image/png"
     assert (content["width"], content["height"]) == (12, 7)
     assert content["tags"] == ["cat"]
@@ -210,15 +212,16 @@ def test_upload_folder_recurses_skips_hidden_and_counts_dedup(run: Cli) -> None:
     names = sorted(item["filename"] for item in report["items"])
     assert names == ["a.png", "b.png", "c.png", "copy-of-a.png"]
     assert report["uploaded"] == 4 and report["failed"] == 0 and report["errors"] == []
-    assert report["new"] == 3 and report["deduplicated"] == 1
+    assert report["new"] == 4 and report["deduplicated"] == 1  # new contents; 1 of known bytes
     sizes = {item["filename"]: item["size"] for item in report["items"]}
     assert report["bytesStored"] == sum(sizes.values()) - sizes["a.png"]
     assert all(
         item["tags"] == ["batch"] and item["description"] == "set" for item in report["items"]
     )
     again = run("upload", str(folder), "--user", "alice", "--hidden")
-    assert "Uploaded 6 files (2 new, 4 deduplicated)" in again.stdout
-    assert again.stdout.count("(already stored)") == 4
+    # Again, with the hidden files: the four already uploaded are unchanged.
+    assert "Uploaded 6 files: 2 new, 0 new versions, 4 unchanged (0 deduplicated)" in again.stdout
+    assert again.stdout.count("(unchanged)") == 4
 
 
 def test_upload_reports_an_unreadable_file_and_uploads_the_rest(
@@ -296,7 +299,7 @@ def test_upload_checks_shared_arguments_before_reading_files(run: Cli) -> None:
     result = run("upload", "a.png", "--user", "alice", "--content-id", "nope", code=1)
     assert "not a valid content id" in result.stderr
     result = run("upload", "a.png", "--user", "", code=1)
-    assert "user_id must not be empty" in result.stderr
+    assert "userId must not be empty" in result.stderr
     with Store(run.store) as store:
         assert store.get_storage_usage("alice").content_count == 0
 
@@ -336,7 +339,7 @@ def test_upload_in_parallel_stores_every_file(run: Cli) -> None:
 def test_upload_quiet_prints_only_the_summary(run: Cli) -> None:
     png(run.cwd / "d" / "a.png")
     out = run("upload", "d", "--user", "alice", "-q").stdout
-    assert out.startswith("Uploaded 1 file (1 new, 0 deduplicated)")
+    assert out.startswith("Uploaded 1 file: 1 new, 0 new versions, 0 unchanged (0 deduplicated)")
     assert "cnt_" not in out
 
 
@@ -511,7 +514,8 @@ def test_key_generate_list_revoke(run: Cli) -> None:
     listed = run("key", "list", "--user", "alice").stdout
     assert "farm" in listed and "active" in listed and secret not in listed
     assert run.json("key", "revoke", new["keyId"], "--user", "alice") == {"revoked": new["keyId"]}
-    assert "not found" in run("key", "revoke", new["keyId"], "--user", "alice", code=1).stderr
+    again = run("key", "revoke", new["keyId"], "--user", "alice", code=1).stderr
+    assert "already revoked" in again  # as `key list` shows it, not "not found"
     assert "not found" in run("key", "revoke", new["keyId"], "--user", "bob", code=1).stderr
     assert "revoked" in run("key", "list", "--user", "alice").stdout
     assert run("key", "list", "--user", "bob").stdout == "No API keys.\n"
@@ -555,7 +559,8 @@ def test_usage_and_analytics(run: Cli) -> None:
     storage = run.json("usage", "storage", "--user", "alice")
     assert storage["contentCount"] == 1 and storage["bytes"] == source.stat().st_size
     out = run("usage", "storage", "--user", "alice").stdout
-    assert "contents" in out and "quota         none" in out
+    assert "contents" in out and "quota             none" in out
+    assert "current versions  77 B (logical size" in out and "stored            77 B (every" in out
     api = run.json("usage", "api", "--user", "alice")
     assert api["byOperation"]["upload"]["calls"] == 1
     assert api["byOperation"]["open_content"]["bytesOut"] == source.stat().st_size
@@ -577,16 +582,17 @@ def test_usage_and_analytics(run: Cli) -> None:
 
 
 def test_verify_and_gc(run: Cli) -> None:
-    assert run("verify").stdout == "No problems found.\n"
-    assert run.json("verify") == {"ok": True, "items": []}
+    assert run("verify").stdout.endswith("No problems found.\n")
+    assert run.json("verify") == {
+        "ok": True, "items": [], "blobsChecked": 0, "bytesChecked": 0, "remoteOnly": 0,
+        "contents": 0, "versions": 0, "ops": 0,
+    }  # fmt: skip
     cid = upload_one(run, png(run.cwd / "a.png"))["contentId"]
     run("rm", cid, "-u", "alice")
     assert run.json("gc") == {
-        "blobsRemoved": 0,
-        "bytesFreed": 0,
-        "tempFilesRemoved": 0,
-        "thumbnailsRemoved": 0,
-    }
+        "blobsRemoved": 0, "bytesFreed": 0, "tempFilesRemoved": 0, "thumbnailsRemoved": 0,
+        "blobsKeptYoung": 1, "dryRun": False,
+    }  # fmt: skip
     out = run("gc", "--min-age", "0").stdout
     assert out.startswith("Removed 1 unreferenced files")
     assert run("gc", "--min-age", "-1", code=2).exit_code == 2
@@ -617,14 +623,17 @@ def test_push_and_pull_through_a_folder_remote(run: Cli, tmp_path: Path) -> None
     """The sync commands are thin wrappers; sync itself is tested in its own suite."""
     cid = upload_one(run, png(run.cwd / "a.png"))["contentId"]
     folder = str(tmp_path / "remote")
-    assert run.json("remote", "add", "origin", folder) == {"remote": "origin", "url": folder}
+    url = f"file://{folder}"  # as saved: local paths become absolute file URLs
+    assert run.json("remote", "add", "origin", folder) == {"remote": "origin", "url": url}
     pushed = run.json("push")
     assert pushed["opsSent"] == 1 and pushed["blobsSent"] == 1
     other = Cli(tmp_path / "other", run.cwd)
     other("init")
     other("remote", "add", "origin", folder)
     out = other("pull", "--blobs", "eager").stdout
-    assert out.startswith("origin: sent nothing new; received 1 change and 1 file")
+    # The remote's URL, and only the direction the command moved.
+    assert out.startswith(f"origin ({url}): received 1 change and 1 file")
+    assert "sent" not in out
     assert other.json("get", cid, "--user", "alice")["contentId"] == cid
     assert "nothing new" in other("sync", "origin").stdout
     assert "no remote named 'elsewhere'" in other("push", "elsewhere", code=1).stderr
@@ -699,14 +708,14 @@ def test_folder_upload_draws_a_bar_on_a_terminal(run: Cli, monkeypatch: pytest.M
     monkeypatch.setattr(progress, "DELAY", 0.0)
     result = run("upload", "d", "--user", "alice", "-q")
     assert "Uploading" in result.stderr and "3/3 files" in result.stderr
-    assert result.stdout.startswith("Uploaded 3 files (3 new, 0 deduplicated)")
+    assert result.stdout.startswith("Uploaded 3 files: 3 new, 0 new versions, 0 unchanged")
 
 
 def test_collect_lists_each_file_once(tmp_path: Path) -> None:
     png(tmp_path / "d" / "a.png")
     png(tmp_path / "d" / "b" / "c.png")
     items, failures = cli_upload.collect([tmp_path / "d", tmp_path / "d" / "a.png", tmp_path / "x"])
-    assert [item.path.name for item in items] == ["a.png", "c.png"]
+    assert [os.path.basename(item.path) for item in items] == ["a.png", "c.png"]
     assert [str(outcome.error) for outcome in failures] == [
         f"{tmp_path / 'x'}: no such file or folder"
     ]
@@ -780,7 +789,8 @@ def test_executable_session_with_json(tmp_path: Path, shell_env: dict[str, str])
     ).read_bytes()
     usage = json.loads(sh("usage", "storage", "--json", cwd=tmp_path, env=shell_env).stdout)
     assert usage["contentCount"] == 6
-    assert sh("verify", cwd=tmp_path, env=shell_env).stdout == "No problems found.\n"
+    verified = sh("verify", cwd=tmp_path, env=shell_env).stdout
+    assert verified.startswith("Checked 6 files") and verified.endswith("No problems found.\n")
 
 
 def test_executable_errors_and_exit_codes(tmp_path: Path, shell_env: dict[str, str]) -> None:

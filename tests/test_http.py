@@ -486,7 +486,10 @@ def test_upload_takes_user_and_content_id_from_the_query_too(env: Env) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (multipart(("file", b"data", "x"), ("userId", b"alice", None)), "before the file"),
+        (multipart(("userId", b"alice", None), ("file", b"d", "x"), ("tags", b"a", None)),
+         "comes after the file part"),
+        (multipart(("file", b"data", "x"), ("userId", b"alice", None), ("extra", b"1", None)),
+         "unknown parameter"),
         (multipart(("userId", b"alice", None), ("file", b"data", "x"), ("file", b"y", "y")),
          "only one file"),
         (multipart(("userId", b"alice", None), ("file", b"data", "x"), close=False), "ended"),

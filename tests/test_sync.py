@@ -888,7 +888,7 @@ def test_cli_sync_commands_show_progress_and_hide_secrets(
     pushed = run("a", "push")
     assert "s3cr3t-token" not in added.output + pushed.output
     assert "Uploading files" in pushed.stderr and "/20 files" in pushed.stderr
-    assert pushed.stdout.startswith("origin: sent 20 changes and 20 files")
+    assert pushed.stdout.startswith(f"origin ({flaky_url(folder)}): sent 20 changes and 20 files")
     run("b", "init")
     run("b", "remote", "add", "origin", flaky_url(folder), "-o", "target_protocol=file",
         "-o", "delay=0.7")  # fmt: skip

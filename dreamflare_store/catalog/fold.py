@@ -27,7 +27,8 @@ from .reads import Reads
 from .search_index import SearchIndex, generation_of, generation_to_sql
 
 SNAPSHOT_COLUMNS = (
-    "filename", "mime", "size", "blob", "description", "tags", "width", "height", "generation",
+    "filename", "mime", "size", "blob", "description", "tags", "width", "height", "path",
+    "generation",
 )  # fmt: skip
 
 # The statements that add rows, shared by the fold of one op and of a batch, so the two
@@ -37,13 +38,13 @@ _INSERT_OP = (
 )
 _INSERT_CONTENT = (
     "INSERT INTO contents (n, content_id, owner, filename, mime, size, blob, description,"
-    " tags, width, height, version, created_hlc, updated_hlc, generation)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+    " tags, width, height, version, created_hlc, updated_hlc, path, generation)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
 )
 _INSERT_VERSION = (
     "INSERT INTO versions (version_id, content_id, number, hlc, author, filename, mime,"
-    " size, blob, description, tags, width, height, changes, generation)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " size, blob, description, tags, width, height, changes, path, generation)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -58,7 +59,7 @@ def _content_values(n: int | None, op: Op) -> tuple[Any, ...]:
     return (
         n, op.entity, op.data["owner"], fields["filename"], fields["mime"], fields["size"],
         fields["blob"], fields.get("description"), tags_to_sql(fields.get("tags") or ()),
-        fields.get("width"), fields.get("height"), op.hlc, op.hlc,
+        fields.get("width"), fields.get("height"), op.hlc, op.hlc, fields.get("path"),
         generation_to_sql(fields.get("generation")),
     )  # fmt: skip
 
@@ -73,6 +74,7 @@ def _version_values(
         snapshot["filename"], snapshot["mime"], snapshot["size"], snapshot["blob"],
         snapshot.get("description"), tags_to_sql(snapshot.get("tags") or ()),
         snapshot.get("width"), snapshot.get("height"), ",".join(op.data["changes"]),
+        snapshot.get("path"),
     )  # fmt: skip
     if not generation:
         return values
@@ -261,7 +263,8 @@ class Fold(Part):
         number = row["version"] + 1
         self.conn.execute(
             "UPDATE contents SET filename = ?, mime = ?, size = ?, blob = ?, description = ?,"
-            " tags = ?, width = ?, height = ?, version = ?, updated_hlc = ?, generation = ?"
+            " tags = ?, width = ?, height = ?, path = ?, version = ?, updated_hlc = ?,"
+            " generation = ?"
             " WHERE content_id = ?",
             (
                 snapshot["filename"],
@@ -272,6 +275,7 @@ class Fold(Part):
                 tags_to_sql(snapshot["tags"]),
                 snapshot["width"],
                 snapshot["height"],
+                snapshot["path"],
                 number,
                 op.hlc,
                 generation_to_sql(snapshot["generation"]),
@@ -292,7 +296,7 @@ class Fold(Part):
         self.conn.execute(
             "UPDATE contents SET deleted = 1, filename = NULL, mime = NULL, size = NULL,"
             " blob = NULL, description = NULL, tags = NULL, width = NULL, height = NULL,"
-            " generation = NULL,"
+            " path = NULL, generation = NULL,"
             " updated_hlc = ? WHERE content_id = ?",
             (op.hlc, op.entity),
         )

@@ -1,11 +1,12 @@
 """What this replica keeps for itself and never replicates: quotas, the remotes it syncs
-with, how far it got with each, which blobs are only on a remote, and what each blob file
-looked like when last known good.
+with, how far it got with each, which blobs are only on a remote, what each blob file
+looked like when last known good, and the stat cache of uploaded files.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .db import Part
@@ -75,6 +76,26 @@ class LocalState(Part):
 
     def forget_remote_blob(self, blob: str) -> None:
         self.conn.execute("DELETE FROM remote_blobs WHERE blob = ?", (blob,))
+
+    def forget_remote(self, name: str) -> bool:
+        """Remove a remote and its sync progress; whether there was one."""
+        self.conn.execute("DELETE FROM remote_progress WHERE remote = ?", (name,))
+        return self.conn.execute("DELETE FROM remotes WHERE name = ?", (name,)).rowcount > 0
+
+    def quotas(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT user, quota_bytes FROM quotas ORDER BY user")
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    # -- the stat cache of uploaded files -------------------------------------------------
+
+    def cache_files(self, user: str, entries: Sequence[tuple[Any, ...]]) -> None:
+        """Remember files as uploaded: ``(source, size, mtime_ns, inode, content_id, blob,
+        seen_ns)`` each."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO file_cache (user, source, size, mtime_ns, inode,"
+            " content_id, blob, seen_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(user, *entry) for entry in entries],
+        )
 
     # -- stripped copies of blobs (derived, made once) ---------------------------------
 

@@ -4,6 +4,7 @@ storage counters, collaborations and keys, and the rows of the state digest.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,18 +16,20 @@ SUPER_BITS = 5  # list_supers group 32 blocks (schema.sql's migration 4 fills th
 # (tags as stored, times as HLCs).
 CONTENT_COLUMNS = (
     "content_id", "owner", "filename", "mime", "size", "blob", "description", "tags",
-    "version", "created_hlc", "updated_hlc", "width", "height", "generation",
+    "version", "created_hlc", "updated_hlc", "width", "height", "generation", "path",
 )  # fmt: skip
 _CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
+_CONTENT_PREFIXED = ", ".join(f"c.{column}" for column in CONTENT_COLUMNS)
 
 # The materialised state first (contents, versions, collaborations, favorites, keys),
 # then the counters.
 DIGEST_QUERIES = (
     "SELECT content_id, owner, deleted, filename, mime, size, blob, description, tags,"
-    " width, height, version, created_hlc, updated_hlc, generation FROM contents"
+    " width, height, version, created_hlc, updated_hlc, generation, path FROM contents"
     " ORDER BY content_id",
     "SELECT version_id, content_id, number, hlc, author, filename, mime, size, blob,"
-    " description, tags, width, height, changes, generation FROM versions ORDER BY version_id",
+    " description, tags, width, height, changes, generation, path FROM versions"
+    " ORDER BY version_id",
     "SELECT collaboration_id, content_id, owner, collaborator, permissions, deleted,"
     " created_hlc, updated_hlc, strip_metadata FROM collaborations ORDER BY collaboration_id",
     "SELECT content_id, user, favorite, hlc FROM favorites ORDER BY content_id, user",
@@ -48,6 +51,29 @@ class Reads(Part):
             "SELECT * FROM contents WHERE content_id = ?", (content_id,)
         ).fetchone()
         return row
+
+    def live_by_paths(
+        self, owner: str, wanted: Iterable[tuple[str, str | None]]
+    ) -> dict[str, tuple[Any, ...]]:
+        """For each ``(path, source file)`` wanted, the newest live content of ``owner`` at
+        that path, if any, with what the stat cache remembers of that source file.
+
+        By path: the ``CONTENT_COLUMNS`` of the content, then the cache's ``size, mtime_ns,
+        inode, content_id, blob, seen_ns`` (Nones when the file is not in the cache). One
+        query for a whole folder: a re-run over thousands of files must cost little.
+        """
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        found = cursor.execute(
+            f"SELECT {_CONTENT_PREFIXED}, f.size, f.mtime_ns, f.inode, f.content_id, f.blob,"
+            " f.seen_ns FROM json_each(?) w"  # CROSS JOIN: the paths first, then the index
+            " CROSS JOIN contents c ON c.owner = ? AND c.path = w.value ->> 0 AND c.deleted = 0"
+            " LEFT JOIN file_cache f ON f.user = c.owner AND f.source = w.value ->> 1"
+            " ORDER BY c.n",
+            (json.dumps(list(wanted)), owner),
+        )
+        width = len(CONTENT_COLUMNS)
+        return {row[width - 1]: row for row in found}  # the newest (highest n) of a path wins
 
     def content_rows_between(self, first: int, last: int) -> list[Row]:
         """Content rows by arrival number, ``first`` to ``last`` included, in that order."""
@@ -228,6 +254,14 @@ class Reads(Part):
             ).fetchone()
             is not None
         )
+
+    def row_counts(self) -> tuple[int, int, int]:
+        """How many content rows (tombstones included), versions and ops there are."""
+        row = self.conn.execute(
+            "SELECT (SELECT count(*) FROM contents), (SELECT count(*) FROM versions),"
+            " (SELECT count(*) FROM ops)"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def version_numbers_ok(self) -> list[str]:
         """Contents whose version numbers are not exactly 1..version."""

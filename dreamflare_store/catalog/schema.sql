@@ -284,3 +284,25 @@ CREATE TABLE blob_files (
     inode    INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- migration 7
+-- A content's path: where it sat in the folder it was uploaded from ("renders/a/b.png"),
+-- so that uploading that folder again finds it. Versions keep it in their snapshots.
+ALTER TABLE contents ADD COLUMN path TEXT;
+ALTER TABLE versions ADD COLUMN path TEXT;
+CREATE INDEX contents_path ON contents (owner, path) WHERE path IS NOT NULL;
+
+-- Local only (never synced, not in the state digest): what a file looked like when it was
+-- last uploaded here, so that a folder uploaded again skips the files that have not
+-- changed without reading them (as restic and DVC keep size, mtime and inode).
+CREATE TABLE file_cache (
+    user       TEXT NOT NULL,
+    source     TEXT NOT NULL,     -- the absolute path of the file uploaded
+    size       INTEGER NOT NULL,
+    mtime_ns   INTEGER NOT NULL,
+    inode      INTEGER NOT NULL,
+    content_id TEXT NOT NULL,
+    blob       TEXT NOT NULL,
+    seen_ns    INTEGER NOT NULL,  -- when the file was read: later changes are racy before it
+    PRIMARY KEY (user, source)
+) WITHOUT ROWID;

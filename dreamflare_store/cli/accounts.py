@@ -31,6 +31,55 @@ def usage_storage(state: State, user: str) -> None:
         click.echo(fmt.storage_text(result))
 
 
+@click.group()
+def quota() -> None:
+    """Limits on the bytes a user's contents keep (every version, each file once)."""
+
+
+@store_command(quota, "set")
+@user_option
+@click.argument("size", metavar="SIZE|none")
+def quota_set(state: State, user: str, size: str) -> None:
+    """Limit a user's stored bytes: SIZE in bytes or with a unit (500MiB, 2GB), or none.
+
+    \b
+    Examples:
+      dreamflare quota set --user alice 10GiB
+      dreamflare quota set --user alice none
+    """
+    limit = fmt.parse_size(size)
+    state.store.set_quota(user, limit)
+    if state.as_json:
+        state.emit({"userId": user, "quotaBytes": limit})
+    elif limit is None:
+        click.echo(f"{user} has no quota of their own now.")
+    else:
+        click.echo(f"{user} may keep {fmt.human_size(limit)} ({limit:,} bytes).")
+
+
+@store_command(quota, "show")
+def quota_show(state: State) -> None:
+    """List the quotas set per user, with what each one uses.
+
+    \b
+    Example:
+      dreamflare quota show
+    """
+    quotas = state.store.quotas()
+    usages = {user: state.store.get_storage_usage(user) for user in quotas}
+    if state.as_json:
+        state.emit({"items": [usages[user].to_dict() for user in quotas]})
+        return
+    if not quotas:
+        click.echo("No quotas set (set one with `dreamflare quota set --user U SIZE`).")
+        return
+    rows = [
+        (user, fmt.human_size(limit), fmt.human_size(usages[user].history_bytes))
+        for user, limit in quotas.items()
+    ]
+    click.echo(fmt.table(("USER", "QUOTA", "STORED"), rows, right=(1, 2)))
+
+
 @store_command(usage, "api")
 @user_option
 def usage_api(state: State, user: str) -> None:
@@ -75,16 +124,21 @@ def key() -> None:
 @store_command(key, "generate")
 @user_option
 @click.option("--description", "-d", help="What the key is for.")
-def key_generate(state: State, user: str, description: str | None) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Print only the secret (for scripts).")
+def key_generate(state: State, user: str, description: str | None, quiet: bool) -> None:
     """Make a new API key. Its secret is shown this once: copy it now.
 
     \b
-    Example:
+    Examples:
       dreamflare key generate --user alice --description "render farm"
+      KEY=$(dreamflare key generate --user bob -q)
     """
     new = state.store.generate_api_key(user, description)
     if state.as_json:
         state.emit(new)
+        return
+    if quiet:
+        click.echo(new.api_key)
         return
     click.echo(f"New API key {new.key_id} for {new.user_id}:\n")
     click.echo(f"    {new.api_key}\n")
@@ -249,20 +303,22 @@ def collab_update(
 
 
 @store_command(collab, "rm")
-@click.argument("collaboration_id", metavar="ID")
+@click.argument("collaboration_ids", metavar="ID...", nargs=-1, required=True)
 @user_option
-def collab_rm(state: State, collaboration_id: str, user: str) -> None:
-    """End a collaboration: the owner may, and the collaborator may leave.
+def collab_rm(state: State, collaboration_ids: tuple[str, ...], user: str) -> None:
+    """End collaborations: the owner may, and the collaborator may leave. - reads IDs
+    from stdin.
 
     \b
-    Example:
+    Examples:
       dreamflare collab rm col_01J... --user bob
+      dreamflare collab rm col_01J... col_01K... --user alice
     """
-    state.store.delete_collaboration(collaboration_id, user)
-    if state.as_json:
-        state.emit({"deleted": collaboration_id})
-    else:
-        click.echo(f"Deleted {collaboration_id}")
+    from .content import each_id
+    from .fetch import read_ids
+
+    ids = read_ids(collaboration_ids)
+    each_id(state, ids, lambda cid: state.store.delete_collaboration(cid, user))
 
 
-COMMANDS: list[click.Command] = [usage, analytics, key, collab]
+COMMANDS: list[click.Command] = [usage, quota, analytics, key, collab]

@@ -7,6 +7,7 @@ commands start fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ import click
 from ..errors import InvalidArgument
 from ..records import BackupReport
 from . import format as fmt
-from .context import State, store_command
+from .context import State, store_command, user_option
 from .exit_codes import fail
 
 # -- the store ------------------------------------------------------------------------
@@ -46,24 +47,30 @@ def init(state: State) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
+    "--user", "-u", "user", metavar="USER", envvar="DREAMFLARE_USER", show_envvar=True,
+    help="Who gets the first API key (default: the login name).",
+)  # fmt: skip
+@click.option(
     "--warm-thumbnails", is_flag=True, help="Make each upload's thumbnail in the background."
 )
-def serve(state: State, host: str, port: int, warm_thumbnails: bool) -> None:
+def serve(state: State, host: str, port: int, user: str | None, warm_thumbnails: bool) -> None:
     """Serve the store over HTTP, with the gallery at /.
 
-    Clients authenticate with API keys from `dreamflare key generate`; the gallery
-    signs in with one too.
+    Clients (and the gallery) authenticate with API keys. On first run (on 127.0.0.1)
+    USER gets a key, printed once with ready curl lines; make keys for others with
+    `dreamflare key generate --user NAME`. Any address but loopback is reachable from
+    other machines: put the server behind TLS there (a reverse proxy).
 
     \b
     Example:
-      dreamflare serve --port 8000
+      dreamflare serve --user alice --port 8000
       curl -H "Authorization: Bearer dfk_..." "http://127.0.0.1:8000/content/list?userId=alice"
     """
     _create_if_new(state)
     from .serve import serve as run_server
 
     try:
-        run_server(state.store_path, host, port, warm_thumbnails=warm_thumbnails)
+        run_server(state.store_path, host, port, user=user, warm_thumbnails=warm_thumbnails)
     except ImportError as exc:  # the http extra is not installed: its message says how
         fail(InvalidArgument(str(exc)))
 
@@ -93,26 +100,29 @@ def _create_if_new(state: State) -> None:
 )
 @click.option("--full", is_flag=True, help="Run SQLite's full integrity check (slower).")
 def verify(state: State, repair: bool, full: bool) -> None:
-    """Re-hash every file and check the catalog.
+    """Re-hash every file and check the catalog; say what was checked.
 
     Files found corrupt are moved to the store's bad/ folder. With --repair, good
     copies come from the remotes; what could not be repaired is listed. Exits 1 when a
-    problem is found (or, with --repair, remains).
+    problem is found (or, with --repair, remains). Blobs kept only on a remote (pulled
+    with --blobs lazy or none) cannot be hashed here: they are counted, not checked.
 
     \b
     Example:
       dreamflare verify
       dreamflare verify --repair --full
+      dreamflare verify --json | jq .blobsChecked
     """  # fmt: skip
-    problems = state.store.verify(repair=repair, full=full)
+    report = state.store.verify_report(repair=repair, full=full)
+    problems = report.problems
     if state.as_json:
-        state.emit({"ok": not problems, "items": [item.to_dict() for item in problems]})
-    elif not problems:
-        click.echo("No problems found.")
+        state.emit(report)
     else:
-        rows = [(item.kind, item.message) for item in problems]
-        click.echo(fmt.table(("PROBLEM", "DETAIL"), rows))
-        click.echo(f"\n{len(problems):,} problem{'s' if len(problems) != 1 else ''} found.")
+        if problems:
+            rows = [(item.kind, item.message) for item in problems]
+            click.echo(fmt.table(("PROBLEM", "DETAIL"), rows))
+            click.echo()
+        click.echo(fmt.verify_text(report))
     if problems:
         click.get_current_context().exit(1)
 
@@ -122,23 +132,79 @@ def verify(state: State, repair: bool, full: bool) -> None:
     "--min-age", type=click.FloatRange(min=0), default=3600.0, show_default=True,
     metavar="SECONDS", help="Leave files younger than this (uploads in flight).",
 )  # fmt: skip
-def gc(state: State, min_age: float) -> None:
+@click.option("--dry-run", "-n", is_flag=True, help="Say what would be removed; remove nothing.")
+def gc(state: State, min_age: float, dry_run: bool) -> None:
     """Remove files no version needs, and leftovers of crashes.
+
+    Files younger than --min-age are kept (an upload may be about to use them) and
+    counted; run with --min-age 0 when nothing else uses the store.
+
+    \b
+    Examples:
+      dreamflare gc --dry-run
+      dreamflare gc --min-age 0
+    """
+    report = state.store.gc(min_age, dry_run)
+    if state.as_json:
+        state.emit(report)
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    line = (
+        f"{verb} {report.blobs_removed:,} unreferenced files"
+        f" ({fmt.human_size(report.bytes_freed)}) and"
+        f" {report.temp_files_removed:,} temporary files"
+        f" ({report.thumbnails_removed:,} thumbnails of files no longer kept)."
+    )
+    if report.blobs_kept_young:
+        line += (
+            f" Kept {report.blobs_kept_young:,} unreferenced files younger than"
+            f" {min_age:g} s (--min-age)."
+        )
+    click.echo(line)
+
+
+@store_command()
+@user_option
+@click.option(
+    "--out", "folder", default="renders", show_default=True, metavar="DIR",
+    help="Folder to write the sample renders in.",
+)  # fmt: skip
+def demo(state: State, user: str, folder: str) -> None:
+    """Write a few sample renders and upload them, to try the store on.
+
+    The images are small PNGs carrying the metadata AUTOMATIC1111 (a `parameters` text)
+    and ComfyUI (its `prompt` and `workflow` graphs) write, so search and the gallery have
+    something to show. They land in DIR (made if needed, here ./renders) and are uploaded
+    from there as `dreamflare upload DIR` would; running it again changes nothing. Makes
+    the store if there is none.
 
     \b
     Example:
-      dreamflare gc
+      dreamflare demo --user alice
+      dreamflare ls --user alice
     """
-    report = state.store.gc(min_age)
+    from ..store import Store
+    from . import demo as samples
+
+    root = Path(folder)
+    written = samples.write_samples(root)
+    top = os.path.basename(os.path.normpath(os.path.abspath(root)))
+    results = []
+    with Store(state.store_path) as store:
+        for path, tags in written:
+            place = f"{top}/{path.relative_to(root).as_posix()}"
+            prompt = next(sample[1] for sample in samples.SAMPLES if place.endswith(sample[0]))
+            (result,) = store.upload_batch([path], user, prompt, tags, paths=[place])
+            if result.error is not None:
+                raise result.error
+            results.append(result)
     if state.as_json:
-        state.emit(report)
-    else:
-        click.echo(
-            f"Removed {report.blobs_removed:,} unreferenced files"
-            f" ({fmt.human_size(report.bytes_freed)} freed),"
-            f" {report.temp_files_removed:,} temporary files and"
-            f" {report.thumbnails_removed:,} thumbnails of files no longer kept."
-        )
+        state.emit({"items": [result.to_dict() for result in results]})
+        return
+    for result in results:
+        assert result.content is not None
+        click.echo(f"{result.content.content_id}  {result.status:9}  {result.content.path}")
+    click.echo(f"{len(results)} sample renders in {root} and in the store, for {user}.")
 
 
 @store_command()
@@ -213,4 +279,4 @@ def _report_copy(state: State, report: BackupReport) -> None:
         click.get_current_context().exit(1)
 
 
-COMMANDS: list[click.Command] = [init, serve, verify, gc, thumbnails, backup, restore]
+COMMANDS: list[click.Command] = [init, serve, verify, gc, demo, thumbnails, backup, restore]

@@ -7,12 +7,14 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, DreamflareError, NotFound
+from ..records import Page
 from . import format as fmt
 from .context import State, store_command, user_option
 from .exit_codes import fail
@@ -33,6 +35,15 @@ from .progress import progress_bar
     help="Files uploaded at once (default: 8).",
 )
 @click.option("--hidden", is_flag=True, help="Include hidden files and folders (names with a dot).")
+@click.option(
+    "--prefix", metavar="P", default=None,
+    help="First part of each file's path in the store, instead of the folder's own name"
+    " ('' for none).",
+)  # fmt: skip
+@click.option(
+    "--new", "always_new", is_flag=True,
+    help="Make every file a new content, even where its path already names one.",
+)  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 def upload(
     state: State,
@@ -43,17 +54,28 @@ def upload(
     content_id: str | None,
     jobs: int | None,
     hidden: bool,
+    prefix: str | None,
+    always_new: bool,
     quiet: bool,
 ) -> None:
-    """Upload files and folders (recursively), a content per file.
+    """Upload files and folders (recursively), a content per file, as rsync would.
 
-    Bytes already in the store are not stored again. A file that cannot be read is
-    reported and the others still go in (the exit code is then 1). With --json, one file
-    prints its content; folders or several files print {"items", "errors", counts...}.
+    Each file keeps its path: a folder's own name, then the path inside it
+    (renders/batch0/img.png), as `cp -r renders dest/` lays it out; --prefix chooses
+    another first part. Uploading a folder again is cheap and changes only what changed:
+    a file whose path already names one of your contents with the same bytes is skipped
+    (unchanged; files untouched since their last upload are not even read), with other
+    bytes it becomes a new version of that content. --new makes every file a new content.
+    Bytes already in the store are not stored again (deduplicated). A file that cannot be
+    read is reported and the others still go in (the exit code is then 1). With --json,
+    one file prints its content; folders or several files print {"items", "errors",
+    counts...}.
 
     \b
     Examples:
       dreamflare upload ./renders --user alice --tags sunset,v2
+      dreamflare upload ./renders --user alice            # again: only what changed
+      dreamflare upload ./renders --user alice --prefix shoot-2/
       dreamflare upload cat-v2.png --user alice --content-id cnt_...
     """
     from .. import ids, validate
@@ -64,7 +86,7 @@ def upload(
     validate.tags(tags)
     if content_id is not None:
         ids.check_id("content", content_id)
-    items, failures = batch.collect(paths, include_hidden=hidden)
+    items, failures = batch.collect(paths, include_hidden=hidden, prefix=prefix)
     single = len(paths) == 1 and not Path(paths[0]).is_dir()
     if content_id is not None and (len(items) + len(failures) != 1 or not single):
         raise click.UsageError("--content-id takes exactly one file")
@@ -77,7 +99,7 @@ def upload(
     else:
         outcomes = batch.upload_files(
             store, items, user, description, tags, jobs or batch.DEFAULT_JOBS,
-            progress_bar(state),
+            progress_bar(state), new=always_new,
         )  # fmt: skip
     summary = batch.summarize([*failures, *outcomes], time.perf_counter() - began)
     if single and summary.errors and summary.errors[0].error is not None:
@@ -87,7 +109,9 @@ def upload(
             click.echo(f"error: {outcome.error.message}", err=True)
         elif not quiet and not state.as_json and outcome.content is not None:
             made = outcome.content
-            note = "  (already stored)" if outcome.deduplicated else ""
+            note = {"unchanged": "  (unchanged)", "versioned": "  (new version)"}.get(
+                outcome.status, "  (already stored)" if outcome.deduplicated else ""
+            )
             click.echo(
                 f"{made.content_id}  v{made.version}  {fmt.human_size(made.size):>10}"
                 f"  {outcome.path}{note}"
@@ -118,34 +142,41 @@ def get(state: State, content_id: str, user: str) -> None:
 
 
 @store_command()
-@click.argument("content_id", metavar="ID")
+@click.argument("content_ids", metavar="[ID]...", nargs=-1)
 @user_option
 @click.option(
     "--output",
     "-o",
-    metavar="FILE",
-    help="Where to write: a file, a folder, or - for stdout (default: the content's"
-    " filename, here).",
+    metavar="FILE|DIR",
+    help="Where to write: a file, a folder (a trailing / makes it), or - for stdout"
+    " (default: here). Several contents always go into a folder.",
 )
 @click.option("--version", "version", type=click.IntRange(min=1), help="A past version.")
-@click.option("--force", "-f", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite files that exist with other bytes.")
+@click.option("--all", "every", is_flag=True, help="Every one of your contents.")
+@click.option("--tag", metavar="TAG", help="Your contents with this tag.")
 @click.option(
     "--strip-metadata", is_flag=True,
     help="Without the embedded generation metadata (prompt, workflow, EXIF, XMP...).",
 )  # fmt: skip
 def download(
     state: State,
-    content_id: str,
+    content_ids: tuple[str, ...],
     user: str,
     output: str | None,
     version: int | None,
     force: bool,
+    every: bool,
+    tag: str | None,
     strip_metadata: bool,
 ) -> None:
-    """Write a content's bytes (verified) to a file.
+    """Write contents' bytes (verified) to files.
 
-    The bytes are checked against their hash as they are read. The file appears whole or
-    not at all (written beside it, then renamed), and an existing file is kept unless
+    The bytes are checked against their hash as they are read. A file appears whole or
+    not at all (written beside it, then renamed). Several contents (IDs, --all, --tag; -
+    reads IDs from stdin) are laid out inside the folder by their paths (else their
+    filenames), as they were uploaded; nothing is written outside it, a file already
+    there with the same bytes is skipped, and one with other bytes is kept unless
     --force is given.
 
     \b
@@ -154,7 +185,24 @@ def download(
       dreamflare download cnt_01J... --user alice --version 1 -o old.png
       dreamflare download cnt_01J... --user alice -o - | file -
       dreamflare download cnt_01J... --user alice --strip-metadata -o clean.png
+      dreamflare download --all --user alice -o backup/
+      dreamflare download --tag sunset --user alice -o sunsets/
     """
+    from . import fetch
+
+    ids = fetch.read_ids(content_ids)
+    if every or tag is not None or len(ids) > 1:
+        if version is not None or output == "-":
+            raise click.UsageError("--version and -o - take exactly one ID")
+        if ids and (every or tag is not None):
+            raise click.UsageError("give IDs, or --all, or --tag")
+        _download_many(state, ids, user, Path(output or "."), force, every, tag, strip_metadata)
+        return
+    if not ids:
+        raise click.UsageError("give a content ID (or several, --all, --tag)")
+    content_id = ids[0]
+    if output is not None and output.endswith(("/", os.sep)) and not Path(output).exists():
+        Path(output).mkdir(parents=True)  # `-o out/`: a folder, as cp and curl --create-dirs
     target = Path(output) if output not in (None, "-") else None
     if target is not None and not target.is_dir() and target.exists() and not force:
         fail(Conflict(f"{target} already exists (use --force to overwrite)", path=str(target)))
@@ -176,6 +224,38 @@ def download(
         state.emit({"contentId": content_id, "version": version, "path": str(target), "size": size})
     else:
         click.echo(f"Wrote {target} ({fmt.human_size(size)})")
+
+
+def _download_many(
+    state: State,
+    ids: list[str],
+    user: str,
+    folder: Path,
+    force: bool,
+    every: bool,
+    tag: str | None,
+    strip: bool,
+) -> None:
+    """Several contents into ``folder``, laid out by their paths (see ``fetch``)."""
+    from . import fetch
+
+    store = state.store
+    planned = fetch.lay_out(fetch.select(store, user, ids, every, tag))
+    folder.mkdir(parents=True, exist_ok=True)
+    bar = progress_bar(state)
+    done = fetch.fetch(store, user, folder, planned, force, bar, _write_atomically, strip)
+    if state.as_json:
+        state.emit(done)
+    else:
+        for _content, _target, error in done.errors:
+            click.echo(f"error: {error.message}", err=True)
+        click.echo(
+            f"Wrote {len(done.written):,} files ({fmt.human_size(done.nbytes)}) in {folder};"
+            f" {len(done.skipped):,} already there with the same bytes;"
+            f" {len(done.errors):,} failed."
+        )
+    if done.errors:
+        click.get_current_context().exit(1)
 
 
 def _plain_name(filename: str | None, fallback: str) -> str:
@@ -216,18 +296,46 @@ def _write_atomically(reader: Any, target: Path, force: bool) -> int:
 @user_option
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="Contents per page.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Contents to skip.")
-@click.option("--tag", "tags", multiple=True, metavar="T", help="Only with this tag (repeat).")
-def list_(state: State, user: str, limit: int, offset: int, tags: tuple[str, ...]) -> None:
-    """List your contents, newest first, a page at a time.
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only contents with this tag (repeat: all of them).",
+)
+@click.option("--all", "every", is_flag=True, help="Every content, all pages at once.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the IDs, one a line.")
+def list_(
+    state: State,
+    user: str,
+    limit: int,
+    offset: int,
+    tags: tuple[str, ...],
+    every: bool,
+    quiet: bool,
+) -> None:
+    """List your contents, newest first, a page at a time (or --all of them).
 
     \b
-    Example:
+    Examples:
       dreamflare ls --user alice --limit 20 --offset 20
-      dreamflare ls --user alice --tag portrait --tag best
+      dreamflare ls --user alice --tag sunset --tag best
+      ID=$(dreamflare ls --user alice -q -n 1)
+      dreamflare --json ls --user alice --all | jq -r '.items[].contentId'
     """
-    page = state.store.list_content(user, limit, offset, tags=list(tags) or None)
+    if every:
+        from . import fetch
+
+        found = tuple(fetch.iter_contents(state.store, user, tags))
+        page = Page(found, len(found), max(len(found), 1), 0)
+    else:
+        page = state.store.list_content(user, limit, offset, tags=list(tags) or None)
     if state.as_json:
         state.emit(page)
+        return
+    if quiet:
+        for item in page.items:
+            click.echo(item.content_id)
         return
     if not page.items:
         click.echo("No contents." if page.total == 0 else f"No contents past {offset}.")
@@ -239,20 +347,57 @@ def list_(state: State, user: str, limit: int, offset: int, tags: tuple[str, ...
 
 
 @store_command()
-@click.argument("content_id", metavar="ID")
+@click.argument("content_ids", metavar="ID...", nargs=-1, required=True)
 @user_option
-def rm(state: State, content_id: str, user: str) -> None:
-    """Delete a content and all its versions (owner only).
+def rm(state: State, content_ids: tuple[str, ...], user: str) -> None:
+    """Delete contents and all their versions (owner only). - reads IDs from stdin.
+
+    Each ID is deleted on its own: one that fails is reported, the others still go (the
+    exit code is then 1).
 
     \b
-    Example:
-      dreamflare rm cnt_01J... --user alice
+    Examples:
+      dreamflare rm cnt_01J... cnt_01K... --user alice
+      dreamflare --json ls --user alice --tag draft | jq -r '.items[].contentId' \\
+        | dreamflare rm - --user alice
     """
-    state.store.delete_content(content_id, user)
+    from . import fetch
+
+    each_id(state, fetch.read_ids(content_ids), lambda cid: state.store.delete_content(cid, user))
+
+
+def each_id(state: State, ids: list[str], action: Callable[[str], None]) -> None:
+    """Run ``action`` on each id, reporting each failure and going on; exit 1 if any failed.
+
+    One id is the command's own: its error is the command's, its JSON ``{"deleted": id}``;
+    several print ``{"deleted": [...], "errors": [...]}``.
+    """
+    if len(ids) == 1:
+        action(ids[0])
+        if state.as_json:
+            state.emit({"deleted": ids[0]})
+        else:
+            click.echo(f"Deleted {ids[0]}")
+        return
+    deleted: list[str] = []
+    failed: list[tuple[str, DreamflareError]] = []
+    for item in ids:
+        try:
+            action(item)
+        except DreamflareError as exc:
+            failed.append((item, exc))
+            continue
+        deleted.append(item)
     if state.as_json:
-        state.emit({"deleted": content_id})
+        errors = [{"id": item, **error.to_dict()} for item, error in failed]
+        state.emit({"deleted": deleted, "errors": errors})
     else:
-        click.echo(f"Deleted {content_id}")
+        for item in deleted:
+            click.echo(f"Deleted {item}")
+        for _, error in failed:
+            click.echo(f"error: {error.message}", err=True)
+    if failed:
+        click.get_current_context().exit(1)
 
 
 @store_command()

@@ -12,7 +12,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..records import Analytics, ApiUsage, Content, StorageUsage, SyncReport, Version
+from ..errors import InvalidArgument
+from ..records import (
+    Analytics,
+    ApiUsage,
+    Content,
+    StorageUsage,
+    SyncReport,
+    VerifyReport,
+    Version,
+)
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 RECENT_SECONDS = 7 * 24 * 3600  # within a week, "3 h ago" reads better than a date
@@ -30,6 +39,29 @@ def human_size(size: int) -> str:
             return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+_SIZE_UNITS = {
+    "": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+    "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2,
+    "gib": 1024**3, "tib": 1024**4,
+}  # fmt: skip
+
+
+def parse_size(text: str) -> int | None:
+    """``"10GiB"`` -> 10737418240, ``"2GB"`` -> 2000000000, ``"none"`` -> None."""
+    cleaned = text.strip().lower().replace(" ", "").replace("_", "")
+    if cleaned == "none":
+        return None
+    number = cleaned.rstrip("kmgtib")
+    unit = cleaned[len(number) :]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _SIZE_UNITS or value < 0 or value != value:
+        raise InvalidArgument(f"{text!r} is not a size (bytes, or 500MiB, 2GB...) or none")
+    return int(value * _SIZE_UNITS[unit])
 
 
 def parse_time(iso: str) -> datetime:
@@ -117,6 +149,7 @@ def content_details(content: Content, now: float | None = None) -> str:
         [
             ("id", content.content_id),
             ("filename", content.filename),
+            ("path", content.path or "-"),
             ("type", media_text(content.mime_type, content.width, content.height)),
             ("size", f"{human_size(content.size)} ({content.size:,} bytes)"),
             ("hash", content.hash),
@@ -218,6 +251,8 @@ def _change_text(version: Version) -> str:
             )
         elif field == "filename":
             parts.append(f"filename: {version.filename}")
+        elif field == "path":
+            parts.append(f"path: {version.path}")
         elif field == "description":
             parts.append(f"description: {_cut(version.description or '-', 60)!s}")
         elif field == "tags":
@@ -252,8 +287,12 @@ def storage_text(usage: StorageUsage) -> str:
             ("user", usage.user_id),
             ("contents", f"{usage.content_count:,}"),
             ("versions", f"{usage.version_count:,}"),
-            ("current size", human_size(usage.bytes)),
-            ("with history", human_size(usage.history_bytes)),
+            ("current versions", f"{human_size(usage.bytes)} (logical size of each content now)"),
+            (
+                "stored",
+                f"{human_size(usage.history_bytes)} (every version, each distinct file"
+                " once: what the quota counts)",
+            ),
             ("quota", quota),
         ]
     )
@@ -323,16 +362,38 @@ def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
-def sync_text(report: SyncReport) -> str:
-    """``"sent 3 changes and 2 files (1.2 MiB); received nothing"``."""
+def sync_text(report: SyncReport, sent: bool = True, received: bool = True) -> str:
+    """``"sent 3 changes and 2 files (1.2 MiB)"``: only the directions the command moved
+    (a push says nothing of receiving, which it never does)."""
     parts = []
-    for verb, ops, blobs, nbytes in (
-        ("sent", report.ops_sent, report.blobs_sent, report.bytes_sent),
-        ("received", report.ops_received, report.blobs_received, report.bytes_received),
+    for verb, ops, blobs, nbytes, shown in (
+        ("sent", report.ops_sent, report.blobs_sent, report.bytes_sent, sent),
+        ("received", report.ops_received, report.blobs_received, report.bytes_received, received),
     ):
+        if not shown:
+            continue
         if ops or blobs:
             moved = f"{_count(ops, 'change')} and {_count(blobs, 'file')}"
             parts.append(f"{verb} {moved} ({human_size(nbytes)})")
         else:
             parts.append(f"{verb} nothing new")
     return "; ".join(parts) + "."
+
+
+def verify_text(report: VerifyReport) -> str:
+    """What verify checked, and its verdict, in a few lines."""
+    verdict = (
+        "No problems found." if report.ok else f"{_count(len(report.problems), 'problem')} found."
+    )
+    lines = [
+        f"Checked {_count(report.blobs_checked, 'file')} ({human_size(report.bytes_checked)}"
+        f" re-hashed), {_count(report.contents, 'content')},"
+        f" {_count(report.versions, 'version')} and {_count(report.ops, 'change')}.",
+    ]
+    if report.remote_only:
+        lines.append(
+            f"{_count(report.remote_only, 'file')} only on a remote (not here, so not"
+            " re-hashed): pull --blobs eager to keep them here."
+        )
+    lines.append(verdict)
+    return "\n".join(lines)

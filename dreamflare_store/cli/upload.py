@@ -1,9 +1,11 @@
 """The batch behind ``dreamflare upload``: walk folders, upload the files, count.
 
-``collect`` lists the files (folders walked recursively) and what cannot be read;
-``upload_files`` hands the files to ``Store.upload_batch``, which uploads them in parallel
-and says of each whether its bytes were new to the store; ``summarize`` adds up the
-outcomes for the summary line and ``--json``. A new version of one content goes through
+``collect`` lists the files (folders walked recursively), each with the path it gets in the
+store (the folder's own name, then the path inside it, as ``cp -r`` lays a folder out), and
+what cannot be read; ``upload_files`` hands the files to ``Store.upload_batch``, which
+uploads them in parallel and says of each whether it made a new content, a new version of
+the content at its path, or nothing (unchanged); ``summarize`` adds up the outcomes for the
+summary line and ``--json``. A new version of one content goes through
 ``Store.upload`` instead (``upload_version``).
 """
 
@@ -13,7 +15,6 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DreamflareError, InvalidArgument, NotFound
@@ -29,20 +30,23 @@ DEFAULT_JOBS = 8  # files uploaded at once
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One file to upload and its size when listed."""
+    """One file to upload (as listed: its ``os.DirEntry`` from a folder, else the path
+    given), its size when listed, and its path in the store."""
 
-    path: Path
+    path: str | os.DirEntry[str]
     size: int
+    store_path: str | None = None
 
 
 @dataclass(slots=True)
 class Outcome:
     """What became of one file: its content, or the error that stopped it."""
 
-    path: Path
+    path: str
     content: Content | None = None
     deduplicated: bool = False
     error: DreamflareError | None = None
+    status: str = "created"  # or "versioned", "unchanged" (see UploadResult)
 
 
 @dataclass(slots=True)
@@ -51,6 +55,8 @@ class Summary:
 
     uploaded: int = 0
     new: int = 0
+    versioned: int = 0
+    unchanged: int = 0
     deduplicated: int = 0
     bytes_stored: int = 0
     bytes_total: int = 0
@@ -70,18 +76,23 @@ class Summary:
             ],
             "uploaded": self.uploaded,
             "new": self.new,
+            "versioned": self.versioned,
+            "unchanged": self.unchanged,
             "deduplicated": self.deduplicated,
             "bytesStored": self.bytes_stored,
             "failed": self.failed,
         }
 
     def text(self) -> str:
-        """One line for people: ``Uploaded 12 files (10 new, 2 deduplicated), ...``."""
+        """One line for people: ``Uploaded 12 files: 9 new, 1 new version, 2 unchanged
+        (1 deduplicated): ...``. A deduplicated file is new here but its bytes were not."""
         noun = "file" if self.uploaded == 1 else "files"
+        versions = "version" if self.versioned == 1 else "versions"
         line = (
-            f"Uploaded {self.uploaded:,} {noun} ({self.new:,} new, {self.deduplicated:,}"
-            f" deduplicated): {human_size(self.bytes_stored)} stored"
-            f" of {human_size(self.bytes_total)}, in {self.seconds:.1f} s."
+            f"Uploaded {self.uploaded:,} {noun}: {self.new:,} new, {self.versioned:,} new"
+            f" {versions}, {self.unchanged:,} unchanged ({self.deduplicated:,} deduplicated):"
+            f" {human_size(self.bytes_stored)} stored of {human_size(self.bytes_total)},"
+            f" in {self.seconds:.1f} s."
         )
         if self.failed:
             line += f" {self.failed:,} failed (see above)."
@@ -99,10 +110,16 @@ def summarize(outcomes: Sequence[Outcome], seconds: float) -> Summary:
         summary.uploaded += 1
         summary.items.append(outcome.content)
         summary.bytes_total += outcome.content.size
+        if outcome.status == "unchanged":
+            summary.unchanged += 1
+            continue
+        if outcome.status == "versioned":
+            summary.versioned += 1
+        else:
+            summary.new += 1
         if outcome.deduplicated:
             summary.deduplicated += 1
         else:
-            summary.new += 1
             summary.bytes_stored += outcome.content.size
     return summary
 
@@ -110,52 +127,83 @@ def summarize(outcomes: Sequence[Outcome], seconds: float) -> Summary:
 # -- listing ---------------------------------------------------------------------------
 
 
-def _read_error(path: Path, exc: OSError) -> DreamflareError:
+def _read_error(path: str, exc: OSError) -> DreamflareError:
     if isinstance(exc, FileNotFoundError):
         return NotFound(f"{path}: no such file or folder", path=str(path))
     return InvalidArgument(f"{path}: cannot read: {exc.strerror or exc}", path=str(path))
 
 
 def collect(
-    paths: Sequence[str | os.PathLike[str]], include_hidden: bool = False
+    paths: Sequence[str | os.PathLike[str]],
+    include_hidden: bool = False,
+    prefix: str | None = None,
 ) -> tuple[list[Item], list[Outcome]]:
     """The files named, folders walked recursively (sorted, hidden names skipped unless
-    ``include_hidden``), each file once; and an Outcome for each path that cannot be read."""
+    ``include_hidden``), each file once; and an Outcome for each path that cannot be read.
+
+    Each file's ``store_path`` is laid out as ``cp -r ARG dest/`` would: a folder's own
+    name, then the path inside it; a file's name. ``prefix`` replaces that first part
+    (``""``: none). A re-run over thousands of unchanged files costs little more than this
+    listing, so a file found in a folder is its ``os.DirEntry``, which keeps the one stat
+    made here for the store's stat cache to compare (no second stat, no ``Path`` per
+    file, no ``resolve``: a file is known by its device and inode).
+    """
     items: list[Item] = []
     failures: list[Outcome] = []
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()
     for arg in paths:
-        path = Path(arg)
-        found = _walk(path, include_hidden, failures) if path.is_dir() else iter([path])
-        for file in found:
+        path = os.fspath(arg)
+        is_dir = os.path.isdir(path)
+        top = os.path.basename(os.path.normpath(os.path.abspath(path))) if is_dir else ""
+        first = top if prefix is None else prefix.strip("/")
+        found = _walk(path, "", include_hidden, failures) if is_dir else iter([(path, "")])
+        for file, inside in found:
+            name = os.fspath(file)
             try:
-                info = file.stat()
+                info = file.stat() if isinstance(file, os.DirEntry) else os.stat(file)
             except OSError as exc:
-                failures.append(Outcome(file, error=_read_error(file, exc)))
+                failures.append(Outcome(name, error=_read_error(name, exc)))
                 continue
             if not stat.S_ISREG(info.st_mode):
-                error = InvalidArgument(f"{file}: not a regular file", path=str(file))
-                failures.append(Outcome(file, error=error))
+                error = InvalidArgument(f"{name}: not a regular file", path=name)
+                failures.append(Outcome(name, error=error))
                 continue
-            key = file.resolve()
+            key = (info.st_dev, info.st_ino)
             if key not in seen:  # a file named twice (or inside a named folder) goes in once
                 seen.add(key)
-                items.append(Item(file, info.st_size))
+                inside = inside or os.path.basename(name)
+                store_path = f"{first}/{inside}" if first else inside
+                items.append(Item(file, info.st_size, store_path))
     return items, failures
 
 
-def _walk(root: Path, include_hidden: bool, failures: list[Outcome]) -> Iterator[Path]:
-    def unreadable(exc: OSError) -> None:
-        where = Path(exc.filename) if exc.filename else root
+def _walk(
+    folder: str, inside: str, include_hidden: bool, failures: list[Outcome]
+) -> Iterator[tuple[os.DirEntry[str], str]]:
+    """Each file under ``folder`` (sorted, a folder's files before its sub-folders, as
+    ``os.walk``): its entry, and its path inside the top folder with ``/``. Links to
+    folders are not followed."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = [e for e in listing if include_hidden or not e.name.startswith(".")]
+    except OSError as exc:
+        where = os.fsdecode(exc.filename) if exc.filename else folder
         failures.append(Outcome(where, error=_read_error(where, exc)))
-
-    for folder, dirs, files in os.walk(root, onerror=unreadable):
-        if not include_hidden:
-            dirs[:] = [name for name in dirs if not name.startswith(".")]
-            files = [name for name in files if not name.startswith(".")]
-        dirs.sort()
-        for name in sorted(files):
-            yield Path(folder, name)
+        return
+    folders: list[os.DirEntry[str]] = []
+    files: list[os.DirEntry[str]] = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        (folders if is_dir else files).append(entry)
+    files.sort(key=lambda entry: entry.name)
+    for entry in files:
+        yield entry, inside + entry.name
+    for entry in sorted(folders, key=lambda entry: entry.name):
+        if not entry.is_symlink():
+            yield from _walk(entry.path, f"{inside}{entry.name}/", include_hidden, failures)
 
 
 # -- uploading -------------------------------------------------------------------------
@@ -169,8 +217,10 @@ def upload_files(
     tags: str | None,
     jobs: int,
     progress: Progress,
+    new: bool = False,
 ) -> list[Outcome]:
-    """Upload each item as a new content; returns the outcomes in the order of ``items``.
+    """Upload each item at its path (see ``Store.upload_batch``); returns the outcomes in
+    the order of ``items``. With ``new``, every item becomes a new content.
 
     ``Store.upload_batch`` does the work and tells new bytes from stored ones. Two copies
     of new bytes in one batch count once as new: the first listed is new, the other
@@ -180,20 +230,20 @@ def upload_files(
     try:
         results = store.upload_batch(
             [item.path for item in items], user_id, description, tags,
-            jobs=jobs, progress=progress,
+            jobs=jobs, progress=progress, paths=[item.store_path for item in items], new=new,
         )  # fmt: skip
     finally:
         progress.finish()
-    new = {result.content.hash for result in results if result.content and result.new_bytes}
+    fresh = {result.content.hash for result in results if result.content and result.new_bytes}
     seen: set[str] = set()
     outcomes = []
     for item, result in zip(items, results, strict=True):
         if result.content is None:
-            outcomes.append(Outcome(item.path, error=result.error))
+            outcomes.append(Outcome(os.fspath(item.path), error=result.error))
             continue
         digest = result.content.hash
-        stored = digest not in new or digest in seen
-        outcomes.append(Outcome(item.path, result.content, deduplicated=stored))
+        stored = digest not in fresh or digest in seen
+        outcomes.append(Outcome(os.fspath(item.path), result.content, stored, status=result.status))
         seen.add(digest)
     return outcomes
 
@@ -215,5 +265,5 @@ def upload_version(
             content_id=content_id,
         )  # fmt: skip
     except OSError as exc:
-        raise _read_error(item.path, exc) from exc
-    return Outcome(item.path, content)
+        raise _read_error(os.fspath(item.path), exc) from exc
+    return Outcome(os.fspath(item.path), content)

@@ -31,9 +31,11 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class FileStart:
-    """The file part begins; ``filename`` is what the client called it, if anything."""
+    """The file part begins; ``filename`` is what the client called it, and
+    ``content_type`` the type it declared for it, if anything."""
 
     filename: str | None
+    content_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ class MultipartStream:
         if self._is_file:
             raw = options.get(b"filename")
             filename = raw.decode("utf-8", "replace") if raw is not None else None
-            self._events.append(FileStart(filename))
+            self._events.append(FileStart(filename, self._headers.get("content-type")))
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:

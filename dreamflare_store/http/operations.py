@@ -139,8 +139,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Content",
         "Upload Content",
         "Upload AI-generated images or videos to your DreamFlare Cloud account. The body is"
-        " multipart/form-data; the `file` part must come after the other fields, and is"
-        " streamed to the store while it is hashed. With `contentId`, the file becomes a new"
+        " multipart/form-data, its parts in any order; the `file` part is streamed to the"
+        " store while it is hashed. With `contentId`, the file becomes a new"
         " version of that content.",
         (
             Param(
@@ -176,6 +176,14 @@ OPERATIONS: tuple[Operation, ...] = (
                 {"type": "string", "minLength": 1, "maxLength": validate.MAX_FILENAME},
                 False,
                 "The name to keep (default: the file part's filename).",
+            ),
+            Param(
+                "path",
+                "path",
+                "string",
+                {"type": "string", "minLength": 1, "maxLength": validate.MAX_PATH},
+                False,
+                "Where the file sits in its folder, /-separated (renders/a/cat.png).",
             ),
         ),
         1,

@@ -77,8 +77,9 @@ SCHEMAS: dict[str, Any] = {
             "width": _INT,
             "height": _INT,
             "generation": _GENERATION,
+            "path": _STRING,
         },
-        optional=("width", "height"),
+        optional=("width", "height", "path"),
     ),
     "Version": _object(
         {
@@ -95,13 +96,17 @@ SCHEMAS: dict[str, Any] = {
             "tags": _TAGS,
             "changes": {
                 "type": "array",
-                "items": {"type": "string", "enum": ["file", "filename", "description", "tags"]},
+                "items": {
+                    "type": "string",
+                    "enum": ["file", "filename", "path", "description", "tags"],
+                },
             },
             "width": _INT,
             "height": _INT,
             "generation": _GENERATION,
+            "path": _STRING,
         },
-        optional=("width", "height"),
+        optional=("width", "height", "path"),
     ),
     "ContentPage": _object(
         {

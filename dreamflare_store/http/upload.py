@@ -11,6 +11,12 @@ store's own temp file.
 The pipe ends only when the whole body has been parsed and found well-formed. Anything
 that goes wrong first (a client that disconnects, a field after the file part, a
 truncated body) fails the pipe instead, so the store call fails and stores nothing.
+
+Parts may come in any order. When the fields before the file part do not yet say whose
+upload it is (``curl -F file=@x -F userId=alice`` sends the file first), the file is
+spooled, bounded in memory, into an anonymous temp file in the store's folder (it
+vanishes when closed, even after a crash), and the store call runs once the body is
+complete and every field is known; a refused request stores nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import asyncio
 import contextlib
 import functools
 import io
+import os
+import tempfile
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import anyio
 from starlette.requests import ClientDisconnect
@@ -54,9 +62,12 @@ class UploadPipe(io.RawIOBase):
     queue is full does the loop wait, and the reader wakes it once it has made room.
     """
 
-    def __init__(self, name: str | None, limit: int = PIPE_BYTES) -> None:
+    def __init__(
+        self, name: str | None, limit: int = PIPE_BYTES, content_type: str | None = None
+    ) -> None:
         super().__init__()
         self.name = name  # the store's default filename comes from here
+        self.content_type = content_type  # the type the part declared (used if sniffing fails)
         self._limit = limit
         self._ready = threading.Condition()
         self._chunks: deque[bytes] = deque()
@@ -160,15 +171,17 @@ def _waker() -> Callable[[Callable[[], object]], None]:
 async def stream_upload(
     store: Store, key_user: str, items: list[Item], boundary: bytes, body: AsyncIterator[bytes]
 ) -> Content:
-    """Upload the file part of a multipart body, fields first, in one ``Store.upload`` call.
+    """Upload the file part of a multipart body in one ``Store.upload`` call.
 
-    ``items`` are the query parameters; the body's text fields join them, and must come
-    before the file part, whose arrival starts the store call with everything known.
+    ``items`` are the query parameters; the body's text fields join them. When they bind
+    before the file part (the user is known), the file streams straight into the store;
+    otherwise it is spooled and stored once the whole body has arrived.
     """
     op = BY_NAME["upload"]
     parser = MultipartStream(boundary)
     fields = list(items)
     pipe: UploadPipe | None = None
+    spool: _Spool | None = None
     outcome: dict[str, Any] = {}
 
     async def run(kwargs: dict[str, Any], source: UploadPipe) -> None:
@@ -186,56 +199,138 @@ async def stream_upload(
     refused: Exception | None = None  # refused before the store call began
     # Nothing may escape the task group's body but cancellation: anyio would wrap it in an
     # ExceptionGroup. Errors are kept and raised once the store call has finished.
-    async with anyio.create_task_group() as group:
-        try:
-            async for chunk in body:
-                for event in parser.feed(chunk):
-                    if isinstance(event, Field):
-                        if pipe is not None:
-                            raise InvalidArgument(
-                                f"field {event.name!r} comes after the file part: send the"
-                                " other fields first"
-                            )
-                        fields.append((event.name, event.value))
-                    elif isinstance(event, FileStart):
-                        if pipe is not None:
-                            raise InvalidArgument("a body may carry only one file part")
-                        try:
-                            kwargs = bind(op, fields)
-                        except InvalidArgument as exc:
-                            raise InvalidArgument(
-                                f"{exc.message} before the file part (send the other fields first)"
-                            ) from None
-                        check_user(kwargs, key_user)
-                        pipe = UploadPipe(event.filename)
-                        group.start_soon(run, kwargs, pipe)
-                    elif isinstance(event, FileData):
-                        assert pipe is not None
-                        if not await pipe.put(event.data):
-                            raise _StoreStopped
-            parser.finish()
-            if pipe is None:
-                raise InvalidArgument("the multipart body has no file part")
+    try:
+        async with anyio.create_task_group() as group:
+            try:
+                async for chunk in body:
+                    for event in parser.feed(chunk):
+                        if isinstance(event, Field):
+                            if pipe is not None:
+                                raise InvalidArgument(
+                                    f"field {event.name!r} comes after the file part, which"
+                                    " was already being stored with the fields before it:"
+                                    " send every field before the file, or the file first"
+                                )
+                            fields.append((event.name, event.value))
+                        elif isinstance(event, FileStart):
+                            if pipe is not None or spool is not None:
+                                raise InvalidArgument("a body may carry only one file part")
+                            kwargs = _bound(op, fields, key_user)
+                            if kwargs is None:  # who is uploading is not known yet
+                                spool = await _Spool.open(store.path, event)
+                                continue
+                            pipe = UploadPipe(event.filename, content_type=event.content_type)
+                            group.start_soon(run, kwargs, pipe)
+                        elif isinstance(event, FileData):
+                            if spool is not None:
+                                await spool.put(event.data)
+                                continue
+                            assert pipe is not None
+                            if not await pipe.put(event.data):
+                                raise _StoreStopped
+                parser.finish()
+                if pipe is None and spool is None:
+                    raise InvalidArgument("the multipart body has no file part")
+                if pipe is not None:
+                    pipe.end()
+            except _StoreStopped:
+                pass  # the store refused early; its error is in `outcome`
+            except Exception as exc:
+                if isinstance(exc, ClientDisconnect):
+                    exc = ClientGone("the client disconnected before the upload was complete")
+                if pipe is None:
+                    refused = exc
+                else:
+                    pipe.fail(exc)  # the store call fails, keeping nothing; its error is the answer
+            except BaseException:  # cancelled: stop the store call before leaving
+                if pipe is not None:
+                    pipe.fail(ClientGone("the upload was cancelled"))
+                raise
+        if pipe is not None:
             pipe.end()
-        except _StoreStopped:
-            pass  # the store refused early; its error is in `outcome`
-        except Exception as exc:
-            if isinstance(exc, ClientDisconnect):
-                exc = ClientGone("the client disconnected before the upload was complete")
-            if pipe is None:
-                refused = exc
-            else:
-                pipe.fail(exc)  # the store call fails, keeping nothing; its error is the answer
-        except BaseException:  # cancelled: stop the store call before leaving
-            if pipe is not None:
-                pipe.fail(ClientGone("the upload was cancelled"))
-            raise
-    if pipe is not None:
-        pipe.end()
+        if spool is not None and refused is None:
+            try:
+                kwargs = bind(op, fields)
+                check_user(kwargs, key_user)
+                source = await spool.finish()
+                outcome["content"] = await workers.POOL.run_to_end(
+                    functools.partial(store.upload, cast(BinaryIO, source), **kwargs)
+                )
+            except Exception as exc:  # the answer: the store kept nothing
+                outcome["error"] = exc
+    finally:
+        if spool is not None:
+            spool.close()
     if refused is not None or "error" in outcome:
         await _drain(body)
         raise refused or outcome["error"]
     return outcome["content"]  # type: ignore[no-any-return]
+
+
+def _bound(op: Any, fields: list[Item], key_user: str) -> dict[str, Any] | None:
+    """The store call's keywords from the fields so far, or None while ``userId`` is still
+    to come (a file part sent first); a field that is wrong already refuses the request."""
+    if not any(name == "userId" for name, _ in fields):
+        return None
+    kwargs = bind(op, fields)
+    check_user(kwargs, key_user)
+    return kwargs
+
+
+SPOOL_CHUNK = 1024 * 1024  # bytes gathered in memory before one write to the spool file
+
+
+class _Spool:
+    """A file part that came before the fields: kept in an anonymous temp file in the
+    store's folder (gone when closed), written a MiB at a time off the event loop."""
+
+    def __init__(self, file: IO[bytes], event: FileStart) -> None:
+        self._file = file
+        self._event = event
+        self._pending = bytearray()
+
+    @classmethod
+    async def open(cls, folder: os.PathLike[str], event: FileStart) -> _Spool:
+        # Closed by close(), which stream_upload calls whatever happens.
+        file = await anyio.to_thread.run_sync(lambda: tempfile.TemporaryFile(dir=folder))  # noqa: SIM115
+        return cls(file, event)
+
+    async def put(self, data: bytes) -> None:
+        self._pending += data
+        if len(self._pending) >= SPOOL_CHUNK:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._pending:
+            data, self._pending = bytes(self._pending), bytearray()
+            await anyio.to_thread.run_sync(self._file.write, data)
+
+    async def finish(self) -> _SpooledPart:
+        """The spooled bytes as a binary file from their start, named as the part was."""
+        await self._flush()
+        await anyio.to_thread.run_sync(self._file.flush)
+        self._file.seek(0)
+        return _SpooledPart(self._file, self._event.filename, self._event.content_type)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _SpooledPart(io.RawIOBase):
+    """A spooled file part, read by the store: the part's filename and declared type
+    beside the bytes, as ``UploadPipe`` has them."""
+
+    def __init__(self, file: IO[bytes], name: str | None, content_type: str | None) -> None:
+        super().__init__()
+        self._file = file
+        self.name = name
+        self.content_type = content_type
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        return self._file.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
 
 
 class _StoreStopped(Exception):
