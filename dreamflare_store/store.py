@@ -19,17 +19,16 @@ from typing import Any, BinaryIO, cast
 
 from . import ids, rows, validate
 from .access import OWNER, READ, Access
-from .blobs import VerifiedReader
-from .catalog import Row
 from .catalog.search import Filters, Scope, parse
 from .clock import SystemClock, WallClock, day_of
 from .contents import Contents
-from .errors import BlobUnavailable, DreamflareError, InvalidArgument, NotFound
+from .errors import DreamflareError, InvalidArgument, NotFound
 from .finding import Finding, filters_of
 from .keys import Keys
 from .metering import CountingReader, Meter, metered
 from .previews import Previews, ThumbnailImage
 from .progress import Progress, Silent
+from .reading import Reading
 from .records import (
     Analytics,
     ApiKey,
@@ -104,6 +103,7 @@ class Store:
         self._sharing = Sharing(self.replica, self._access)
         self._reports = Reports(self.replica)
         self._finding = Finding(self.replica, self._access)
+        self._reading = Reading(self.replica, self._access)
         self._reindex_after_upgrade()
         self._previews = Previews(self.replica, thumbnail_max_pixels)
         self._signer = UrlSigner(self.replica.catalog)
@@ -430,7 +430,7 @@ class Store:
         a collaborator without metadata) the bytes come without their embedded metadata,
         the image data unchanged; ``digest`` is then the stripped bytes' own hash.
         """
-        reader, source = self._open(content_id, user_id, version, strip_metadata)
+        reader, source = self._reading.open(content_id, user_id, version, strip_metadata)
         day = self._today()
         user_id = validate.user_id(user_id)
         self.replica.counters.count_read(content_id, user_id, day, False, 0)
@@ -448,71 +448,12 @@ class Store:
     ) -> bytes:
         """All the bytes of the content (or of one of its versions), verified (stripped
         of their metadata as ``open_content`` says)."""
-        reader, _ = self._open(content_id, user_id, version, strip_metadata)
+        reader, _ = self._reading.open(content_id, user_id, version, strip_metadata)
         with reader:
             data = reader.read()
         self.replica.counters.count_read(content_id, user_id, self._today(), False, len(data))
         self.meter.note(bytes_out=len(data))
         return data
-
-    def _open(
-        self, content_id: str, user_id: str, version: int | None, strip: Any = False
-    ) -> tuple[VerifiedReader, Row]:
-        """A verified reader over the bytes (stripped of their metadata when asked, or
-        when the user may not see it), and the content or version row they belong to."""
-        digest, source, stripped = self._source(content_id, user_id, version, strip)
-        if not stripped:
-            return self._blob(digest), source
-        if not self.replica.blobs.exists(digest):
-            self._fetch_remote_blob(digest)
-        return self.replica.blobs.open(self.replica.stripped_blob(digest)), source
-
-    def _source(
-        self, content_id: str, user_id: str, version: int | None, strip: Any = False
-    ) -> tuple[str, Row, bool]:
-        """The blob digest of a content (or of one of its versions) the user may read, the
-        content or version row it belongs to, and whether its bytes are to be served
-        stripped of their metadata (asked, or the user may not see it)."""
-        ids.check_id("content", content_id)
-        user_id = validate.user_id(user_id)
-        strip = bool(validate.flag(strip, "strip_metadata"))
-        catalog = self.replica.catalog
-        with catalog.snapshot():
-            source = self._access.content(content_id, user_id, READ)
-            strip = strip or self._access.strips(source, user_id)
-            if version is None:
-                return source["blob"], source, strip
-            number = validate.integer(version, "version", 1, 2**62)
-            version_row = catalog.reads.version_row(content_id, number)
-        if version_row is None:
-            raise NotFound(f"content {content_id} has no version {number}", content_id=content_id)
-        return version_row["blob"], version_row, strip
-
-    def _blob(self, digest: str) -> VerifiedReader:
-        """A verified reader over a blob, fetched from its remote first if it was lazily
-        pulled (verified as it arrives)."""
-        if not self.replica.blobs.exists(digest):
-            self._fetch_remote_blob(digest)
-        return self.replica.blobs.open(digest)
-
-    def _fetch_remote_blob(self, digest: str) -> None:
-        """Bring a lazily pulled blob home from its remote (verified), or say it is remote-only."""
-        remote = self.replica.catalog.local.remote_of_blob(digest)
-        if remote is None:
-            return  # blobs.open reports the missing blob as an integrity error
-        from . import sync
-
-        try:
-            sync.fetch_blob(self.replica, remote, digest)
-        except BlobUnavailable:
-            raise
-        except DreamflareError as exc:
-            raise BlobUnavailable(
-                f"the bytes of blob {digest} are only on remote {remote!r}, which cannot be"
-                f" reached: {exc.message}",
-                digest=digest,
-                remote=remote,
-            ) from exc
 
     def _today(self) -> str:
         return day_of(self.replica.now_ms())
@@ -590,7 +531,9 @@ class Store:
         ids.check_id("content", content_id)
         user_id = validate.user_id(user_id)
         number = None if version is None else validate.integer(version, "version", 1, 2**62)
-        return self._finding.generation(content_id, user_id, number, self._fetch_remote_blob)
+        return self._finding.generation(
+            content_id, user_id, number, self._reading.fetch_remote_blob
+        )
 
     def reindex(self, progress: Callable[[int], None] | None = None) -> int:
         """Read the generation metadata of the versions that have none yet (contents
@@ -637,8 +580,8 @@ class Store:
     ) -> ThumbnailImage:
         size = validate.integer(size, "size", 32, 1024)
         # Thumbnails hold pixels only, never the metadata a collaborator may not see.
-        digest, source, _ = self._source(content_id, user_id, version)
-        return self._previews.get(digest, source["mime"], size, lambda: self._blob(digest))
+        digest, source, _ = self._reading.source(content_id, user_id, version)
+        return self._previews.get(digest, source["mime"], size, lambda: self._reading.blob(digest))
 
     def warm_thumbnails_now(self, size: int = DEFAULT_SIZE) -> int:
         """Make the ``size`` thumbnail of every live blob that has none yet; returns how
@@ -647,7 +590,7 @@ class Store:
         with self.replica.catalog.snapshot():
             blobs = self.replica.catalog.reads.live_blob_types()
         for digest, mime in blobs:
-            self._previews.get(digest, mime, size, functools.partial(self._blob, digest))
+            self._previews.get(digest, mime, size, functools.partial(self._reading.blob, digest))
         return len(blobs)
 
     def wait_for_thumbnails(self) -> None:
@@ -659,7 +602,7 @@ class Store:
             return
         for content in contents:
             if isinstance(content, Content):
-                opener = functools.partial(self._blob, content.hash)
+                opener = functools.partial(self._reading.blob, content.hash)
                 self._previews.warm(content.hash, content.mime_type, opener)
 
     def identify(self, api_key: str) -> Identity:
