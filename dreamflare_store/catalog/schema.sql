@@ -235,13 +235,6 @@ CREATE VIRTUAL TABLE search_words USING fts5(
 -- them), with the column the run came from.
 CREATE VIRTUAL TABLE search_cjk USING fts5(prompt, description, tags, filename, model, tokenize = "trigram");
 
--- The owner of each indexed content, narrow so that checking whose each match is stays
--- in memory (the contents rows are wide: they hold the generation record).
-CREATE TABLE search_owner (
-    n     INTEGER PRIMARY KEY,
-    owner TEXT NOT NULL
-);
-
 -- The facet values of each live content (kind: model, lora, sampler, generator, seed,
 -- tag), for filters and for facets over the matches of a query.
 CREATE TABLE content_terms (
@@ -274,10 +267,18 @@ INSERT INTO meta (key, value) SELECT 'reindex_pending', '1' WHERE EXISTS (SELECT
 -- The words of existing contents go into the index now (the fold keeps it from here on).
 INSERT INTO search_words (rowid, prompt, description, tags, filename, model)
     SELECT n, NULL, description, tags, filename, NULL FROM contents WHERE deleted = 0;
-INSERT INTO search_owner (n, owner) SELECT n, owner FROM contents WHERE deleted = 0;
 INSERT INTO content_terms (kind, value, n)
     SELECT DISTINCT 'tag', j.value, c.n FROM contents c, json_each(c.tags) j
     WHERE c.deleted = 0 AND c.tags IS NOT NULL;
 INSERT INTO facet_counts (owner, kind, value, count)
     SELECT c.owner, 'tag', t.value, count(*) FROM content_terms t JOIN contents c USING (n)
     GROUP BY c.owner, t.value;
+
+-- migration 6
+-- The owner of each indexed content, narrow so that checking whose each match is stays
+-- in memory (the contents rows are wide: they hold the generation record).
+CREATE TABLE search_owner (
+    n     INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL
+);
+INSERT INTO search_owner (n, owner) SELECT n, owner FROM contents WHERE deleted = 0;
