@@ -227,7 +227,6 @@ class Client:
         user_id: str,
         limit: int = 50,
         offset: int = 0,
-        *,
         tags: str | list[str] | tuple[str, ...] | None = None,
     ) -> Page[Content]:
         """A page of the user's own contents, newest first (with ``tags``: carrying them)."""

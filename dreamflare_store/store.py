@@ -255,7 +255,7 @@ class Store:
 
     @metered("list_content")
     def list_content(
-        self, user_id: str, limit: int = 50, offset: int = 0, *, tags: Tags = None
+        self, user_id: str, limit: int = 50, offset: int = 0, tags: Tags = None
     ) -> Page[Content]:
         """A page of the user's own contents, newest first (with ``tags``: those carrying
         every one of them)."""

@@ -523,3 +523,64 @@ def test_verify_finds_a_search_index_that_drifted(store: Store) -> None:
     with store.replica.catalog.atomic() as conn:
         conn.execute("UPDATE facet_counts SET count = count + 1 WHERE kind = 'model'")
     assert [p.kind for p in store.verify()] == ["search_index"]
+
+
+def test_a_store_of_schema_4_gets_the_search_index_of_its_contents(tmp_path: Path) -> None:
+    """A store made before this release: its contents enter the index when it is opened,
+    their metadata is read from their bytes, and verify finds the index sound."""
+    from dreamflare_store.catalog import db as catalog_db
+
+    path = tmp_path / "old"
+    path.mkdir()
+    with Store(tmp_path / "donor", extract_metadata=False) as donor:
+        fox = donor.upload(fox_png(), "alice", tags="animal", filename="fox.png")
+        (body,) = donor.replica.catalog.db.conn.execute("SELECT body FROM ops").fetchone()
+        blob = donor.replica.blobs.path(fox.hash).read_bytes()
+    # The migrations before this release's (the header's mention of "-- migration N" counts
+    # as one: the first part is its comment), then the op folded as that release did.
+    conn = sqlite3.connect(path / "catalog.db", isolation_level=None)
+    for number, script in enumerate(catalog_db._migrations()[:5], start=1):
+        for statement in script.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    op = oplog.decode_op(body)
+    fields = op.data["fields"]
+    conn.execute(
+        "INSERT INTO contents (content_id, owner, filename, mime, size, blob, description, tags,"
+        " width, height, version, created_hlc, updated_hlc) VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?)",
+        (op.entity, "alice", fields["filename"], fields["mime"], fields["size"], fields["blob"],
+         None, '["animal"]', fields["width"], fields["height"], op.hlc, op.hlc),
+    )  # fmt: skip
+    conn.execute(
+        "INSERT INTO versions (version_id, content_id, number, hlc, author, filename, mime, size,"
+        " blob, description, tags, width, height, changes) VALUES (?,?,1,?,?,?,?,?,?,?,?,?,?,?)",
+        (op.data["version_id"], op.entity, op.hlc, "alice", fields["filename"], fields["mime"],
+         fields["size"], fields["blob"], None, '["animal"]', fields["width"], fields["height"],
+         "file,filename,tags"),
+    )  # fmt: skip
+    conn.execute(
+        "INSERT INTO ops (op_id, hlc, replica, rseq, entity, kind, body) VALUES (?,?,?,?,?,?,?)",
+        (op.op_id, op.hlc, op.replica, op.rseq, op.entity, op.kind, body),
+    )
+    conn.execute(
+        "INSERT INTO storage_usage (user, contents, versions, bytes, history_bytes)"
+        " VALUES ('alice', 1, 1, ?, ?)",
+        (fields["size"], fields["size"]),
+    )
+    conn.execute(
+        "INSERT INTO user_blobs (user, blob, size, refs) VALUES ('alice', ?, ?, 1)",
+        (fields["blob"], fields["size"]),
+    )
+    conn.execute("INSERT INTO list_blocks (owner, block, live) VALUES ('alice', 0, 1)")
+    conn.execute("INSERT INTO list_supers (owner, super, live) VALUES ('alice', 0, 1)")
+    conn.close()
+    target = path / "objects" / fox.hash[:2] / fox.hash[2:4]
+    target.mkdir(parents=True)
+    (target / fox.hash).write_bytes(blob)
+    with Store(path) as store:
+        assert ids_of(store.search_content("alice", "fox")) == [fox.content_id]  # filename
+        assert ids_of(store.search_content("alice", "dawn")) == [fox.content_id]  # prompt
+        assert [f.value for f in store.facets("alice").tags] == ["animal"]
+        assert store.get_content(fox.content_id, "alice").generation is not None
+        assert store.verify() == []

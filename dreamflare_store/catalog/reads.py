@@ -201,6 +201,12 @@ class Reads(Part):
         (indexed,) = self.conn.execute("SELECT count(*) FROM search_words").fetchone()
         if live != indexed:
             problems.append(f"{indexed} contents are in the word index, {live} are live")
+        (owned,) = self.conn.execute(
+            "SELECT count(*) FROM search_owner o JOIN contents c USING (n)"
+            " WHERE c.deleted = 0 AND c.owner = o.owner"
+        ).fetchone()
+        if owned != live:
+            problems.append(f"{owned} of {live} live contents have their owner in the index")
         (stray,) = self.conn.execute(
             "SELECT count(*) FROM content_terms t LEFT JOIN contents c USING (n)"
             " WHERE c.n IS NULL OR c.deleted = 1"

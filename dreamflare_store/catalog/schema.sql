@@ -306,3 +306,12 @@ CREATE TABLE file_cache (
     seen_ns    INTEGER NOT NULL,  -- when the file was read: later changes are racy before it
     PRIMARY KEY (user, source)
 ) WITHOUT ROWID;
+
+-- migration 8
+-- The owner of each indexed content, narrow so that checking whose each match is stays
+-- in memory (the contents rows are wide: they hold the generation record).
+CREATE TABLE search_owner (
+    n     INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL
+);
+INSERT INTO search_owner (n, owner) SELECT n, owner FROM contents WHERE deleted = 0;

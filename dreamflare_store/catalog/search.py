@@ -220,49 +220,76 @@ class Search(Part):
                     out[(kind, value)] = out.get((kind, value), 0) + 1
         return out
 
+    def _owns_everything(self, scope: Scope) -> bool:
+        """Whether every live content is the user's own and none is shared with them (the
+        common case of a one-user store): then no match needs checking whose it is."""
+        if scope.full or scope.stripped:
+            return False
+        row = self.conn.execute(
+            "SELECT (SELECT contents FROM storage_usage WHERE user = ?),"
+            " (SELECT sum(contents) FROM storage_usage)",
+            (scope.user,),
+        ).fetchone()
+        return row[0] is not None and row[0] == row[1]
+
     def _matches(self, query: Query, scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
         """SQL of the visible matching contents: their ``n``, ``rank`` and ``stripped``
         (1 for those shared without metadata), and its args."""
-        args: list[Any] = []
+        if query.empty:
+            return self._listed(scope, filters)
         parts: list[str] = []
-        shared = json.dumps(scope.full)
-        own = "c.owner = ?" if not scope.full else "(c.owner = ? OR c.content_id IN"
-        own_args: list[Any] = [scope.user] if not scope.full else [scope.user]
-        if scope.full:
-            own += " (SELECT value FROM json_each(?)))"
-            own_args.append(shared)
-        where, where_args = _filters(filters, scope.user)
-        match_sql, match_args = _match(query, plain=False)
-        parts.append(
-            f"SELECT c.n AS n, {_source(query)}, 0 AS stripped"
-            f" FROM {match_sql} WHERE c.deleted = 0 AND {own}{where}"
-        )
-        args += [*match_args, *own_args, *where_args]
-        if scope.stripped and not filters.generation:
-            match_sql, match_args = _match(query, plain=True)
+        args: list[Any] = []
+        where, where_args = _filters(filters, scope.user, "m")
+        ranked, ranked_args = _ranked(query, plain=False)
+        # CROSS JOIN: the matches drive (SQLite keeps that order); whose each one is comes
+        # from the narrow search_owner table, never from the wide contents rows.
+        if self._owns_everything(scope):
+            parts.append(f"SELECT m.n AS n, m.rank AS rank, 0 AS stripped FROM ({ranked}) m"
+                         f" WHERE 1{where}")  # fmt: skip
+            args += [*ranked_args, *where_args]
+        else:
+            shared = ""
+            shared_args: list[Any] = []
+            if scope.full:
+                shared = " OR m.n IN (SELECT n FROM contents WHERE deleted = 0 AND content_id IN"
+                shared += " (SELECT value FROM json_each(?)))"
+                shared_args.append(json.dumps(scope.full))
             parts.append(
-                f"SELECT c.n AS n, {_source(query)}, 1 AS stripped"
-                f" FROM {match_sql} WHERE c.deleted = 0 AND c.owner != ?"
-                f" AND c.content_id IN (SELECT value FROM json_each(?)){where}"
+                f"SELECT m.n AS n, m.rank AS rank, 0 AS stripped FROM ({ranked}) m"
+                f" CROSS JOIN search_owner o ON o.n = m.n WHERE (o.owner = ?{shared}){where}"
             )
-            args += [*match_args, scope.user, json.dumps(scope.stripped), *where_args]
+            args += [*ranked_args, scope.user, *shared_args, *where_args]
+        if scope.stripped and not filters.generation:
+            ranked, ranked_args = _ranked(query, plain=True)
+            parts.append(
+                f"SELECT m.n AS n, m.rank AS rank, 1 AS stripped FROM ({ranked}) m"
+                " WHERE m.n IN (SELECT n FROM contents WHERE deleted = 0 AND owner != ?"
+                f" AND content_id IN (SELECT value FROM json_each(?))){where}"
+            )
+            args += [*ranked_args, scope.user, json.dumps(scope.stripped), *where_args]
         return " UNION ALL ".join(parts), args
 
-
-def _source(query: Query) -> str:
-    return "0.0 AS rank" if query.empty else "m.rank AS rank"
-
-
-def _match(query: Query, plain: bool) -> tuple[str, list[Any]]:
-    """The FROM clause of the contents ``c`` the query matches, joined to their ranks
-    ``m`` (just the contents when there is no query); ``plain``: matched on the columns a
-    collaborator without metadata may search."""
-    if query.empty:
-        return "contents c", []
-    sql, args = _ranked(query, plain)
-    # CROSS JOIN: the matches drive (SQLite keeps that order), else it may walk every
-    # content of the owner and ask the index about each.
-    return f"({sql}) m CROSS JOIN contents c ON c.n = m.n", args
+    def _listed(self, scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
+        """As ``_matches`` without a query: the visible contents, rank 0."""
+        where, where_args = _filters(filters, scope.user, "c")
+        own = "c.owner = ?"
+        args: list[Any] = [scope.user]
+        if scope.full:
+            own = "(c.owner = ? OR c.content_id IN (SELECT value FROM json_each(?)))"
+            args.append(json.dumps(scope.full))
+        parts = [
+            f"SELECT c.n AS n, 0.0 AS rank, 0 AS stripped FROM contents c"
+            f" WHERE c.deleted = 0 AND {own}{where}"
+        ]
+        args += where_args
+        if scope.stripped and not filters.generation:
+            parts.append(
+                "SELECT c.n AS n, 0.0 AS rank, 1 AS stripped FROM contents c"
+                " WHERE c.deleted = 0 AND c.owner != ?"
+                f" AND c.content_id IN (SELECT value FROM json_each(?)){where}"
+            )
+            args += [scope.user, json.dumps(scope.stripped), *where_args]
+        return " UNION ALL ".join(parts), args
 
 
 def _ranked(query: Query, plain: bool) -> tuple[str, list[Any]]:
@@ -295,27 +322,39 @@ def _ranked(query: Query, plain: bool) -> tuple[str, list[Any]]:
     return base, args
 
 
-def _filters(filters: Filters, user: str) -> tuple[str, list[Any]]:
-    """SQL conditions (each starting with " AND ") of the filters, and their args."""
+def _filters(filters: Filters, user: str, alias: str) -> tuple[str, list[Any]]:
+    """SQL conditions (each starting with " AND ") of the filters on the contents whose
+    arrival number is ``alias.n`` (``alias`` is the contents row itself when it is "c"),
+    and their args."""
     sql: list[str] = []
     args: list[Any] = []
+    n = f"{alias}.n"
+    # "+n": a value, not the column, so the filter is never pushed into the FTS5 scan as a
+    # rowid constraint (which would look each term's contents up in the index one by one).
     for kind, value in filters.terms:
-        sql.append(" AND c.n IN (SELECT n FROM content_terms WHERE kind = ? AND value = ?)")
+        sql.append(f" AND +{n} IN (SELECT n FROM content_terms WHERE kind = ? AND value = ?)")
         args += [kind, value]
+    row: list[str] = []  # conditions on the contents row
     if filters.mime is not None:
-        sql.append(" AND c.mime = ?")
+        row.append("c.mime = ?")
         args.append(filters.mime)
     if filters.favorite is not None:
         negate = "" if filters.favorite else "NOT "
-        sql.append(
-            f" AND c.content_id {negate}IN"
+        row.append(
+            f"c.content_id {negate}IN"
             " (SELECT content_id FROM favorites WHERE user = ? AND favorite = 1)"
         )
         args.append(user)
     if filters.after_hlc is not None:
-        sql.append(" AND c.created_hlc >= ?")
+        row.append("c.created_hlc >= ?")
         args.append(filters.after_hlc)
     if filters.before_hlc is not None:
-        sql.append(" AND c.created_hlc < ?")
+        row.append("c.created_hlc < ?")
         args.append(filters.before_hlc)
+    if row and alias == "c":
+        sql.extend(f" AND {condition}" for condition in row)
+    elif row:
+        sql.append(
+            f" AND EXISTS (SELECT 1 FROM contents c WHERE c.n = {n} AND {' AND '.join(row)})"
+        )
     return "".join(sql), args

@@ -106,9 +106,11 @@ class SearchIndex(Part):
         cjk: list[tuple[Any, ...]] = []
         terms: list[tuple[str, str, int]] = []
         counts: dict[tuple[str, str, str], int] = {}
+        owners: list[tuple[tuple[Any, ...], str]] = []
         for n, owner, filename, description, tags, gen in items:
             texts = _texts(filename, description, tags, gen)
             words.append((n, *texts))
+            owners.append((words[-1], owner))
             runs = tuple(_cjk_runs(text) for text in texts)
             if any(runs):
                 cjk.append((n, *runs))
@@ -122,6 +124,9 @@ class SearchIndex(Part):
             "INSERT INTO search_words (rowid, prompt, description, tags, filename, model)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             words,
+        )
+        conn.executemany(
+            "INSERT INTO search_owner (n, owner) VALUES (?, ?)", [(w[0], o) for w, o in owners]
         )
         if cjk:
             conn.executemany(
@@ -143,6 +148,7 @@ class SearchIndex(Part):
                 counts[(owner, kind, value)] = counts.get((owner, kind, value), 0) - 1
         conn.execute("DELETE FROM content_terms WHERE n = ?", (n,))
         conn.execute("DELETE FROM search_words WHERE rowid = ?", (n,))
+        conn.execute("DELETE FROM search_owner WHERE n = ?", (n,))
         conn.execute("DELETE FROM search_cjk WHERE rowid = ?", (n,))
         self._count(counts)
 
