@@ -243,7 +243,7 @@ def backup(state: State, dest: Path) -> None:
 
     \b
     Example:
-      dreamflare backup /mnt/backups/dreamflare-2026-12-02
+      dreamflare backup backups/dreamflare-2026-12-02
     """
     _report_copy(state, state.store.backup(dest))
 
@@ -258,7 +258,7 @@ def restore(state: State, source: Path, dest: Path) -> None:
 
     \b
     Example:
-      dreamflare restore /mnt/backups/dreamflare-2026-12-02 ./dreamflare-data-restored
+      dreamflare restore backups/dreamflare-2026-12-02 ./dreamflare-data-restored
     """
     from ..store import Store
 
