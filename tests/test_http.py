@@ -26,7 +26,7 @@ import jsonschema
 import psutil
 import pytest
 
-from dreamflare_store import DreamflareError, Store, errors
+from dreamflare_store import DreamflareError, Store, __version__, errors
 from dreamflare_store.blobs import hash_bytes
 from dreamflare_store.cli.serve import print_welcome
 from dreamflare_store.http import create_app, docs
@@ -694,7 +694,7 @@ def test_corrupt_bytes_are_never_served(env: Env) -> None:
 
 
 def test_health_openapi_and_docs(env: Env) -> None:
-    assert env.http.get("/health").json() == {"status": "ok", "version": "0.1.0"}
+    assert env.http.get("/health").json() == {"status": "ok", "version": __version__}
     document = env.http.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     served = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
