@@ -779,6 +779,12 @@ class Store:
         with self.replica.catalog.snapshot():
             return self.replica.catalog.local.quotas()
 
+    def check_room(self, nbytes: int) -> None:
+        """Refuse (StorageFull) before anything is written when the store's disk has no
+        room for ``nbytes`` more bytes (a margin kept): what a server does with an
+        upload's declared length, before it reads the body."""
+        self.replica.blobs.check_room(validate.integer(nbytes, "nbytes", 0, 2**62))
+
     # -- asked before opening -----------------------------------------------------------
 
     @staticmethod

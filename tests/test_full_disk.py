@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import uuid
@@ -334,6 +335,24 @@ def test_faces_report_a_full_disk(disk: Disk, tmp_path: Path) -> None:
         assert answer.status_code == 507, answer.text
         assert answer.json()["error"]["code"] == "storage_full"
         disk.make_room()
+        # An upload declaring more bytes than the disk has room for is refused before any
+        # of it is written: no temp file, the disk as it was (sent by hand: an HTTP client
+        # will not declare a length it does not send).
+        with LiveServer(store) as server:
+            free = room.free_bytes(disk.store_path)  # as the store sees it (injected too)
+            host, port = server.url.removeprefix("http://").split(":")
+            head = (
+                f"POST /upload?userId=alice HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {key}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {free + 1}\r\nConnection: close\r\n\r\n"
+            )
+            with socket.create_connection((host, int(port)), timeout=30) as conn:
+                conn.sendall(head.encode() + b"--b\r\n")
+                reply = conn.recv(65536).decode("latin-1")
+        assert reply.startswith("HTTP/1.1 507"), reply
+        assert "storage_full" in reply
+        assert list((disk.store_path / "tmp").iterdir()) == []
 
 
 def test_a_pull_into_a_full_disk_says_storage_full(disk: Disk, tmp_path: Path) -> None:

@@ -222,6 +222,12 @@ def _upload_endpoint(store: Store) -> Endpoint:
         boundary = options.get(b"boundary")
         if not boundary:
             raise InvalidArgument("a multipart/form-data body needs a boundary")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit():
+            # The body holds the file and a little more: a disk without room for all of
+            # it is refused before a byte is written (a chunked body is checked as it
+            # streams, by the blob store).
+            await _in_thread(functools.partial(store.check_room, int(declared)))
         content = await stream_upload(store, user, items, boundary, request.stream())
         return _render(op, content)
 
