@@ -349,7 +349,10 @@ def test_faces_report_a_full_disk(disk: Disk, tmp_path: Path) -> None:
             )
             with socket.create_connection((host, int(port)), timeout=30) as conn:
                 conn.sendall(head.encode() + b"--b\r\n")
-                reply = conn.recv(65536).decode("latin-1")
+                chunks = []
+                while chunk := conn.recv(65536):  # the server closes after its answer
+                    chunks.append(chunk)
+                reply = b"".join(chunks).decode("latin-1")
         assert reply.startswith("HTTP/1.1 507"), reply
         assert "storage_full" in reply
         assert list((disk.store_path / "tmp").iterdir()) == []
