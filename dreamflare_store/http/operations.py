@@ -71,6 +71,13 @@ def _content_id(description: str, required: bool = True) -> Param:
     return Param("contentId", "content_id", "string", _id_schema("content"), required, description)
 
 
+def _version() -> Param:
+    description = "A version number (default: the current version)."
+    return Param(
+        "version", "version", "integer", {"type": "integer", "minimum": 1}, False, description
+    )
+
+
 def _tag_filter(what: str) -> Param:
     return Param(
         "tag",
@@ -476,14 +483,7 @@ OPERATIONS: tuple[Operation, ...] = (
         (
             _content_id("The ID of the content to download."),
             _user("downloading the content"),
-            Param(
-                "version",
-                "version",
-                "integer",
-                {"type": "integer", "minimum": 1},
-                False,
-                "A version number (default: the current version).",
-            ),
+            _version(),
             _strip(
                 "Serve the bytes without their embedded metadata (the image data unchanged;"
                 " the ETag is the stripped bytes' hash)."
@@ -589,14 +589,7 @@ OPERATIONS: tuple[Operation, ...] = (
         (
             _content_id("The ID of the content."),
             _user("asking"),
-            Param(
-                "version",
-                "version",
-                "integer",
-                {"type": "integer", "minimum": 1},
-                False,
-                "A version number (default: the current version).",
-            ),
+            _version(),
         ),
     ),
     Operation(
@@ -622,14 +615,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 False,
                 "The longest side in pixels (default 256).",
             ),
-            Param(
-                "version",
-                "version",
-                "integer",
-                {"type": "integer", "minimum": 1},
-                False,
-                "A version number (default: the current version).",
-            ),
+            _version(),
         ),
     ),
     Operation(
