@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
 
 from dreamflare_store import Store
 from dreamflare_store.oplog import Op
@@ -72,3 +76,45 @@ def replay(path: Path, ops: list[Op]) -> Store:
 def state_rows(store: Store) -> list[tuple[object, ...]]:
     """The materialised state without counters (reads and calls count, ops do not)."""
     return [row for row in store.replica.catalog.reads.digest_rows() if row[0] < 5]
+
+
+class Cli:
+    """Runs ``dreamflare --store STORE ...`` in-process, in a scratch working folder, with
+    ``env`` (DREAMFLARE_USER and DREAMFLARE_STORE unset unless given) and ``stdin``."""
+
+    def __init__(self, store: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.store = store
+        self.cwd = cwd
+        self.env = env or {}
+        self.runner = CliRunner()
+
+    def __call__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        code: int | None = 0,
+        stdin: str | None = None,
+    ) -> Result:
+        from dreamflare_store.cli import cli
+
+        base: dict[str, str | None] = {"DREAMFLARE_USER": None, "DREAMFLARE_STORE": None}
+        old = Path.cwd()
+        os.chdir(self.cwd)
+        try:
+            result = self.runner.invoke(
+                cli,
+                ["--store", str(self.store), *args],
+                env={**base, **self.env, **(env or {})},
+                input=stdin,
+            )
+        finally:
+            os.chdir(old)
+        # Anything but a clean exit would be a traceback in a terminal.
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        if code is not None:
+            assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str, **kwargs: Any) -> Any:
+        return json.loads(self(*args, "--json", **kwargs).stdout)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from helpers import Cli
 from PIL import Image
 
 from dreamflare_store import Store
@@ -29,37 +29,6 @@ MISSING_ID = "cnt_" + "0" * 26
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-class Cli:
-    """Runs ``dreamflare --store STORE ...`` in-process, in a scratch working folder."""
-
-    def __init__(self, store: Path, cwd: Path) -> None:
-        self.store = store
-        self.cwd = cwd
-        self.runner = CliRunner()
-
-    def __call__(
-        self, *args: str, env: dict[str, str] | None = None, code: int | None = 0
-    ) -> Result:
-        base = {"DREAMFLARE_USER": None, "DREAMFLARE_STORE": None}
-        old = Path.cwd()
-        os.chdir(self.cwd)
-        try:
-            result = self.runner.invoke(
-                cli, ["--store", str(self.store), *args], env={**base, **(env or {})}
-            )
-        finally:
-            os.chdir(old)
-        # Anything but a clean exit would be a traceback in a terminal.
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        if code is not None:
-            assert result.exit_code == code, (result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str, **kwargs: Any) -> Any:
-        return json.loads(self(*args, "--json", **kwargs).stdout)
 
 
 @pytest.fixture

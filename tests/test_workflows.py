@@ -17,12 +17,11 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from click.testing import CliRunner, Result
+from helpers import Cli
 
 from dreamflare_store import InvalidArgument, NotFound, Store
 from dreamflare_store import contents as contents_module
 from dreamflare_store.blobs import hash_bytes
-from dreamflare_store.cli import cli
 from dreamflare_store.cli import demo as demo_module
 from dreamflare_store.cli.sync import shown_url
 from dreamflare_store.client import Client
@@ -34,40 +33,11 @@ USER = "alice"
 PAST_NS = time.time_ns() - 3600 * 10**9  # files made an hour before their upload
 
 
-class Run:
-    """``dreamflare --store STORE ...`` in-process, in a scratch working folder."""
-
-    def __init__(self, store: Path, cwd: Path) -> None:
-        self.store = store
-        self.cwd = cwd
-
-    def __call__(self, *args: str, code: int | None = 0, stdin: str | None = None) -> Result:
-        old = Path.cwd()
-        os.chdir(self.cwd)
-        try:
-            result = CliRunner().invoke(
-                cli,
-                ["--store", str(self.store), *args],
-                env={"DREAMFLARE_USER": USER, "DREAMFLARE_STORE": None},
-                input=stdin,
-            )
-        finally:
-            os.chdir(old)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        if code is not None:
-            assert result.exit_code == code, (result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str, **kwargs: Any) -> Any:
-        return json.loads(self(*args, "--json", **kwargs).stdout)
-
-
 @pytest.fixture
-def run(tmp_path: Path) -> Run:
+def run(tmp_path: Path) -> Cli:
     work = tmp_path / "work"
     work.mkdir()
-    runner = Run(tmp_path / "store", work)
+    runner = Cli(tmp_path / "store", work, {"DREAMFLARE_USER": USER})
     runner("init")
     return runner
 
@@ -189,7 +159,7 @@ def test_a_path_travels_with_sync(tmp_path: Path) -> None:
 # -- 6. repeatable folder uploads: the command line --------------------------------------
 
 
-def test_upload_dir_twice_keeps_the_catalog_and_the_structure(run: Run) -> None:
+def test_upload_dir_twice_keeps_the_catalog_and_the_structure(run: Cli) -> None:
     tree(run.cwd / "gen", {"batch0/img_000.png": b"0" * 10, "batch1/img_001.png": b"1" * 10})
     first = run.json("upload", "gen")
     assert sorted(item["path"] for item in first["items"]) == [
@@ -235,7 +205,7 @@ def test_client_upload_many_has_the_same_results(tmp_path: Path) -> None:
 # -- 7, 8. many things back; bulk commands -----------------------------------------------
 
 
-def test_download_all_lays_contents_out_by_path(run: Run, tmp_path: Path) -> None:
+def test_download_all_lays_contents_out_by_path(run: Cli, tmp_path: Path) -> None:
     tree(run.cwd / "gen", {"a/x.png": b"x" * 5, "b/y.png": b"y" * 5})
     run("upload", "gen", "--tags", "set")
     other = tree(tmp_path / "other", {"x.png": b"z"}) / "x.png"
@@ -258,7 +228,7 @@ def test_download_all_lays_contents_out_by_path(run: Run, tmp_path: Path) -> Non
     assert sorted(p.name for p in run.cwd.iterdir()) == ["gen", "out"]  # nothing outside
 
 
-def test_download_one_into_a_new_folder_with_a_trailing_slash(run: Run) -> None:
+def test_download_one_into_a_new_folder_with_a_trailing_slash(run: Cli) -> None:
     tree(run.cwd, {"cat.png": b"meow"})
     cid = run.json("upload", "cat.png")["contentId"]
     run("download", cid, "-o", "fresh/")
@@ -266,7 +236,7 @@ def test_download_one_into_a_new_folder_with_a_trailing_slash(run: Run) -> None:
     assert (run.cwd / "fresh").is_dir()
 
 
-def test_rm_and_collab_rm_take_several_ids_and_stdin(run: Run) -> None:
+def test_rm_and_collab_rm_take_several_ids_and_stdin(run: Cli) -> None:
     tree(run.cwd / "d", {f"{i}.bin": bytes([i]) * 3 for i in range(4)})
     run("upload", "d")
     ids = run("ls", "-q").stdout.split()
@@ -287,7 +257,7 @@ def test_rm_and_collab_rm_take_several_ids_and_stdin(run: Run) -> None:
     assert run.json("collab", "list")["items"] == []
 
 
-def test_ls_filters_by_tag_and_pages_through_all(run: Run) -> None:
+def test_ls_filters_by_tag_and_pages_through_all(run: Cli) -> None:
     tree(run.cwd / "t", {"a": b"1"})
     tree(run.cwd / "u", {f"{i}": bytes([i]) for i in range(5)})
     run("upload", "t", "--tags", "keep")
@@ -302,7 +272,7 @@ def test_ls_filters_by_tag_and_pages_through_all(run: Run) -> None:
 
 
 def test_remote_add_refuses_an_existing_name_and_lists_without_secrets(
-    run: Run, tmp_path: Path
+    run: Cli, tmp_path: Path
 ) -> None:
     run("remote", "add", "origin", str(tmp_path / "r1"), "-o", "token=s3cr3t")
     refused = run("remote", "add", "origin", str(tmp_path / "r2"), code=1)
@@ -322,7 +292,7 @@ def test_remote_add_refuses_an_existing_name_and_lists_without_secrets(
     assert shown_url("https://user:pw@host/x?sig=1") == "https://user:***@host/x?***"
 
 
-def test_gc_counts_what_it_keeps_and_dry_runs(run: Run) -> None:
+def test_gc_counts_what_it_keeps_and_dry_runs(run: Cli) -> None:
     tree(run.cwd, {"a.bin": b"a" * 100})
     cid = run.json("upload", "a.bin")["contentId"]
     run("rm", cid)
@@ -346,13 +316,13 @@ def test_verify_says_what_it_checked_and_counts_remote_only_blobs(tmp_path: Path
         assert (report.blobs_checked, report.remote_only, report.contents) == (0, 2, 2)
         checked = one.verify_report()
         assert (checked.blobs_checked, checked.bytes_checked, checked.ops) == (2, 30, 2)
-    result = Run(tmp_path / "b", tmp_path)("verify")
+    result = Cli(tmp_path / "b", tmp_path)("verify")
     assert "2 files only on a remote" in result.stdout and "Checked 0 files" in result.stdout
-    as_json = Run(tmp_path / "b", tmp_path).json("verify")
+    as_json = Cli(tmp_path / "b", tmp_path).json("verify")
     assert as_json["ok"] and as_json["remoteOnly"] == 2 and as_json["items"] == []
 
 
-def test_usage_labels_and_quota_commands(run: Run) -> None:
+def test_usage_labels_and_quota_commands(run: Cli) -> None:
     out = run("usage", "storage").stdout
     assert "logical size" in out and "what the quota counts" in out
     assert run.json("quota", "set", "--user", "bob", "2MiB") == {
@@ -463,7 +433,7 @@ def test_serve_off_loopback_warns_about_tls(tmp_path: Path) -> None:
 # -- 3. demo -----------------------------------------------------------------------------
 
 
-def test_demo_writes_renders_with_real_metadata_and_uploads_them(run: Run) -> None:
+def test_demo_writes_renders_with_real_metadata_and_uploads_them(run: Cli) -> None:
     first = run.json("demo")["items"]
     assert len(first) == len(demo_module.SAMPLES) and {i["status"] for i in first} == {"created"}
     data = (run.cwd / "renders" / "a1111" / "cat-0001.png").read_bytes()
