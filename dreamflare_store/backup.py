@@ -53,7 +53,11 @@ def backup(source: Replica, dest: Path, randbits: Callable[[int], int]) -> Backu
 
 
 def _copy_blob(source: Replica, copy: Replica, digest: str) -> int | Problem:
-    """Copy one blob, checked against its hash; return its size, or the problem."""
+    """Copy one blob, checked against its hash; return its size, or the problem. A blob
+    kept as a row came with the catalog (and ``verify`` checks it there)."""
+    size = copy.blobs.inline.size(digest)
+    if size is not None:
+        return size
     temp = copy.blobs.download_path()
     try:
         try:

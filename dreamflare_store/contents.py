@@ -18,7 +18,7 @@ from . import media, oplog, rows, validate
 from .access import OWNER, WRITE, Access
 from .blobs import StoredBlob, hash_bytes, hash_file
 from .catalog import CONTENT_COLUMNS
-from .errors import DreamflareError, InvalidArgument
+from .errors import DreamflareError, InvalidArgument, StorageFull
 from .metering import Meter
 from .progress import Progress
 from .records import Content, UploadResult
@@ -86,10 +86,10 @@ class Contents:
             stored, file, name, description, tags, content_id is None, path
         )
         if self.extract:  # off the write lock: the bytes are published, read them by name
-            _set_generation(fields, self._replica.extract_generation(stored.digest))
+            _set_generation(fields, self._replica.generation_of(stored))
         with self._catalog.atomic():
             self._replica.quota_gate(owner)(stored.digest, stored.size)
-            self._replica.check_still_stored(stored)
+            self._replica.keep_blob(stored)  # a small blob's bytes: written now
             self._replica.note_blobs([stored.digest])
             version_id = self._replica.new_id("version")
             if content_id is None:
@@ -204,7 +204,9 @@ class Contents:
                 continue
             try:
                 admit(blob.digest, blob.size)
-                self._replica.check_still_stored(blob)
+                self._replica.keep_blob(blob)  # a small blob's bytes: written now
+            except StorageFull:
+                raise  # SQLite may have rolled the transaction back: the batch fails
             except DreamflareError as exc:
                 outcomes[index] = exc
                 continue

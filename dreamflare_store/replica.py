@@ -9,6 +9,7 @@ builder of ops), stores bytes durably before anything refers to them (``store_by
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import json
@@ -20,7 +21,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TypeVar
+from typing import IO, Any, BinaryIO, TypeVar, cast
 
 import blake3
 import msgpack
@@ -28,6 +29,7 @@ import msgpack
 from . import genmeta, ids, media, oplog
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
 from .blobs.derived import DerivedBlobs
+from .blobs.inline import INLINE_MAX, Prefixed, read_prefix, read_row
 from .blobs.room import full_disk
 from .catalog import Catalog, Row
 from .catalog.db import Database, corrupt_message
@@ -94,6 +96,8 @@ class Replica:
         # a store can still be opened to delete contents and gc.
         self.catalog = self.freeing(functools.partial(Catalog, catalog_path), take=False)
         self.blobs.looks_intact = self._looks_intact
+        # Small blobs are rows of the catalog: an upload is then one commit (blobs.inline).
+        self.blobs.use_rows(self.catalog.inline, INLINE_MAX)
         self.replica_id = self._replica_id()
         self._write_marker()
         with contextlib.suppress(OSError):  # best effort: a read-only disk has no need of it
@@ -195,7 +199,12 @@ class Replica:
         def admit(digest: str, size: int) -> None:
             self.quota_gate(owner)(digest, size)
 
+        # Small bytes are only hashed here: the transaction that references them stores
+        # them (``keep_blob``), one commit for both.
+        rows = self.blobs
         if isinstance(file, bytes | bytearray | memoryview):
+            if rows.as_row(len(file)):
+                return rows.prepare(bytes(file), head, admit)
             return self.blobs.write_bytes(bytes(file), head, admit)
         if isinstance(file, str | os.PathLike):
             path = Path(file)
@@ -203,11 +212,18 @@ class Replica:
                 if path.exists():
                     raise InvalidArgument(f"{path}: not a regular file", path=str(path))
                 raise NotFound(f"{path}: no such file or folder", path=str(path))
+            data = read_row(path, rows.inline_max)
+            if data is not None:
+                return rows.prepare(data, head, admit)
             return self.blobs.write_file(path, head, admit, self.catalog.reads.size_referenced)
         if hasattr(file, "read"):
             if isinstance(file, io.TextIOBase):
                 raise InvalidArgument("file must be a binary file object (opened with 'rb')")
-            return self.blobs.write_stream(file, head, admit, _remaining(file))
+            prefix = read_prefix(file, rows.inline_max + 1)
+            if rows.as_row(len(prefix)):
+                return rows.prepare(prefix, head, admit)
+            source = cast(IO[bytes], Prefixed(prefix, file))
+            return self.blobs.write_stream(source, head, admit, _remaining(file) + len(prefix))
         raise InvalidArgument(
             f"file must be a path, bytes or a binary file object, not {type(file).__name__}"
         )
@@ -230,11 +246,18 @@ class Replica:
         out: list[StoredBlob | DreamflareError | None] = [None] * len(files)
         loaders: list[Callable[[], bytes]] = []
         small: list[int] = []
+        rows: dict[int, Callable[[], bytes]] = {}  # kept as rows: only hashed here
         for index, file in enumerate(files):
-            load = small_loader(file)
-            if load is not None:
+            sized = sized_loader(file)
+            if sized is None:
+                continue
+            load = sized[0] if on_bytes is None else _seeing(sized[0], index, on_bytes)
+            if self.blobs.as_row(sized[1]):
+                rows[index] = load
+            else:
                 small.append(index)
-                loaders.append(load if on_bytes is None else _seeing(load, index, on_bytes))
+                loaders.append(load)
+        self._prepare_rows(files, rows, out, jobs)
         pending = stage_many(self.blobs, loaders, media.SNIFF_BYTES, jobs)
 
         def outcomes(blobs: Sequence[StoredBlob | Exception]) -> list[StoredBlob | DreamflareError]:
@@ -258,6 +281,37 @@ class Replica:
                 pending.finish()
             raise
         return written, lambda: outcomes(pending.finish())
+
+    def _prepare_rows(
+        self,
+        files: Sequence[FileLike],
+        rows: dict[int, Callable[[], bytes]],
+        out: list[StoredBlob | DreamflareError | None],
+        jobs: int,
+    ) -> None:
+        """Read and hash the files kept as rows (``jobs`` threads), into ``out``: their
+        bytes are stored by the transaction that references them, so nothing is
+        written or flushed here. New bytes the disk has no room for are refused."""
+        head = media.SNIFF_BYTES
+
+        def prepare(index: int) -> StoredBlob | Exception:
+            return _attempt(lambda: self.blobs.prepare(rows[index](), head, created=True))
+
+        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
+            prepared = list(pool.map(prepare, rows))
+        new = 0
+        for index, blob in zip(rows, prepared, strict=True):
+            if isinstance(blob, StoredBlob):
+                blob = dataclasses.replace(blob, created=not self.blobs.present(blob.digest))
+                new += blob.size if blob.created else 0
+            out[index] = blob if isinstance(blob, StoredBlob) else as_error(blob, files[index])
+        try:
+            self.blobs.check_room(new)
+        except StorageFull as exc:
+            for index in rows:
+                done = out[index]
+                if isinstance(done, StoredBlob) and done.created:
+                    out[index] = exc
 
     def _looks_intact(self, digest: str, size: int, stat: os.stat_result) -> bool:
         """Whether a blob file found on the dedup path may be kept: it has the size of the
@@ -283,14 +337,16 @@ class Replica:
             files.append((digest, stat.st_size, stat.st_ino, stat.st_mtime_ns))
         self.catalog.local.set_blob_files(files)
 
-    def check_still_stored(self, blob: StoredBlob) -> None:
-        """Inside the transaction that will reference ``blob``: its bytes are still there.
+    def keep_blob(self, blob: StoredBlob) -> None:
+        """Inside the transaction that will reference ``blob``: its bytes are there. Small
+        bytes are written now, as a row (``BlobStore.keep``): this one commit makes both
+        them and the reference durable.
 
         gc removes blobs under the write lock, so none can go between this check and the
-        commit; before it, a gc may have taken them (an old unreferenced blob between gc's
-        age check and the upload's touch of it, or a new one under ``gc(min_age=0)``).
+        commit; before it, a gc may have taken a file (an old unreferenced blob between
+        gc's age check and the upload's touch of it, or a new one under ``gc(min_age=0)``).
         """
-        if not self.blobs.present(blob.digest):
+        if not self.blobs.keep(blob):
             raise Conflict(
                 f"the stored bytes {blob.digest} were removed by gc during this upload;"
                 " upload again"
@@ -338,6 +394,13 @@ class Replica:
         found = genmeta.extract(data)
         return None if found is None else informative(found.record)
 
+    def generation_of(self, blob: StoredBlob) -> dict[str, Any] | None:
+        """The normalised generation record of bytes just stored (or about to be, for a
+        row), or None (as ``extract_generation``)."""
+        if blob.data is not None:
+            return self.generation_in(blob.data)
+        return self.extract_generation(blob.digest)
+
     def extract_generation(self, digest: str) -> dict[str, Any] | None:
         """The normalised generation record of a local blob's bytes, or None when they
         carry none (or are not here). Never raises for what the bytes hold: genmeta's
@@ -347,6 +410,9 @@ class Replica:
 
     def read_metadata(self, digest: str) -> genmeta.Extracted | None:
         """What genmeta reads from a local blob's bytes (record and raw texts), or None."""
+        data = self.blobs.inline.get(digest)
+        if data is not None:
+            return genmeta.extract(data)
         try:
             with open(self.blobs.name(digest), "rb") as source:
                 return genmeta.extract(source)
@@ -453,7 +519,7 @@ class Replica:
     def _check_blob(self, digest: str) -> Problem | None:
         """Hash one live blob; return None when it is right, else what is wrong."""
         for _ in range(2):  # a file replaced while hashed (a heal) is hashed again
-            if self.blobs.inspect(digest) is not None:
+            if self.blobs.inspect(digest):
                 return None
             if not self.blobs.exists(digest):
                 break
@@ -516,6 +582,19 @@ class Replica:
                 removed += 1
                 gone.append(digest)
             self.catalog.local.forget_blob_files(gone)
+            # Rows go in this transaction (a dry run's is rolled back): their pages are
+            # free for later writes, not given back to the disk (``compact``).
+            rows = []
+            for digest, size, created_ms in self.blobs.inline.listing():
+                if digest in live:
+                    continue
+                if created_ms / 1000 > cutoff:
+                    young += 1
+                    continue
+                rows.append(digest)
+                freed += size
+            self.blobs.inline.delete(rows)
+            removed += len(rows)
             # A thumbnail made while this runs is of a live blob (it was read under the
             # access rules), so the live set taken under the lock covers it.
             if not dry_run:
@@ -525,6 +604,19 @@ class Replica:
                 temp.unlink(missing_ok=True)
             temps += 1
         return GcReport(removed, freed, temps, derived, young, dry_run)
+
+    def compact(self) -> tuple[int, int]:
+        """Give the catalog's free pages back to the disk (SQLite's VACUUM: the file is
+        rewritten, so it needs room for a copy of it); the file's size before and after.
+
+        gc frees the pages of small blobs' rows for later writes to reuse, but the file
+        does not shrink: this is how the space goes back to the disk.
+        """
+        path = self.catalog.db.path
+        before = path.stat().st_size
+        self.counters.flush()
+        self.catalog.db.vacuum()
+        return before, path.stat().st_size
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""
@@ -570,8 +662,14 @@ def small_loader(file: object) -> Callable[[], bytes] | None:
     """For bytes, or a regular file small enough to read whole, what reads them; None for
     the rest (large files, file objects, paths that are not files), which take the path
     of ``store_bytes``, errors included."""
+    sized = sized_loader(file)
+    return None if sized is None else sized[0]
+
+
+def sized_loader(file: object) -> tuple[Callable[[], bytes], int] | None:
+    """``small_loader``'s reader, with the size the bytes have now."""
     if isinstance(file, bytes | bytearray | memoryview):
-        return functools.partial(bytes, file)
+        return functools.partial(bytes, file), len(file)
     if not isinstance(file, str | os.PathLike):
         return None
     try:
@@ -580,7 +678,7 @@ def small_loader(file: object) -> Callable[[], bytes] | None:
         return None
     if not stat.S_ISREG(info.st_mode) or info.st_size > SMALL_FILE:
         return None
-    return functools.partial(read_small, os.fsdecode(file), info.st_size)
+    return functools.partial(read_small, os.fsdecode(file), info.st_size), info.st_size
 
 
 def _seeing(

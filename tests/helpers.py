@@ -118,3 +118,50 @@ class Cli:
 
     def json(self, *args: str, **kwargs: Any) -> Any:
         return json.loads(self(*args, "--json", **kwargs).stdout)
+
+
+def file_blobs_only(store: Store) -> Store:
+    """Have ``store`` keep every new blob as a file, as stores did before small blobs
+    became rows of the catalog (for tests of what is particular to blob files)."""
+    store.replica.blobs.inline_max = -1
+    return store
+
+
+def blob_rows(store: Store) -> dict[str, bytes]:
+    """The small blobs the store keeps as rows of its catalog, by digest."""
+    conn = store.replica.catalog.db.conn
+    return {str(d): bytes(b) for d, b in conn.execute("SELECT hash, data FROM blob_data")}
+
+
+def stored_blobs(store: Store) -> set[str]:
+    """Every blob stored locally, as a file or as a row."""
+    files = {digest for digest, _ in store.replica.blobs.iter_digests()}
+    return files | set(blob_rows(store))
+
+
+def damage_blob(store: Store, digest: str, how: str) -> None:
+    """Damage a stored blob, file or row alike: "flipped byte", "truncation" or
+    "deleted blob" (a row's bytes are changed by SQL, as bit rot in the catalog would)."""
+    path = store.replica.blobs.path(digest)
+    if path.is_file():
+        data = bytearray(path.read_bytes())
+        if how == "flipped byte":
+            data[len(data) // 2] ^= 0x01
+            path.write_bytes(bytes(data))
+        elif how == "truncation":
+            with open(path, "r+b") as file:
+                file.truncate(len(data) // 2)
+        else:
+            path.unlink()
+        return
+    conn = store.replica.catalog.db.conn
+    (data,) = conn.execute("SELECT data FROM blob_data WHERE hash = ?", (digest,)).fetchone()
+    data = bytearray(data)
+    if how == "flipped byte":
+        data[len(data) // 2] ^= 0x01
+        conn.execute("UPDATE blob_data SET data = ? WHERE hash = ?", (bytes(data), digest))
+    elif how == "truncation":
+        half = bytes(data[: len(data) // 2])
+        conn.execute("UPDATE blob_data SET data = ? WHERE hash = ?", (half, digest))
+    else:
+        conn.execute("DELETE FROM blob_data WHERE hash = ?", (digest,))

@@ -1,16 +1,17 @@
 """Damaged blobs heal: a flipped byte, a truncation and a deleted blob, each mended by a
 re-upload of the same bytes and by ``verify(repair=True)`` from a remote; blobs found bad
-go to the quarantine, and reads keep failing until a good copy comes back."""
+go to the quarantine, and reads keep failing until a good copy comes back. Blob files and
+small blobs kept as rows of the catalog alike (the ``kind`` fixture)."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import damage_blob, file_blobs_only
 
 from backends import Remote
 from dreamflare_store import IntegrityError, Store
@@ -24,43 +25,42 @@ def remote_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["file", "row"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """How small blobs are kept: files (as stores made before rows), or catalog rows."""
+    return str(request.param)
+
+
+def _store(path: Path, kind: str, **options: bool) -> Store:
+    store = Store(path, **options)
+    return file_blobs_only(store) if kind == "file" else store
+
+
 def _flip(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
 
 
-def _truncate(path: Path) -> None:
-    with open(path, "r+b") as file:
-        file.truncate(path.stat().st_size // 2)
-
-
-def _delete(path: Path) -> None:
-    path.unlink()
-
-
-DAMAGES: dict[str, Callable[[Path], None]] = {
-    "flipped byte": _flip,
-    "truncation": _truncate,
-    "deleted blob": _delete,
-}
+# The damages ``damage_blob`` does, to a file or to a row alike.
+DAMAGES = ("flipped byte", "truncation", "deleted blob")
 
 
 def _damage(store: Store, digest: str, how: str) -> None:
     # File times tick with the kernel's clock (a few ms): let one pass, so a write of the
     # file is seen, as any later write would be.
     time.sleep(0.02)
-    DAMAGES[how](store.replica.blobs.path(digest))
+    damage_blob(store, digest, how)
 
 
 @pytest.mark.parametrize("how", list(DAMAGES))
 @pytest.mark.parametrize("path", ["upload bytes", "upload file", "upload_many", "large file"])
-def test_reupload_heals_a_damaged_blob(tmp_path: Path, how: str, path: str) -> None:
+def test_reupload_heals_a_damaged_blob(tmp_path: Path, how: str, path: str, kind: str) -> None:
     size = SMALL_FILE + 123_457 if path == "large file" else 70_000
     data = os.urandom(size)
     source = tmp_path / "source.bin"
     source.write_bytes(data)
-    with Store(tmp_path / "store") as store:
+    with _store(tmp_path / "store", kind) as store:
         first = store.upload(file=data, user_id="alice")
         _damage(store, first.hash, how)
         if path == "upload bytes":
@@ -76,16 +76,15 @@ def test_reupload_heals_a_damaged_blob(tmp_path: Path, how: str, path: str) -> N
         assert store.verify() == []
 
 
-def test_a_bad_read_quarantines_the_blob_until_a_good_copy_comes(tmp_path: Path) -> None:
+def test_a_bad_read_quarantines_the_blob_until_a_good_copy_comes(tmp_path: Path, kind: str) -> None:
     data = os.urandom(50_000)
-    with Store(tmp_path / "store") as store:
+    with _store(tmp_path / "store", kind) as store:
         content = store.upload(file=data, user_id="alice")
-        path = store.replica.blobs.path(content.hash)
-        _flip(path)
+        damage_blob(store, content.hash, "flipped byte")
         with pytest.raises(IntegrityError):
             store.read_content(content.content_id, "alice")
         bad = store.path / "bad" / content.hash
-        assert bad.is_file() and not path.exists()
+        assert bad.is_file() and not store.replica.blobs.exists(content.hash)
         for _ in range(2):  # reads keep failing, and say what to do
             with pytest.raises(IntegrityError, match="repair"):
                 store.read_content(content.content_id, "alice")
@@ -96,10 +95,10 @@ def test_a_bad_read_quarantines_the_blob_until_a_good_copy_comes(tmp_path: Path)
         assert store.verify() == []
 
 
-def test_verify_quarantines_a_corrupt_blob(tmp_path: Path) -> None:
-    with Store(tmp_path / "store") as store:
+def test_verify_quarantines_a_corrupt_blob(tmp_path: Path, kind: str) -> None:
+    with _store(tmp_path / "store", kind) as store:
         content = store.upload(file=os.urandom(10_000), user_id="alice")
-        _flip(store.replica.blobs.path(content.hash))
+        damage_blob(store, content.hash, "flipped byte")
         problems = store.verify()
         assert [(p.kind, p.subject) for p in problems] == [("corrupt_blob", content.hash)]
         assert (store.path / "bad" / content.hash).is_file()
@@ -110,7 +109,7 @@ def test_a_damage_that_keeps_the_file_identity_needs_rehash_on_dedup(tmp_path: P
     """The cheap check compares size, inode and mtime; a write that restores the mtime
     slips by it (verify finds it). ``rehash_on_dedup`` re-hashes instead: off by default."""
     data = os.urandom(30_000)
-    with Store(tmp_path / "store") as store:
+    with file_blobs_only(Store(tmp_path / "store")) as store:
         digest = store.upload(file=data, user_id="alice").hash
         path = store.replica.blobs.path(digest)
         before = path.stat()
@@ -118,7 +117,7 @@ def test_a_damage_that_keeps_the_file_identity_needs_rehash_on_dedup(tmp_path: P
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
         store.upload(file=data, user_id="alice")
         assert store.replica.blobs.check(digest) is False  # kept: the default trusts it
-    with Store(tmp_path / "store", rehash_on_dedup=True) as store:
+    with file_blobs_only(Store(tmp_path / "store", rehash_on_dedup=True)) as store:
         store.upload(file=data, user_id="alice")
         assert store.replica.blobs.check(digest)
         assert store.verify() == []
@@ -126,9 +125,9 @@ def test_a_damage_that_keeps_the_file_identity_needs_rehash_on_dedup(tmp_path: P
 
 @pytest.mark.parametrize("how", list(DAMAGES))
 def test_verify_repair_fetches_good_copies_from_a_remote(
-    remote: Remote, tmp_path: Path, how: str
+    remote: Remote, tmp_path: Path, how: str, kind: str
 ) -> None:
-    with Store(tmp_path / "store") as store:
+    with _store(tmp_path / "store", kind) as store:
         store.add_remote("origin", remote.url, **remote.storage_options)
         datas = [os.urandom(20_000 + n) for n in range(3)]
         contents = [store.upload(file=data, user_id="alice") for data in datas]
@@ -141,8 +140,10 @@ def test_verify_repair_fetches_good_copies_from_a_remote(
         assert store.verify() == []
 
 
-def test_verify_repair_says_what_it_could_not_repair(remote: Remote, tmp_path: Path) -> None:
-    with Store(tmp_path / "store") as store:
+def test_verify_repair_says_what_it_could_not_repair(
+    remote: Remote, tmp_path: Path, kind: str
+) -> None:
+    with _store(tmp_path / "store", kind) as store:
         store.add_remote("origin", remote.url, **remote.storage_options)
         pushed = store.upload(file=os.urandom(5_000), user_id="alice")
         store.push("origin")

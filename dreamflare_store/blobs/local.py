@@ -7,17 +7,25 @@ Layout, owned by this module alone::
     bad/<64 hex>                blobs found corrupt, moved aside (as git-annex's .git/annex/bad/)
     reserve                     room given back to a full disk (``room.Reserve``)
 
+Small blobs (``inline.INLINE_MAX``) are rows of the catalog instead, kept by an ``InlineRows``
+the owner hands in: every reader here (``exists``, ``open``, ``check``, ``inspect``...) looks
+for a file and then a row, so a store holds both kinds, and stores made before rows
+existed keep working as they are.
+
 Write ordering (DESIGN.md): bytes go to a temp file in the store, hashed in the same pass,
 fsynced, renamed to their name, and the directory is fsynced, all *before* the catalog
 commits a reference to them. A crash can leave a temp file or an unreferenced blob behind,
 never a reference to missing bytes. The batch path (``batch.py``) keeps the same order
-for many blobs at once.
+for many blobs at once. A small blob's row is written in the very transaction that
+commits the reference (``prepare``, then ``keep``): one commit makes both durable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import io
 import mmap
 import os
 import re
@@ -25,6 +33,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -32,6 +41,7 @@ from typing import IO
 from ..errors import IntegrityError, InvalidArgument, NotFound
 from . import room
 from .hashing import CHUNK, hash_bytes, hash_fd, hash_file, new_hasher
+from .inline import INLINE_MAX, InlineRows, NoRows
 from .reader import VerifiedReader
 from .room import guarded
 
@@ -64,12 +74,17 @@ def _size_matches(digest: str, size: int, stat: os.stat_result) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
-    """The outcome of writing bytes: their name, size, first bytes, and whether they were new."""
+    """The outcome of writing bytes: their name, size, first bytes, and whether they were new.
+
+    ``data`` holds the bytes of a small blob not stored yet: the transaction that
+    references it stores them (``BlobStore.keep``), so one commit makes both durable.
+    """
 
     digest: str
     size: int
     head: bytes
     created: bool
+    data: bytes | None = None
 
 
 class BlobStore:
@@ -81,6 +96,10 @@ class BlobStore:
         self.tmp = root / "tmp"
         self.bad = root / "bad"
         self.reserve = room.Reserve(root)
+        # Where small blobs are kept as rows, and up to what size (-1: none, all files):
+        # set by the owner of the catalog (the replica).
+        self.inline: InlineRows = NoRows()
+        self.inline_max = -1
         # Set by the owner of the records of what each blob file looked like (the replica).
         self.looks_intact: LooksIntact = _size_matches
         # What each blob file looked like after this process last marked it used: the touch
@@ -134,14 +153,27 @@ class BlobStore:
             return None
         return rel[2]
 
+    def use_rows(self, rows: InlineRows, limit: int = INLINE_MAX) -> None:
+        """Keep blobs of up to ``limit`` bytes as ``rows`` from now on (``inline``)."""
+        self.inline = rows
+        self.inline_max = limit
+
     def exists(self, digest: str) -> bool:
-        """Return whether blob ``digest`` is stored here (InvalidArgument for a non-digest)."""
-        return self.path(digest).is_file()
+        """Return whether blob ``digest`` is stored here, as a file or a row
+        (InvalidArgument for a non-digest)."""
+        return self.path(digest).is_file() or self.inline.has(digest)
 
     def present(self, digest: str) -> bool:
         """Return whether blob ``digest`` is stored here, without checking the digest: for
         digests this package computed itself, on the upload path."""
-        return os.path.isfile(self.name(digest))
+        return os.path.isfile(self.name(digest)) or self.inline.has(digest)
+
+    def size(self, digest: str) -> int | None:
+        """Return the size of blob ``digest`` here, None when it is not here."""
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return self.inline.size(digest)
 
     def name(self, digest: str) -> str:
         """Return the file of blob ``digest`` as ``path`` does, as a plain string and
@@ -267,6 +299,45 @@ class BlobStore:
             make_folder(leaf)  # check before every rename; made durable by sync_name,
             os.replace(temp, target)  # after the rename
         return True, leaf
+
+    # -- small blobs, kept as rows ----------------------------------------------------
+
+    def as_row(self, size: int) -> bool:
+        """Return whether a blob of ``size`` bytes is kept as a row."""
+        return size <= self.inline_max
+
+    def prepare(
+        self, data: bytes, head_size: int, admit: Admit = _admit_all, created: bool | None = None
+    ) -> StoredBlob:
+        """Hash small ``data`` and admit it; return it as a blob whose bytes the transaction
+        that references it stores (``keep``). Nothing is written here. ``created`` (when
+        the caller knows better, or cannot ask from its thread) says whether it is new."""
+        digest = hash_bytes(data)
+        admit(digest, len(data))
+        if created is None:
+            created = not self.present(digest)
+            if created:
+                self.check_room(len(data))
+        return StoredBlob(digest, len(data), bytes(data[:head_size]), created, data)
+
+    @guarded
+    def keep(self, blob: StoredBlob) -> bool:
+        """Inside the transaction that will reference ``blob``: store its bytes if they
+        are only in memory (``prepare``), as a row written by that transaction; return
+        whether the blob is stored (False: a file blob removed meanwhile, by gc)."""
+        if blob.data is None:
+            return self.present(blob.digest)
+        target = self.name(blob.digest)
+        try:
+            info = os.stat(target)
+        except FileNotFoundError:
+            info = None
+        if info is not None:
+            if self._found(blob.digest, blob.size):
+                return True  # a file blob with these bytes: it serves
+            self.quarantine(blob.digest, info.st_ino)  # changed since known good: aside
+        self.inline.put([(blob.digest, blob.data)])
+        return True
 
     @guarded
     def write_bytes(self, data: bytes, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
@@ -464,13 +535,16 @@ class BlobStore:
 
     @guarded
     def adopt(self, temp: Path, digest: str) -> bool:
-        """Publish a file written in tmp/ as blob ``digest``, only if its bytes hash to it.
+        """Publish a file written in tmp/ as blob ``digest``, only if its bytes hash to it
+        (a small one as a row, committed before this returns).
 
         The temp file is consumed either way. Raises IntegrityError (and stores nothing)
         when the bytes are not the blob's; returns whether the blob is new here.
         """
         self.path(digest)  # rejects a malformed digest before anything else
         try:
+            if self.as_row(os.stat(temp).st_size):
+                return self.adopt_rows([(temp, digest)])[digest]
             if hash_file(temp) != digest:
                 raise IntegrityError(f"received bytes do not match blob {digest}", digest=digest)
             fd = os.open(temp, os.O_RDONLY)
@@ -483,6 +557,48 @@ class BlobStore:
         finally:
             temp.unlink(missing_ok=True)
 
+    def adopt_rows(self, items: Iterable[tuple[Path, str]]) -> dict[str, bool]:
+        """Keep small files written in tmp/ as rows, each only if its bytes hash to its
+        digest, all in one transaction (one flush); return for each digest whether it
+        is now kept (new or not), False for bytes that do not match. Temp files are
+        consumed either way."""
+        good: list[tuple[str, bytes]] = []
+        outcome: dict[str, bool] = {}
+        for temp, digest in items:
+            try:
+                with open(temp, "rb") as file:
+                    data = file.read()
+            finally:
+                os.unlink(temp)
+            outcome[digest] = hash_bytes(data) == digest
+            if outcome[digest]:
+                good.append((digest, data))
+        if good:
+            self.check_room(sum(len(data) for _, data in good))
+            self.inline.put(good)
+        return outcome
+
+    @contextmanager
+    def as_files(self, digests: Iterable[str]) -> Iterator[dict[str, Path]]:
+        """The file of each blob, for what needs a file (an upload to a remote): a row is
+        copied to a temp file in tmp/, removed on exit (or by gc after a crash)."""
+        files: dict[str, Path] = {}
+        temps: list[Path] = []
+        try:
+            with room.full_disk(self.root):
+                for digest in digests:
+                    path = self.path(digest)
+                    data = None if path.is_file() else self.inline.get(digest)
+                    if data is not None:
+                        path = Path(self._temp_name())
+                        temps.append(path)
+                        path.write_bytes(data)
+                    files[digest] = path
+            yield files
+        finally:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+
     # -- reading ----------------------------------------------------------------------
 
     def open(self, digest: str) -> VerifiedReader:
@@ -492,6 +608,14 @@ class BlobStore:
         try:
             raw = open(self.path(digest), "rb")  # noqa: SIM115 (the reader owns it)
         except FileNotFoundError as exc:
+            data = self.inline.get(digest)
+            if data is not None:
+                return VerifiedReader(
+                    io.BytesIO(data),
+                    digest,
+                    functools.partial(self.quarantine_row, digest, data),
+                    len(data),
+                )
             if self.quarantined(digest):
                 raise IntegrityError(
                     f"blob {digest} was found corrupt and moved to {self.bad}: upload the"
@@ -508,24 +632,31 @@ class BlobStore:
         try:
             return hash_file(self.path(digest)) == digest
         except FileNotFoundError:
-            return False
+            data = self.inline.get(digest)
+            return data is not None and hash_bytes(data) == digest
 
-    def inspect(self, digest: str) -> os.stat_result | None:
-        """Hash blob ``digest`` afresh; return its file's identity when its bytes are right
-        and it did not change while hashed, None when it is missing or corrupt (and then
-        move it to the quarantine). Verify's check, which records what it found right."""
+    def inspect(self, digest: str) -> bool:
+        """Hash blob ``digest`` afresh; return whether its bytes are right (and a file did
+        not change while hashed); False when it is missing or corrupt, and then move it
+        to the quarantine. Verify's check."""
         path = self.path(digest)
         try:
             before = path.stat()
             good = hash_file(path) == digest
             after = path.stat()
         except FileNotFoundError:
-            return None
+            data = self.inline.get(digest)
+            if data is None:
+                return False
+            if hash_bytes(data) == digest:
+                return True
+            self.quarantine_row(digest, data)
+            return False
         if good and _same_file(before, after):
-            return after
+            return True
         if not good:
             self.quarantine(digest, before.st_ino)
-        return None
+        return False
 
     def quarantine(self, digest: str, inode: int) -> None:
         """Move blob ``digest``'s file, found corrupt, to ``bad/`` (kept for a post-mortem,
@@ -541,6 +672,17 @@ class BlobStore:
             except FileNotFoundError:
                 return
             fsync_dir(path.parent)
+
+    def quarantine_row(self, digest: str, data: bytes) -> None:
+        """Drop the row of blob ``digest``, found corrupt (``data``), keeping a copy of its
+        bytes in ``bad/`` as for a file; only if it still holds those bytes, never good
+        ones put in their place meanwhile. On a full disk the copy is skipped."""
+        with contextlib.suppress(OSError):
+            self.bad.mkdir(exist_ok=True)
+            temp = self.bad / f".{digest}.part"
+            temp.write_bytes(data)
+            os.replace(temp, self.bad / digest)
+        self.inline.delete_if(digest, data)
 
     def quarantined(self, digest: str) -> bool:
         """Return whether a corrupt copy of blob ``digest`` waits in ``bad/``."""

@@ -63,19 +63,29 @@ class VerifiedReader(io.RawIOBase):
     a prefix verified seeks first. Blobs already verified by this process (and unchanged
     since) are not hashed again. ``on_bad`` runs once when the bytes are found wrong (the
     store moves the file to its quarantine).
+
+    ``size`` is given for bytes in memory (a small blob's row, ``io.BytesIO``): they have
+    no file identity, and are hashed on every read (cheap, at their size).
     """
 
     def __init__(
-        self, raw: BinaryIO, digest: str, on_bad: Callable[[], None] | None = None
+        self,
+        raw: BinaryIO,
+        digest: str,
+        on_bad: Callable[[], None] | None = None,
+        size: int | None = None,
     ) -> None:
         super().__init__()
         self._raw = raw
         self.digest = digest
         self._on_bad = on_bad
-        stat = os.fstat(raw.fileno())
-        self.size = stat.st_size
-        self._key = VERIFIED.key(digest, stat)
-        self._verified = self._key in VERIFIED
+        self._key: _FileKey | None = None
+        if size is None:
+            stat = os.fstat(raw.fileno())
+            size = stat.st_size
+            self._key = VERIFIED.key(digest, stat)
+        self.size = size
+        self._verified = self._key is not None and self._key in VERIFIED
         self._hasher: blake3.blake3 | None = None if self._verified else new_hasher(self.size)
 
     def readable(self) -> bool:
@@ -105,14 +115,16 @@ class VerifiedReader(io.RawIOBase):
             raise self._fail()
         self._verified = True
         self._hasher = None
-        VERIFIED.add(self._key)
+        if self._key is not None:
+            VERIFIED.add(self._key)
 
     def _finish(self) -> None:
         assert self._hasher is not None
         if self._hasher.hexdigest() != self.digest:
             raise self._fail()
         self._verified, self._hasher = True, None
-        VERIFIED.add(self._key)
+        if self._key is not None:
+            VERIFIED.add(self._key)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         count = self._raw.readinto(buffer) or 0  # type: ignore[attr-defined]

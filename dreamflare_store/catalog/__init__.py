@@ -6,6 +6,7 @@
 - ``log``: the op log's reads (timestamps, positions, ranges);
 - ``tallies``: the counters that reads produce (usage, analytics);
 - ``local``: what this store keeps for itself (quotas, remotes, sync progress);
+- ``inline``: the bytes of small blobs, kept in the catalog's own file;
 - ``search_index``: the search index the fold keeps; ``search``: its queries.
 """
 
@@ -17,6 +18,7 @@ from sqlite3 import Connection
 
 from .db import Database, Row, tags_from_sql, tags_to_sql
 from .fold import Fold
+from .inline import InlineBlobs
 from .local import LocalState
 from .log import OpLog
 from .reads import CONTENT_COLUMNS, Reads
@@ -37,6 +39,7 @@ class Catalog:
         self.log = OpLog(self.db)
         self.tallies = Tallies(self.db)
         self.local = LocalState(self.db)
+        self.inline = InlineBlobs(self.db)
         self.search = Search(self.db)
 
     def atomic(self) -> AbstractContextManager[Connection]:

@@ -222,6 +222,14 @@ class Database:
             finally:
                 dest.close()
 
+    def vacuum(self) -> None:
+        """Rewrite the file without its free pages, giving them back to the disk (VACUUM;
+        it runs outside any transaction, and waits for other writers as they do)."""
+        conn = self.conn
+        if self._local.depth:
+            raise RuntimeError("VACUUM cannot run inside a transaction")
+        self.retry(lambda: conn.execute("VACUUM"))
+
     @staticmethod
     def retry(action: Callable[[], Any]) -> Any:
         """Run ``action``, waiting out "database is locked" beyond SQLite's busy handler.

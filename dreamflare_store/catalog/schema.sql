@@ -315,3 +315,17 @@ CREATE TABLE search_owner (
     owner TEXT NOT NULL
 );
 INSERT INTO search_owner (n, owner) SELECT n, owner FROM contents WHERE deleted = 0;
+
+-- migration 9
+-- Small blobs' bytes, kept in the catalog itself (``blobs.inline``): one commit then
+-- holds both the bytes and the version that references them, one flush of the log,
+-- where a blob file costs a temp file, its fsync, a rename and a folder's fsync. Large
+-- blobs stay files under objects/. Local only (never synced as rows: a remote gets the
+-- same objects/ key either way). ``data`` is last so that listing hash, size and age
+-- reads no overflow page; a rowid table, as SQLite advises for large rows.
+CREATE TABLE blob_data (
+    hash       TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,  -- wall time written (or last stored again), for gc's min_age
+    data       BLOB NOT NULL
+);

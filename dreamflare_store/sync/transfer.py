@@ -134,9 +134,7 @@ def _send_blobs(
     on_remote = plan.present_blobs(rem.listing(*plan.listing_prefixes(refs)), refs)
 
     def local_size(digest: str) -> int | None:
-        if not replica.blobs.exists(digest):
-            return None
-        return replica.blobs.path(digest).stat().st_size
+        return replica.blobs.size(digest)
 
     def live() -> dict[str, int]:
         with replica.catalog.snapshot():
@@ -160,14 +158,17 @@ def _send_blobs(
             f" {corrupt[0]} (run verify); nothing was sent",
             digest=corrupt[0],
         )
-    pairs = [(replica.blobs.path(digest), layout.blob_key(digest)) for digest in sorted(local)]
     total = sum(local.values())
 
     def done(nbytes: int) -> None:
         progress.advance(1, nbytes)
 
-    with _phase(progress, "Uploading files", len(pairs), total):
-        rem.put_files(pairs, done)
+    # A blob kept as a row goes up from a temp copy, to the same key as a file would:
+    # the remote's layout does not depend on how each replica keeps its blobs.
+    with replica.blobs.as_files(sorted(local)) as files:
+        pairs = [(path, layout.blob_key(digest)) for digest, path in files.items()]
+        with _phase(progress, "Uploading files", len(pairs), total):
+            rem.put_files(pairs, done)
     tally.blobs_sent += len(pairs)
     tally.bytes_sent += total
 
@@ -310,10 +311,15 @@ def _download(
         pairs = [(layout.blob_key(d), temp) for d, temp in temps.items()]
         with _phase(progress, "Downloading files", len(temps), total), full_disk(replica.path):
             rem.get_files(pairs, sizes, done)
-        # Hashing and fsync dominate for many small blobs, and both run well in parallel.
+        # Small blobs become rows, all in one transaction (one flush). For files, hashing
+        # and fsync dominate, and both run well in parallel.
+        rows = [(temp, d) for d, temp in temps.items() if replica.blobs.as_row(fetch[d])]
+        kept = replica.blobs.adopt_rows(rows)
+        files = [(d, temp) for d, temp in temps.items() if d not in kept]
         with ThreadPoolExecutor(ADOPT_THREADS) as pool:
-            outcomes = list(pool.map(_adopt, [replica] * len(temps), temps.items()))
-        corrupt = [digest for digest, ok in zip(temps, outcomes, strict=True) if not ok]
+            adopted = pool.map(_adopt, [replica] * len(files), files)
+            kept.update(zip([d for d, _ in files], adopted, strict=True))
+        corrupt = [digest for digest in temps if not kept[digest]]
         if corrupt:
             raise rem.error(
                 f"{len(corrupt)} blob(s) there are corrupt (their bytes do not match their"
