@@ -12,7 +12,7 @@ import errno
 from pathlib import Path
 
 import pytest
-from helpers import replay, state_rows
+from helpers import file_blobs_only, replay, state_rows
 
 from dreamflare_store import Content, InvalidArgument, NotFound, QuotaExceeded, Store
 from dreamflare_store.blobs import batch
@@ -121,7 +121,7 @@ def test_a_write_error_fails_the_batch_and_stores_nothing(
     def failing(fd: int) -> None:
         raise OSError(errno.EIO, "syncfs: Input/output error")
 
-    with Store(tmp_path / "store") as store:
+    with file_blobs_only(Store(tmp_path / "store")) as store:
         kept = store.upload(b"already here", "alice")
         monkeypatch.setattr(batch, "_syncfs", lambda: failing)
         with pytest.raises(OSError):
@@ -142,7 +142,9 @@ def test_bytes_gc_takes_during_an_upload_are_refused_not_referenced(
     with a Conflict and references nothing."""
     from dreamflare_store import Conflict
 
-    with Store(tmp_path / "store") as store:
+    # Files only: a small blob kept as a row is written in the transaction that references
+    # it, where gc cannot reach it (test_inline_blobs.py).
+    with file_blobs_only(Store(tmp_path / "store")) as store:
         old = store.upload(b"stored before", "alice")
         store.delete_content(old.content_id, "alice")  # its blob is now unreferenced
         real = Replica.store_bytes
@@ -199,7 +201,7 @@ def test_a_write_error_in_a_later_group_leaves_no_temp_and_no_row(
 
     monkeypatch.setattr(batch, "_SYNCFS_GROUP", 16)
     monkeypatch.setattr(batch, "_syncfs", lambda: fails_on_the_fifth_call)
-    with Store(tmp_path / "store") as store:
+    with file_blobs_only(Store(tmp_path / "store")) as store:
         with pytest.raises(OSError):
             store.upload_many([f"file {i}".encode() for i in range(80)], "alice")
         assert calls == 5

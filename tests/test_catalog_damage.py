@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import damage_blob
 
 from dreamflare_store import Conflict, CorruptStore, Store
 from dreamflare_store.cli import cli
@@ -157,7 +158,7 @@ def test_backup_reports_a_blob_it_could_not_copy(tmp_path: Path) -> None:
     made = _make_store(path, 3)
     with Store(path) as store:
         digest = store.get_content(next(iter(made)), "alice").hash
-        store.replica.blobs.path(digest).unlink()
+        damage_blob(store, digest, "deleted blob")
         report = store.backup(tmp_path / "backup")
     assert report.blobs == 2
     assert ("missing_blob", digest) in {(p.kind, p.subject) for p in report.problems}

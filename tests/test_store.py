@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import blob_files, disk_state, png_bytes
+from helpers import blob_files, damage_blob, disk_state, png_bytes, stored_blobs
 
 from dreamflare_store import (
     Content,
@@ -210,23 +210,20 @@ def test_same_bytes_stored_once_across_users(store: Store) -> None:
     a = store.upload(file=data, user_id="alice")
     b = store.upload(file=data, user_id="bob")
     assert a.hash == b.hash
-    assert len(blob_files(store.path)) == 1
+    assert stored_blobs(store) == {a.hash}
     store.delete_content(a.content_id, "alice")
     store.gc(min_age=0)
     assert store.read_content(b.content_id, "bob") == data
     store.delete_content(b.content_id, "bob")
     report = store.gc(min_age=0)
     assert report.blobs_removed == 1 and report.bytes_freed == len(data)
-    assert blob_files(store.path) == []
+    assert stored_blobs(store) == set()
 
 
 def test_corrupt_blob_raises_and_verify_reports_it(store: Store) -> None:
     data = os.urandom(5000)
     c = store.upload(file=data, user_id="alice")
-    (path,) = blob_files(store.path)
-    raw = bytearray(path.read_bytes())
-    raw[1234] ^= 0x01
-    path.write_bytes(bytes(raw))
+    damage_blob(store, c.hash, "flipped byte")
     with pytest.raises(IntegrityError):
         store.read_content(c.content_id, "alice")
     with pytest.raises(IntegrityError), store.open_content(c.content_id, "alice") as f:
@@ -239,7 +236,7 @@ def test_corrupt_blob_raises_and_verify_reports_it(store: Store) -> None:
 
 def test_missing_blob_is_reported(store: Store) -> None:
     c = store.upload(file=b"bytes", user_id="alice")
-    blob_files(store.path)[0].unlink()
+    damage_blob(store, c.hash, "deleted blob")
     assert [p.kind for p in store.verify()] == ["missing_blob"]
     with pytest.raises(IntegrityError):
         store.read_content(c.content_id, "alice")

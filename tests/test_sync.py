@@ -28,6 +28,7 @@ import fsspec
 import msgpack
 import pytest
 from fsspec.spec import AbstractFileSystem
+from helpers import damage_blob
 
 from backends import Remote, local_remote
 from dreamflare_store import (
@@ -341,7 +342,7 @@ def test_deleted_and_collected_before_first_push(stores: Any, tmp_path: Path) ->
 def test_corrupt_local_blob_is_never_pushed(stores: Any, tmp_path: Path) -> None:
     a = stores("a")
     digest = a.upload(b"good bytes", "alice").hash
-    a.replica.blobs.path(digest).write_bytes(b"rotten bytes")
+    damage_blob(a, digest, "flipped byte")
     with pytest.raises(IntegrityError, match="do not match their hash"):
         a.push(str(tmp_path / "remote"))
     assert not (tmp_path / "remote" / "ops").exists()

@@ -544,7 +544,12 @@ class BlobStore:
         self.path(digest)  # rejects a malformed digest before anything else
         try:
             if self.as_row(os.stat(temp).st_size):
-                return self.adopt_rows([(temp, digest)])[digest]
+                new = not self.present(digest)
+                if not self.adopt_rows([(temp, digest)])[digest]:
+                    raise IntegrityError(
+                        f"received bytes do not match blob {digest}", digest=digest
+                    )
+                return new
             if hash_file(temp) != digest:
                 raise IntegrityError(f"received bytes do not match blob {digest}", digest=digest)
             fd = os.open(temp, os.O_RDONLY)
