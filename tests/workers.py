@@ -100,7 +100,12 @@ def maintenance_loop(store_path: str, acks_path: str, seed: int, mode: str) -> N
                 store.gc(min_age=0)
             elif mode == "repair" and kept:
                 victim = store.get_content(rng.choice(kept), "m").hash
-                store.replica.blobs.path(victim).unlink(missing_ok=True)
+                path = store.replica.blobs.path(victim)
+                if path.is_file():
+                    path.unlink(missing_ok=True)
+                else:  # a small blob kept as a row of the catalog
+                    conn = store.replica.catalog.db.conn
+                    conn.execute("DELETE FROM blob_data WHERE hash = ?", (victim,))
                 store.verify(repair=True)
             elif mode == "reserve":
                 store.replica.blobs.reserve.release()
