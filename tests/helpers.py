@@ -52,6 +52,10 @@ def disk_state(store: Store) -> tuple[str, frozenset[str], frozenset[str]]:
         "quotas",
     ):
         rows.append((table, conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()))
+    # Small blobs kept as rows are blobs too (their bytes and age are checked by hash).
+    rows.append(
+        ("blob_data", conn.execute("SELECT hash, size FROM blob_data ORDER BY 1").fetchall())
+    )
     catalog = repr([(t, [tuple(r) for r in rs]) for t, rs in rows])
     blobs = frozenset(
         str(p.relative_to(store.path)) for p in (store.path / "objects").rglob("*") if p.is_file()

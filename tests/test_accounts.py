@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import disk_state
+from helpers import disk_state, stored_blobs
 
 from dreamflare_store import (
     ApiKey,
@@ -771,11 +771,9 @@ def test_a_store_dropped_without_close_writes_its_counts(tmp_path: Path) -> None
 # -- quota ---------------------------------------------------------------------------------
 
 
-def _blob_and_temp_files(store: Store) -> tuple[set[Path], set[Path]]:
-    return (
-        {p for p in (store.path / "objects").rglob("*") if p.is_file()},
-        set((store.path / "tmp").iterdir()),
-    )
+def _blob_and_temp_files(store: Store) -> tuple[set[str], set[Path]]:
+    """The blobs stored (files and rows, by digest) and the temp files."""
+    return stored_blobs(store), set((store.path / "tmp").iterdir())
 
 
 def test_store_default_quota(tmp_path: Path) -> None:

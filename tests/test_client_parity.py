@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import damage_blob
 
 from dreamflare_store import (
     Conflict,
@@ -264,9 +265,7 @@ def test_large_content_round_trip(face: Face, tmp_path: Path) -> None:
 def test_corrupt_bytes_are_an_integrity_error(face: Face) -> None:
     alice = face("alice")
     c = alice.upload(file=b"precious bytes", user_id="alice")
-    blob = face.store.replica.blobs.path(c.hash)
-    blob.chmod(0o644)
-    blob.write_bytes(b"rotten bytes!!")
+    damage_blob(face.store, c.hash, "flipped byte")
     with pytest.raises(IntegrityError):
         alice.read_content(c.content_id, "alice")
 

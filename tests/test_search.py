@@ -535,7 +535,7 @@ def test_a_store_of_schema_4_gets_the_search_index_of_its_contents(tmp_path: Pat
     with Store(tmp_path / "donor", extract_metadata=False) as donor:
         fox = donor.upload(fox_png(), "alice", tags="animal", filename="fox.png")
         (body,) = donor.replica.catalog.db.conn.execute("SELECT body FROM ops").fetchone()
-        blob = donor.replica.blobs.path(fox.hash).read_bytes()
+        blob = donor.read_content(fox.content_id, "alice")
     # The migrations before this release's (the header's mention of "-- migration N" counts
     # as one: the first part is its comment), then the op folded as that release did.
     conn = sqlite3.connect(path / "catalog.db", isolation_level=None)

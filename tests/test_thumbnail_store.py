@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import damage_blob
 from PIL import Image
 
 from dreamflare_store import (
@@ -164,11 +165,7 @@ def test_a_blob_whose_bytes_rotted_is_an_integrity_error_not_an_icon(store: Stor
     from dreamflare_store import IntegrityError
 
     content = store.upload(picture("PNG"), "alice")
-    path = store.replica.blobs.path(content.hash)
-    path.chmod(0o644)
-    data = bytearray(path.read_bytes())
-    data[-20] ^= 0xFF
-    path.write_bytes(bytes(data))
+    damage_blob(store, content.hash, "flipped byte")
     with pytest.raises(IntegrityError):
         store.thumbnail(content.content_id, "alice")
     assert thumbnail_files(store) == []  # nothing kept from rotten bytes

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from helpers import Cli
+from helpers import Cli, stored_blobs
 
 from dreamflare_store import InvalidArgument, NotFound, Store
 from dreamflare_store import contents as contents_module
@@ -496,7 +496,7 @@ def test_a_file_first_upload_refused_later_stores_nothing(server: Any) -> None:
     )
     assert response.status_code == 400 and "unknown parameter" in response.text
     assert store.list_content(USER).total == 0
-    assert not [p for p in (store.path / "objects").rglob("*") if p.is_file()]
+    assert stored_blobs(store) == set()
 
 
 def test_errors_name_parameters_as_the_api_does(server: Any) -> None:
