@@ -77,11 +77,19 @@ BASELINES: dict[str, tuple[Transfers, Transfers]] = {
 }
 
 
-def _blob_pairs(store: Store) -> list[tuple[str, str]]:
-    """(local blob file, remote key) of every blob of a store, in the sync layout."""
+def _blob_pairs(store: Store, spill: Path) -> list[tuple[str, str]]:
+    """(local blob file, remote key) of every blob of a store, in the sync layout. The
+    baselines move files: small blobs, which the store keeps as rows of its catalog, are
+    written out once to files in ``spill`` for them."""
+    files = {digest: str(path) for digest, path in store.replica.blobs.iter_digests()}
+    conn = store.replica.catalog.db.conn
+    spill.mkdir(parents=True, exist_ok=True)
+    for digest, data in conn.execute("SELECT hash, data FROM blob_data"):
+        (spill / digest).write_bytes(data)
+        files[digest] = str(spill / digest)
     return [
-        (str(path), f"objects/{digest[:2]}/{digest[2:4]}/{digest}")
-        for digest, path in sorted(store.replica.blobs.iter_digests())
+        (path, f"objects/{digest[:2]}/{digest[2:4]}/{digest}")
+        for digest, path in sorted(files.items())
     ]
 
 
@@ -94,7 +102,7 @@ class Transfer:
         self.label = label
         self.source = source
         with Store(source) as store:
-            self.pairs = _blob_pairs(store)
+            self.pairs = _blob_pairs(store, source.parent / f"{label}-rows")
         self.work_bytes = sum(Path(local).stat().st_size for local, _ in self.pairs)
         self.times: dict[str, list[float]] = {}
         self.client = _client(server)

@@ -29,7 +29,7 @@ import msgpack
 from . import genmeta, ids, media, oplog
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
 from .blobs.derived import DerivedBlobs
-from .blobs.inline import INLINE_MAX, Prefixed, read_prefix, read_row
+from .blobs.inline import INLINE_MAX, Prefixed, read_prefix
 from .blobs.room import full_disk
 from .catalog import Catalog, Row
 from .catalog.db import Database, corrupt_message
@@ -212,9 +212,15 @@ class Replica:
                 if path.exists():
                     raise InvalidArgument(f"{path}: not a regular file", path=str(path))
                 raise NotFound(f"{path}: no such file or folder", path=str(path))
-            data = read_row(path, rows.inline_max)
-            if data is not None:
-                return rows.prepare(data, head, admit)
+            size = path.stat().st_size
+            if rows.as_row(size):
+                try:
+                    data = read_small(os.fspath(path), size)  # as the batch path reads
+                except OSError as exc:
+                    raise as_error(exc, path) from exc
+                if rows.as_row(len(data)):
+                    return rows.prepare(data, head, admit)
+                return self.blobs.write_bytes(data, head, admit)  # it grew meanwhile
             return self.blobs.write_file(path, head, admit, self.catalog.reads.size_referenced)
         if hasattr(file, "read"):
             if isinstance(file, io.TextIOBase):
@@ -607,16 +613,22 @@ class Replica:
 
     def compact(self) -> tuple[int, int]:
         """Give the catalog's free pages back to the disk (SQLite's VACUUM: the file is
-        rewritten, so it needs room for a copy of it); the file's size before and after.
+        rewritten, so it needs room for a copy of it); its size (with its log) before and
+        after.
 
         gc frees the pages of small blobs' rows for later writes to reuse, but the file
         does not shrink: this is how the space goes back to the disk.
         """
+
+        def size() -> int:  # the file and its log: what the catalog takes on the disk
+            log = path.with_name(path.name + "-wal")
+            return path.stat().st_size + (log.stat().st_size if log.exists() else 0)
+
         path = self.catalog.db.path
-        before = path.stat().st_size
         self.counters.flush()
+        before = size()
         self.catalog.db.vacuum()
-        return before, path.stat().st_size
+        return before, size()
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""

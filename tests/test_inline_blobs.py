@@ -221,7 +221,7 @@ def test_a_mixed_store_syncs_both_kinds_through_a_remote(remote: Remote, tmp_pat
             b.push("origin")
     with Store(tmp_path / "a") as a:
         a.pull("origin")
-        assert a.list_content("alice").total == 4  # the one b uploaded came back
+        assert a.list_content("alice").total == 5  # with the two b-eager and b-lazy made
         assert stored_blobs(a) >= {old_small.hash, row.hash, large.hash}
         assert a.verify() == []
 

@@ -14,7 +14,6 @@ on every read, quarantined when found corrupt.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from typing import IO, Protocol
 
@@ -71,20 +70,6 @@ class NoRows:
 
     def delete_if(self, digest: str, data: bytes) -> bool:
         return False
-
-
-def read_row(path: str | os.PathLike[str], limit: int) -> bytes | None:
-    """Return the bytes of the file at ``path`` when they are few enough to keep as a row
-    (at most ``limit``), read whole; None for a larger file, or one that cannot be read
-    (the file path reports why)."""
-    try:
-        with open(path, "rb", buffering=0) as file:
-            if os.fstat(file.fileno()).st_size > limit:
-                return None
-            data = file.read(limit + 1)
-    except OSError:
-        return None
-    return data if data is not None and len(data) <= limit else None
 
 
 def read_prefix(source: IO[bytes], count: int) -> bytes:

@@ -234,6 +234,9 @@ class Database:
         if self._local.depth:
             raise RuntimeError("VACUUM cannot run inside a transaction")
         self.retry(lambda: conn.execute("VACUUM"))
+        # In WAL mode the rewritten pages go to the log first: move them into the file
+        # and empty the log, or the disk gets nothing back until a later checkpoint.
+        self.retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     @staticmethod
     def retry(action: Callable[[], Any]) -> Any:
