@@ -329,3 +329,6 @@ CREATE TABLE blob_data (
     created_ms INTEGER NOT NULL,  -- wall time written (or last stored again), for gc's min_age
     data       BLOB NOT NULL
 );
+-- gc lists every row's hash, size and age: from this index, a few rows per page read,
+-- rather than a page of the table (each holds the start of one row's bytes) per row.
+CREATE INDEX blob_data_listing ON blob_data (hash, size, created_ms);
