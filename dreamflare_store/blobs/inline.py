@@ -22,9 +22,10 @@ from ..errors import InvalidArgument
 # Blobs of at most this many bytes are kept as rows. Measured on the 2-core VM, per-call
 # durable uploads of random bytes, rows against files in the same run (``python -m
 # benchmarks.inline_threshold``, two runs): 1.5-1.7x at 16 KiB, 1.3-1.4x at 64 KiB,
-# 1.1-1.25x at 128 KiB, 1.0x at 256 KiB, 0.8x at 512 KiB, 0.6x at 1 MiB. Past 128 KiB
-# the row's bytes, written twice (to the log, then to the database at a checkpoint), cost
-# more than a file's fsyncs save.
+# 1.1-1.25x at 128 KiB, 1.0x at 256 KiB, 0.8x at 512 KiB, 0.6x at 1 MiB (a third run,
+# with the machine busy and fsyncs slow: 2.4x at 16 KiB, 1.3x at 128 KiB, 1.0x from 512
+# KiB). Past 128 KiB the row's bytes, written twice (to the log, then to the database at
+# a checkpoint), cost about what a file's fsyncs save.
 INLINE_MAX = 128 << 10
 
 
