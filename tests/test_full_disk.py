@@ -264,6 +264,23 @@ def test_every_operation_on_a_full_disk_says_storage_full(disk: Disk, tmp_path: 
     store.close()
 
 
+def test_gc_of_small_blobs_kept_as_rows_works_on_a_full_disk(disk: Disk, tmp_path: Path) -> None:
+    """Rows are freed inside the catalog: gc must commit without writing their bytes
+    again (SQLite's secure_delete would zero every freed page through the log)."""
+    store = Store(disk.store_path)
+    contents = [store.upload(file=os.urandom(100_000), user_id="alice") for _ in range(10)]
+    assert not list(store.replica.blobs.iter_digests())  # all rows
+    disk.fill()
+    for content in contents[1:]:
+        store.delete_content(content.content_id, "alice")
+    report = store.gc(min_age=0)
+    assert (report.blobs_removed, report.bytes_freed) == (9, 900_000)
+    disk.make_room()
+    assert store.read_content(contents[0].content_id, "alice")
+    assert store.verify() == []
+    store.close()
+
+
 def test_delete_and_gc_on_a_disk_full_to_the_last_byte(disk: Disk, tmp_path: Path) -> None:
     """The reserve is given back when a delete cannot commit, and taken again after."""
     store = Store(disk.store_path)
