@@ -13,7 +13,8 @@ from . import oplog, rows, validate
 from .access import READ, Access
 from .catalog.search import Filters, Query, Scope
 from .errors import NotFound
-from .records import Content, FacetCount, Facets, Generation, Page
+from .records import Content, Page
+from .records.search import FacetCount, Facets, Generation
 from .replica import Replica
 
 REINDEX_BATCH = 256  # (content, blob) pairs read per transaction of reindex

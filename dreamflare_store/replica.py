@@ -13,19 +13,17 @@ import functools
 import io
 import json
 import os
-import secrets
 import stat
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import blake3
 import msgpack
 
-from . import genmeta, ids, media, oplog
+from . import ids, media, oplog
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
 from .blobs.derived import DerivedBlobs
 from .blobs.room import full_disk
@@ -44,7 +42,10 @@ from .errors import (
     StorageFull,
 )
 from .oplog import Op
-from .records import GcReport, Problem, VerifyReport
+
+if TYPE_CHECKING:
+    from . import genmeta
+    from .records.outcomes import GcReport, Problem, VerifyReport
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 # What ``store_many`` hands back: each file's blob as written (or why not), and what waits
@@ -111,7 +112,7 @@ class Replica:
         with self.catalog.atomic():
             replica = self.catalog.db.meta("replica_id")
             if replica is None:
-                replica = secrets.token_hex(8)
+                replica = os.urandom(8).hex()
                 self.catalog.db.set_meta("replica_id", replica)
         return replica
 
@@ -243,6 +244,8 @@ class Replica:
                 done[index] = blob if isinstance(blob, StoredBlob) else as_error(blob, files[index])
             return [blob for blob in done if blob is not None]
 
+        from concurrent.futures import ThreadPoolExecutor  # only uploads need threads
+
         try:
             chosen = set(small)
             rest = [i for i in range(len(files)) if i not in chosen]
@@ -335,6 +338,8 @@ class Replica:
     def generation_in(data: bytes) -> dict[str, Any] | None:
         """The normalised generation record of bytes in memory, or None (as
         ``extract_generation``)."""
+        from . import genmeta  # imported by the operations that read metadata, not on open
+
         found = genmeta.extract(data)
         return None if found is None else informative(found.record)
 
@@ -347,6 +352,8 @@ class Replica:
 
     def read_metadata(self, digest: str) -> genmeta.Extracted | None:
         """What genmeta reads from a local blob's bytes (record and raw texts), or None."""
+        from . import genmeta
+
         try:
             with open(self.blobs.name(digest), "rb") as source:
                 return genmeta.extract(source)
@@ -358,6 +365,8 @@ class Replica:
         kept (a derived blob: gc drops it with its source). Bytes of a format genmeta
         does not rewrite are their own stripped copy. IntegrityError when the file is too
         damaged to rewrite, so no metadata is served by mistake."""
+        from . import genmeta
+
         known = self.catalog.local.stripped_of(digest)
         if known is not None and self.blobs.exists(known):
             return known
@@ -395,6 +404,8 @@ class Replica:
         A blob found corrupt is moved to the quarantine; blobs found right have their
         file's identity recorded for the dedup path's check.
         """
+        from .records.outcomes import Problem, VerifyReport  # not needed to open a store
+
         problems = self._check_catalog_file(full)
         if problems:  # reading a damaged catalog further would fail or mislead
             return VerifyReport(tuple(problems), 0, 0, 0, 0, 0, 0)
@@ -443,6 +454,8 @@ class Replica:
 
     def _check_catalog_file(self, full: bool) -> list[Problem]:
         """SQLite's own check of the catalog, as problems (one per finding, at most 20)."""
+        from .records.outcomes import Problem
+
         path = str(self.catalog.db.path)
         try:
             found = self.catalog.db.check_integrity(full)
@@ -452,6 +465,8 @@ class Replica:
 
     def _check_blob(self, digest: str) -> Problem | None:
         """Hash one live blob; return None when it is right, else what is wrong."""
+        from .records.outcomes import Problem
+
         for _ in range(2):  # a file replaced while hashed (a heal) is hashed again
             if self.blobs.inspect(digest) is not None:
                 return None
@@ -494,6 +509,8 @@ class Replica:
         return self.freeing(functools.partial(self._gc, min_age, False))
 
     def _gc(self, min_age: float, dry_run: bool) -> GcReport:
+        from .records.outcomes import GcReport
+
         now = time.time()
         cutoff = now - min_age
         removed = freed = temps = young = derived = 0

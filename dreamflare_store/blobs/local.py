@@ -21,7 +21,6 @@ import errno
 import mmap
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -167,7 +166,7 @@ class BlobStore:
 
     def _temp_name(self) -> str:
         """Return a new random name in tmp/: gc sweeps what a crash leaves there."""
-        return f"{self._tmp}/{secrets.token_hex(8)}.part"
+        return f"{self._tmp}/{os.urandom(8).hex()}.part"
 
     def sync_name(self, leaf: str) -> None:
         """Make a blob's name in folder ``leaf`` durable, and the folders above it once.

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +128,9 @@ class _Connection(sqlite3.Connection):
 
 
 def _migrations() -> list[str]:
-    text = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+    # Beside this module in every install (a wheel or a source tree; never a zip), so a
+    # plain read: importlib.resources would cost each command several milliseconds.
+    text = Path(__file__).with_name("schema.sql").read_text(encoding="utf-8")
     parts = text.split("-- migration ")
     return [part.split("\n", 1)[1] for part in parts[1:]]
 
