@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from . import ids, rows, validate
 from .access import OWNER, READ
-from .catalog.search import Filters, Scope, parse
 from .clock import SystemClock, WallClock, day_of
 from .errors import DreamflareError, InvalidArgument, NotFound
 from .metering import CountingReader, Meter, metered
@@ -253,9 +252,7 @@ class Store:
         offset = validate.integer(offset, "offset", 0, validate.MAX_OFFSET)
         tag_list = validate.tags(tags)
         if tag_list:
-            return self._parts.finding.search(
-                user_id, parse(None), Filters(tags=tag_list), limit, offset, Scope(user_id)
-            )
+            return self._parts.finding.tagged(user_id, tag_list, limit, offset)
         reads = self.replica.catalog.reads
         with self.replica.catalog.snapshot():
             total = reads.count_live(user_id)
@@ -431,9 +428,7 @@ class Store:
     ) -> bytes:
         """All the bytes of the content (or of one of its versions), verified (stripped
         of their metadata as ``open_content`` says)."""
-        reader, _ = self._reading.open(content_id, user_id, version, strip_metadata)
-        with reader:
-            data = reader.read()
+        data = self._reading.read(content_id, user_id, version, strip_metadata)
         self.replica.counters.count_read(content_id, user_id, self._today(), False, len(data))
         self.meter.note(bytes_out=len(data))
         return data
@@ -471,6 +466,7 @@ class Store:
         query. ``total`` counts the matches the user can see, no others.
         """
         user_id = validate.user_id(user_id)
+        from .catalog.search import parse  # the query language, imported by searches only
         from .finding import filters_of
 
         parsed = parse(validate.query(query))
@@ -489,6 +485,8 @@ class Store:
         """The models, LoRAs, samplers, generators and tags of the contents the user can
         see (those matching ``query`` and ``tags`` when given), each with its count, most
         used first, at most ``limit`` of each."""
+        from .catalog.search import Filters, parse
+
         user_id = validate.user_id(user_id)
         parsed = parse(validate.query(query))
         filters = Filters(tags=validate.tags(tags) or ())

@@ -31,7 +31,7 @@ from typing import IO
 from ..errors import IntegrityError, InvalidArgument, NotFound
 from . import room
 from .hashing import CHUNK, hash_bytes, hash_fd, hash_file, new_hasher
-from .reader import VerifiedReader
+from .reader import VerifiedReader, verified_bytes
 from .room import guarded
 
 # Files up to this size are read whole: one read and one hash (the bytes hashed are the bytes
@@ -116,9 +116,13 @@ class BlobStore:
         """Return the file of blob ``digest`` (``digest -> path``, the exact inverse of
         ``digest_of``); raise InvalidArgument for anything not a digest, so input from
         outside never names a file beyond the layout."""
+        return Path(self._checked_name(digest))
+
+    def _checked_name(self, digest: str) -> str:
+        """``name``, for a digest from outside: checked first (reads go through this)."""
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise InvalidArgument(f"not a blob digest: {digest!r}")
-        return self.objects / digest[:2] / digest[2:4] / digest
+        return self.name(digest)
 
     def digest_of(self, path: Path) -> str | None:
         """Return the digest a file in the layout is named by (``path -> digest``), or None
@@ -489,17 +493,32 @@ class BlobStore:
         not match their name (or the blob is missing), so corrupt bytes are never served.
         A blob found corrupt is moved to the quarantine (``bad/``)."""
         try:
-            raw = open(self.path(digest), "rb")  # noqa: SIM115 (the reader owns it)
+            raw = open(self._checked_name(digest), "rb")  # noqa: SIM115 (the reader owns it)
         except FileNotFoundError as exc:
-            if self.quarantined(digest):
-                raise IntegrityError(
-                    f"blob {digest} was found corrupt and moved to {self.bad}: upload the"
-                    " same bytes again, or run `dreamflare verify --repair`",
-                    digest=digest,
-                ) from exc
-            raise IntegrityError(f"blob {digest} is missing", digest=digest) from exc
-        inode = os.fstat(raw.fileno()).st_ino
-        return VerifiedReader(raw, digest, lambda: self.quarantine(digest, inode))
+            raise self._missing(digest) from exc
+        stat = os.fstat(raw.fileno())
+        return VerifiedReader(raw, digest, lambda: self.quarantine(digest, stat.st_ino), stat)
+
+    def read(self, digest: str) -> bytes:
+        """All the bytes of blob ``digest``, checked as ``open`` checks them (the same
+        errors, the same quarantine): one call, for a blob read whole."""
+        try:
+            with open(self._checked_name(digest), "rb") as file:
+                stat = os.fstat(file.fileno())
+                data = file.read()
+        except FileNotFoundError as exc:
+            raise self._missing(digest) from exc
+        return verified_bytes(data, digest, stat, lambda: self.quarantine(digest, stat.st_ino))
+
+    def _missing(self, digest: str) -> IntegrityError:
+        """The error of a blob whose file is not here: found corrupt before, or absent."""
+        if self.quarantined(digest):
+            return IntegrityError(
+                f"blob {digest} was found corrupt and moved to {self.bad}: upload the"
+                " same bytes again, or run `dreamflare verify --repair`",
+                digest=digest,
+            )
+        return IntegrityError(f"blob {digest} is missing", digest=digest)
 
     def check(self, digest: str) -> bool:
         """Return whether blob ``digest`` exists and hashes to its name, hashing it afresh

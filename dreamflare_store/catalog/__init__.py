@@ -11,18 +11,22 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractContextManager
 from pathlib import Path
 from sqlite3 import Connection
+from typing import TYPE_CHECKING
 
 from .db import Database, Row, tags_from_sql, tags_to_sql
 from .fold import Fold
 from .local import LocalState
 from .log import OpLog
 from .reads import CONTENT_COLUMNS, Reads
-from .search import Search
 from .search_index import generation_of
 from .tallies import Tallies
+
+if TYPE_CHECKING:
+    from .search import Search
 
 __all__ = ["CONTENT_COLUMNS", "Catalog", "Row", "generation_of", "tags_from_sql", "tags_to_sql"]
 
@@ -37,7 +41,14 @@ class Catalog:
         self.log = OpLog(self.db)
         self.tallies = Tallies(self.db)
         self.local = LocalState(self.db)
-        self.search = Search(self.db)
+
+    @functools.cached_property
+    def search(self) -> Search:
+        """The search and facet queries: imported on first use (a store that only lists
+        and reads never needs the query language)."""
+        from .search import Search
+
+        return Search(self.db)
 
     def atomic(self) -> AbstractContextManager[Connection]:
         """A write transaction (a savepoint when nested): see ``Database.atomic``."""
