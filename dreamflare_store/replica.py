@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import blake3
-import msgpack
 
-from . import ids, media, oplog
+from . import ids, media
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
 from .blobs.derived import DerivedBlobs
 from .blobs.room import full_disk
@@ -41,10 +40,10 @@ from .errors import (
     QuotaExceeded,
     StorageFull,
 )
-from .oplog import Op
 
 if TYPE_CHECKING:
     from . import genmeta
+    from .oplog import Op
     from .records.outcomes import GcReport, Problem, VerifyReport
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
@@ -161,6 +160,8 @@ class Replica:
     def _new_ops(self, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Op]:
         """Ops of this replica for ``(kind, entity, data)`` entries, in order: the one
         place ops are made (inside the caller's transaction, which holds the write lock)."""
+        from .oplog import Op  # with its codec, imported by the first write, not on open
+
         last = self.catalog.log.last_hlc()
         if last is not None:
             self.clock.observe(last)  # other processes writing to this store share the log
@@ -179,7 +180,9 @@ class Replica:
     def record_new_contents(self, entries: Sequence[tuple[str, dict[str, Any]]]) -> list[Row]:
         """Make the content.create ops of brand-new contents ``(content id, data)`` and
         fold them in as one batch (inside the caller's transaction); their rows, in order."""
-        ops = self._new_ops([(oplog.CONTENT_CREATE, entity, data) for entity, data in entries])
+        from .oplog import CONTENT_CREATE
+
+        ops = self._new_ops([(CONTENT_CREATE, entity, data) for entity, data in entries])
         first = self.catalog.fold.apply_new_contents(ops)
         return self.catalog.reads.content_rows_between(first, first + len(ops) - 1)
 
@@ -545,6 +548,8 @@ class Replica:
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""
+        import msgpack
+
         self.counters.flush()
         hasher = blake3.blake3()
         for row in self.catalog.reads.digest_rows():
