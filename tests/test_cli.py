@@ -84,6 +84,19 @@ def test_every_command_has_help_with_an_example(tmp_path: Path, command: tuple[s
     assert not (tmp_path / "dreamflare-data").exists()
 
 
+def test_the_root_group_knows_every_command_of_each_module() -> None:
+    """The root group imports a command's module when the command runs: its table of
+    names must hold every command each module defines, and nothing else."""
+    from importlib import import_module
+
+    from dreamflare_store.cli import COMMAND_MODULES
+
+    for module_name in set(COMMAND_MODULES.values()):
+        module = import_module(f"dreamflare_store.cli.{module_name}")
+        listed = {name for name, owner in COMMAND_MODULES.items() if owner == module_name}
+        assert {command.name for command in module.COMMANDS} == listed, module_name
+
+
 def test_importing_the_cli_leaves_remote_and_http_machinery_unloaded() -> None:
     code = (
         "import sys, dreamflare_store.cli\n"
