@@ -17,7 +17,18 @@ import importlib.util
 from benchmarks import harness
 
 # Run in this order: the cheap-to-set-up ones first, so a broken one shows early.
-ORDER = ("ingest", "rerun", "metadata", "memory", "search", "thumbnails", "http", "sync")
+ORDER = (
+    "startup",
+    "ingest",
+    "reads",
+    "rerun",
+    "metadata",
+    "memory",
+    "search",
+    "thumbnails",
+    "http",
+    "sync",
+)
 MODULES = {"http": "http_api"}  # not benchmarks/http.py: run as a script it would shadow http
 
 

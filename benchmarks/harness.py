@@ -296,6 +296,27 @@ def latencies(action: Callable[[int], object], count: int) -> list[float]:
     return samples
 
 
+def dreamflare_command() -> list[str]:
+    """How a person runs ``dreamflare``: the executable installed beside this Python (or,
+    in a tree without it, the same entry point through ``python -c``)."""
+    script = Path(sys.executable).parent / "dreamflare"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from dreamflare_store.cli import main; main()"]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of commands run as a person runs them: this package first on the
+    path (the one being measured), and bytecode cached as an installed package has it."""
+    import dreamflare_store
+
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    root = str(Path(dreamflare_store.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
 def fsync_dir(path: Path) -> None:
     """Make entries created in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)

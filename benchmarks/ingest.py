@@ -20,6 +20,13 @@ same disk in the same run (sources, stores and copies all live in one work folde
   written by 8 threads, small files by groups of 256 whose fsyncs run at once, then one
   metadata transaction), for the small files and for the large files, against
   ``cp -r SRC DST`` followed by ``sync`` (two processes, as a person would type them).
+- **command**: the whole ``dreamflare upload DIR --user U`` into a store made with
+  ``dreamflare init`` (untimed), as a person types it: a process that starts, walks the
+  folder, uploads every file and ends, against the same ``cp -r`` + ``sync``; folders of
+  1,500 and 5,000 small files.
+
+Every case runs with the defaults users get: generation-metadata extraction on (each
+small file's embedded metadata is read as it is stored), thumbnail warming off.
 
 In the one-file-per-call benchmarks the engine and the baseline take turns file by file
 (who goes first alternating), so both meet the same load from the rest of the machine.
@@ -48,6 +55,7 @@ from dreamflare_store import Store
 
 USER = "bench"
 Step = Callable[[int], object]
+DEFAULTS = "defaults: generation-metadata extraction on, thumbnail warming off"
 
 
 # -- sources -----------------------------------------------------------------------------
@@ -275,6 +283,38 @@ def folder(config: Config, label: str, source: Path, work_bytes: int, count: int
     )
 
 
+def command(config: Config, label: str, source: Path, work_bytes: int, count: int) -> Result:
+    """``dreamflare upload DIR`` as a whole command against ``cp -r`` + ``sync``."""
+    env = harness.child_env()
+    dreamflare = harness.dreamflare_command()
+
+    def engine(number: int) -> float:
+        store = config.fresh(f"{label}-cli-store-{number}")
+        subprocess.run([*dreamflare, "--store", str(store), "init"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        argv = [*dreamflare, "--store", str(store), "upload", str(source), "--user", USER]
+        return harness.timed(
+            lambda: subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        )
+
+    def baseline(number: int) -> float:
+        target = config.fresh(f"{label}-cli-cp-{number}") / source.name
+        return harness.timed(lambda: cp_r_sync(source, target))
+
+    engine_times, baseline_times = harness.rounds(config, engine, baseline)
+    return Result(
+        "ingest",
+        f"dreamflare upload DIR, {count} x {_human(work_bytes / count)} (the whole command)",
+        "throughput",
+        engine_times,
+        baseline_times,
+        "cp -r + sync",
+        work_bytes=work_bytes,
+        work_items=count,
+        target=0.5,
+    )
+
+
 def run(config: Config) -> list[Result]:
     """Every ingest benchmark, at the sizes of ``config.mode``."""
     small_src = config.fresh("src-small")
@@ -309,6 +349,14 @@ def run(config: Config) -> list[Result]:
     )
     results.append(folder(config, "small", small_src, small_bytes, len(small)))
     results.append(folder(config, "large", large_src, large_bytes, len(large)))
+    # The command at two sizes: 1,500 files (a day of renders) and the 5,000 above.
+    fewer_src = config.fresh("src-small-fewer")
+    fewer = config.size(1500, 100, 10)
+    fewer_bytes = make_small_files(fewer_src, fewer, seed=3)
+    results.append(command(config, "fewer", fewer_src, fewer_bytes, fewer))
+    results.append(command(config, "small", small_src, small_bytes, len(small)))
+    for result in results:
+        result.note = "; ".join(filter(None, [result.note, DEFAULTS]))
     return results
 
 

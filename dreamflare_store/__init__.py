@@ -9,6 +9,8 @@ offline, and stores sync later through any fsspec backend.
 ...     content = store.upload(file="cat.png", user_id="alice", tags="cat,cute")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BlobUnavailable,
     Conflict,
@@ -23,27 +25,29 @@ from .errors import (
     StorageFull,
     Unauthenticated,
 )
-from .records import (
-    Analytics,
-    ApiKey,
-    ApiUsage,
-    BackupReport,
-    Collaboration,
-    Content,
-    ContentUrls,
-    GcReport,
-    Identity,
-    NewApiKey,
-    Page,
-    Problem,
-    StorageUsage,
-    SyncReport,
-    UploadResult,
-    VerifyReport,
-    Version,
-)
-from .store import Store
 from .version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from .records import (
+        Analytics,
+        ApiKey,
+        ApiUsage,
+        BackupReport,
+        Collaboration,
+        Content,
+        ContentUrls,
+        GcReport,
+        Identity,
+        NewApiKey,
+        Page,
+        Problem,
+        StorageUsage,
+        SyncReport,
+        UploadResult,
+        VerifyReport,
+        Version,
+    )
+    from .store import Store
 
 __all__ = [
     "Analytics",
@@ -77,3 +81,25 @@ __all__ = [
     "VerifyReport",
     "Version",
 ]
+
+# The facade and the records are imported on first use (PEP 562), not with the package:
+# every `dreamflare` command imports this package first, and most need few of them.
+_LAZY = {
+    name: ".store" if name == "Store" else ".records"
+    for name in __all__
+    if name not in globals()  # the errors, imported above
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -20,9 +20,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .catalog import Catalog, Row
-from .catalog.search import Scope
 from .errors import NotFound, PermissionDenied
+
+if TYPE_CHECKING:
+    from .catalog.search import Scope
 
 READ = "read"
 WRITE = "write"
@@ -54,6 +58,16 @@ class Access:
             content_id=content_id,
         )
 
+    def owned(self, content_id: str, user_id: str) -> Row | None:
+        """What reading needs of the live content row (``Reads.read_row``) if ``user_id``
+        owns it (who may do everything with it), else None: then ``content`` decides.
+        One query and no transaction (one row is consistent by itself): the common read,
+        of one's own content, needs no more."""
+        row = self._reads.read_row(content_id)
+        if row is None or row["deleted"] or row["owner"] != user_id:
+            return None
+        return row
+
     def strips(self, row: Row, user_id: str) -> bool:
         """Whether ``user_id`` reads the content of ``row`` (which they may read) without
         its generation metadata."""
@@ -75,6 +89,8 @@ class Access:
     def scope(self, user_id: str) -> Scope:
         """What search and facets may show ``user_id``: their own contents, and those
         shared with them, with or without their metadata."""
+        from .catalog.search import Scope  # only search needs it: not imported to open a store
+
         shared = self._reads.shared_with(user_id)
         return Scope(
             user_id,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .blobs.room import full_disk
 from .errors import Conflict, IntegrityError, InvalidArgument
-from .records import BackupReport, Problem
+from .records.outcomes import BackupReport, Problem
 from .replica import CATALOG_FILE, Replica
 
 

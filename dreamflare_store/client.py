@@ -29,23 +29,18 @@ from . import ids, validate
 from .errors import DreamflareError, IntegrityError, InvalidArgument, NotFound, RemoteError
 from .http.errors import error_from_response
 from .http.operations import BY_NAME
-from .records import (
+from .records import Content, Page, Record, Version
+from .records.accounts import (
     Analytics,
     ApiUsage,
     Collaboration,
-    Content,
     ContentUrls,
-    FacetCount,
-    Facets,
-    Generation,
     Identity,
     NewApiKey,
-    Page,
-    Record,
     StorageUsage,
-    UploadResult,
-    Version,
 )
+from .records.outcomes import UploadResult
+from .records.search import FacetCount, Facets, Generation
 
 try:
     import httpx

@@ -21,7 +21,8 @@ from .catalog import CONTENT_COLUMNS
 from .errors import DreamflareError, InvalidArgument, StorageFull
 from .metering import Meter
 from .progress import Progress
-from .records import Content, UploadResult
+from .records import Content
+from .records.outcomes import UploadResult
 from .replica import FileLike, Replica, as_error, small_loader
 
 # Small files per transaction of upload_batch: each chunk shares its flushes and commits

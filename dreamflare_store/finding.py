@@ -11,9 +11,10 @@ from typing import Any
 
 from . import oplog, rows, validate
 from .access import READ, Access
-from .catalog.search import Filters, Query, Scope
+from .catalog.search import Filters, Query, Scope, parse
 from .errors import NotFound
-from .records import Content, FacetCount, Facets, Generation, Page
+from .records import Content, Page
+from .records.search import FacetCount, Facets, Generation
 from .replica import Replica
 
 REINDEX_BATCH = 256  # (content, blob) pairs read per transaction of reindex
@@ -47,6 +48,11 @@ class Finding:
             for row, strip in zip(found, stripped, strict=True)
         )
         return Page(items, total, limit, offset)
+
+    def tagged(self, user_id: str, tags: tuple[str, ...], limit: int, offset: int) -> Page[Content]:
+        """A page of the user's own contents that carry every one of ``tags``, newest
+        first (a list filtered by tags)."""
+        return self.search(user_id, parse(None), Filters(tags=tags), limit, offset, Scope(user_id))
 
     def facets(self, user_id: str, query: Query, filters: Filters, limit: int) -> Facets:
         """The facet values of the contents ``user_id`` may see that match, with counts."""

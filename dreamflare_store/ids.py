@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import threading
 from collections.abc import Callable
 
@@ -70,7 +69,7 @@ class RandomBits:
 randbits = RandomBits()
 
 
-def new_id(kind: str, time_ms: int, randbits: Callable[[int], int] = secrets.randbits) -> str:
+def new_id(kind: str, time_ms: int, randbits: Callable[[int], int] = randbits) -> str:
     """A fresh id of ``kind`` for the given wall time (randomness injectable for tests)."""
     value = ((time_ms & ((1 << 48) - 1)) << 80) | randbits(80)
     return f"{PREFIXES[kind]}_{_encode(value, 26)}"

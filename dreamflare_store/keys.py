@@ -9,7 +9,7 @@ import blake3
 from . import oplog, rows
 from .access import Access
 from .errors import Unauthenticated
-from .records import ApiKey, Identity, NewApiKey
+from .records.accounts import ApiKey, Identity, NewApiKey
 from .replica import Replica
 
 API_KEY_PREFIX = "dfk_"

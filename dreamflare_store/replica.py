@@ -14,19 +14,16 @@ import functools
 import io
 import json
 import os
-import secrets
 import stat
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import blake3
-import msgpack
 
-from . import genmeta, ids, media, oplog
+from . import ids, media
 from .blobs import SMALL_FILE, BlobStore, StoredBlob, hash_file, read_small, stage_many
 from .blobs.derived import DerivedBlobs
 from .blobs.inline import INLINE_MAX, Prefixed, read_prefix
@@ -45,8 +42,11 @@ from .errors import (
     QuotaExceeded,
     StorageFull,
 )
-from .oplog import Op
-from .records import GcReport, Problem, VerifyReport
+
+if TYPE_CHECKING:
+    from . import genmeta
+    from .oplog import Op
+    from .records.outcomes import GcReport, Problem, VerifyReport
 
 FileLike = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 # What ``store_many`` hands back: each file's blob as written (or why not), and what waits
@@ -115,7 +115,7 @@ class Replica:
         with self.catalog.atomic():
             replica = self.catalog.db.meta("replica_id")
             if replica is None:
-                replica = secrets.token_hex(8)
+                replica = os.urandom(8).hex()
                 self.catalog.db.set_meta("replica_id", replica)
         return replica
 
@@ -164,6 +164,8 @@ class Replica:
     def _new_ops(self, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Op]:
         """Ops of this replica for ``(kind, entity, data)`` entries, in order: the one
         place ops are made (inside the caller's transaction, which holds the write lock)."""
+        from .oplog import Op  # with its codec, imported by the first write, not on open
+
         last = self.catalog.log.last_hlc()
         if last is not None:
             self.clock.observe(last)  # other processes writing to this store share the log
@@ -182,7 +184,9 @@ class Replica:
     def record_new_contents(self, entries: Sequence[tuple[str, dict[str, Any]]]) -> list[Row]:
         """Make the content.create ops of brand-new contents ``(content id, data)`` and
         fold them in as one batch (inside the caller's transaction); their rows, in order."""
-        ops = self._new_ops([(oplog.CONTENT_CREATE, entity, data) for entity, data in entries])
+        from .oplog import CONTENT_CREATE
+
+        ops = self._new_ops([(CONTENT_CREATE, entity, data) for entity, data in entries])
         first = self.catalog.fold.apply_new_contents(ops)
         return self.catalog.reads.content_rows_between(first, first + len(ops) - 1)
 
@@ -272,6 +276,8 @@ class Replica:
                 done[index] = blob if isinstance(blob, StoredBlob) else as_error(blob, files[index])
             return [blob for blob in done if blob is not None]
 
+        from concurrent.futures import ThreadPoolExecutor  # only uploads need threads
+
         try:
             chosen = set(small)
             rest = [i for i in range(len(files)) if i not in chosen]
@@ -302,6 +308,8 @@ class Replica:
 
         def prepare(index: int) -> StoredBlob | Exception:
             return _attempt(lambda: self.blobs.prepare(rows[index](), head, created=True))
+
+        from concurrent.futures import ThreadPoolExecutor  # only uploads need threads
 
         with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
             prepared = list(pool.map(prepare, rows))
@@ -397,6 +405,8 @@ class Replica:
     def generation_in(data: bytes) -> dict[str, Any] | None:
         """The normalised generation record of bytes in memory, or None (as
         ``extract_generation``)."""
+        from . import genmeta  # imported by the operations that read metadata, not on open
+
         found = genmeta.extract(data)
         return None if found is None else informative(found.record)
 
@@ -416,6 +426,8 @@ class Replica:
 
     def read_metadata(self, digest: str) -> genmeta.Extracted | None:
         """What genmeta reads from a local blob's bytes (record and raw texts), or None."""
+        from . import genmeta
+
         data = self.blobs.inline.get(digest)
         if data is not None:
             return genmeta.extract(data)
@@ -430,6 +442,8 @@ class Replica:
         kept (a derived blob: gc drops it with its source). Bytes of a format genmeta
         does not rewrite are their own stripped copy. IntegrityError when the file is too
         damaged to rewrite, so no metadata is served by mistake."""
+        from . import genmeta
+
         known = self.catalog.local.stripped_of(digest)
         if known is not None and self.blobs.exists(known):
             return known
@@ -467,6 +481,8 @@ class Replica:
         A blob found corrupt is moved to the quarantine; blobs found right have their
         file's identity recorded for the dedup path's check.
         """
+        from .records.outcomes import Problem, VerifyReport  # not needed to open a store
+
         problems = self._check_catalog_file(full)
         if problems:  # reading a damaged catalog further would fail or mislead
             return VerifyReport(tuple(problems), 0, 0, 0, 0, 0, 0)
@@ -515,6 +531,8 @@ class Replica:
 
     def _check_catalog_file(self, full: bool) -> list[Problem]:
         """SQLite's own check of the catalog, as problems (one per finding, at most 20)."""
+        from .records.outcomes import Problem
+
         path = str(self.catalog.db.path)
         try:
             found = self.catalog.db.check_integrity(full)
@@ -524,6 +542,8 @@ class Replica:
 
     def _check_blob(self, digest: str) -> Problem | None:
         """Hash one live blob; return None when it is right, else what is wrong."""
+        from .records.outcomes import Problem
+
         for _ in range(2):  # a file replaced while hashed (a heal) is hashed again
             if self.blobs.inspect(digest):
                 return None
@@ -566,6 +586,8 @@ class Replica:
         return self.freeing(functools.partial(self._gc, min_age, False))
 
     def _gc(self, min_age: float, dry_run: bool) -> GcReport:
+        from .records.outcomes import GcReport
+
         now = time.time()
         cutoff = now - min_age
         removed = freed = temps = young = derived = 0
@@ -632,6 +654,8 @@ class Replica:
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""
+        import msgpack
+
         self.counters.flush()
         hasher = blake3.blake3()
         for row in self.catalog.reads.digest_rows():

@@ -1,4 +1,4 @@
-"""Reports of the counters: API usage per user, and analytics per content or owner.
+"""Reports: storage used, API usage per user, and analytics per content or owner.
 
 The counts are buffered in memory (``counters``), so each report writes them first.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from .records import Analytics, ApiUsage
+from .records.accounts import Analytics, ApiUsage, StorageUsage
 from .replica import Replica
 
 TOP_CONTENT = 10
@@ -20,6 +20,17 @@ class Reports:
     def __init__(self, replica: Replica) -> None:
         self._replica = replica
         self._catalog = replica.catalog
+
+    def storage_usage(self, user_id: str) -> StorageUsage:
+        """The user's contents, versions, current bytes and bytes of all versions."""
+        with self._catalog.snapshot():
+            row = self._catalog.reads.storage_row(user_id)
+            quota = self._replica.quota_of(user_id)
+        if row is None:
+            return StorageUsage(user_id, 0, 0, 0, 0, quota)
+        return StorageUsage(
+            user_id, row["contents"], row["versions"], row["bytes"], row["history_bytes"], quota
+        )
 
     def api_usage(self, user_id: str) -> ApiUsage:
         """API calls the user made: totals, per operation, and per day (oldest first)."""

@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import CONTENT_COLUMNS, Row, generation_of, tags_from_sql
 from .clock import iso_ms, iso_of_hlc
-from .records import ApiKey, Collaboration, Content, Version, new_content
+from .records import Content, Version, new_content
+
+if TYPE_CHECKING:
+    from .records.accounts import ApiKey, Collaboration
 
 # A page of 100 contents parses 100 tag lists, so a parse costs a dict lookup instead: a
 # plain dict (a hit is cheaper than an lru_cache call), emptied when it grows large.
@@ -91,6 +94,9 @@ def version(row: Row, strip: bool = False) -> Version:
 
 
 def collaboration(row: Row) -> Collaboration:
+    # The accounts' records are imported when first made: reads of contents need none.
+    from .records.accounts import Collaboration
+
     return Collaboration(
         collaboration_id=row["collaboration_id"],
         content_id=row["content_id"],
@@ -104,6 +110,8 @@ def collaboration(row: Row) -> Collaboration:
 
 
 def api_key(row: Row, last_used_ms: int | None) -> ApiKey:
+    from .records.accounts import ApiKey
+
     revoked: Any = row["revoked_hlc"]
     return ApiKey(
         key_id=row["key_id"],

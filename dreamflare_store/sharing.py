@@ -7,7 +7,7 @@ from typing import Any
 from . import oplog, rows
 from .access import OWNER, Access
 from .errors import Conflict, InvalidArgument
-from .records import Collaboration
+from .records.accounts import Collaboration
 from .replica import Replica
 
 

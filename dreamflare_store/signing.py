@@ -25,11 +25,9 @@ from urllib.parse import quote
 from .catalog import Catalog
 from .clock import iso_ms
 from .errors import Unauthenticated
-from .records import ContentUrls
+from .records.accounts import ContentUrls
 
 SECRET_META = "url_secret"
-MAX_LIFETIME = 24 * 3600  # a signed URL lives a day at most
-DEFAULT_LIFETIME = 3600
 
 
 class UrlSigner:

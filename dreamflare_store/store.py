@@ -4,7 +4,8 @@ Each method checks its arguments (``validate``, ``ids``), is metered in API usag
 (``metering``), and hands the work to the part that owns it: ``contents`` for content
 writes, ``keys``, ``sharing`` and ``reports`` for the account operations, ``sync`` for
 remotes, and the core (``replica.Replica``) for bytes, ops, verify and gc. The access
-rules live in ``access``; the records are built from rows in ``rows``.
+rules live in ``access``; the records are built from rows in ``rows``. The parts are made
+on first use (``services``), so opening a store imports only what reads need.
 """
 
 from __future__ import annotations
@@ -15,46 +16,40 @@ import os
 from collections.abc import Callable, Sequence
 from itertools import starmap
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from . import ids, rows, validate
-from .access import OWNER, READ, Access
-from .catalog.search import Filters, Scope, parse
+from .access import OWNER, READ
 from .clock import SystemClock, WallClock, day_of
-from .contents import Contents
 from .errors import DreamflareError, InvalidArgument, NotFound
-from .finding import Finding, filters_of
-from .keys import Keys
 from .metering import CountingReader, Meter, metered
-from .previews import Previews, ThumbnailImage
 from .progress import Progress, Silent
-from .reading import Reading
-from .records import (
-    Analytics,
-    ApiKey,
-    ApiUsage,
-    BackupReport,
-    Collaboration,
-    Content,
-    ContentUrls,
-    Facets,
-    GcReport,
-    Generation,
-    Identity,
-    NewApiKey,
-    Page,
-    Problem,
-    StorageUsage,
-    SyncReport,
-    UploadResult,
-    VerifyReport,
-    Version,
-)
+from .records import Content, Page, Version
 from .replica import FileLike, Replica
-from .reports import Reports
-from .sharing import Sharing
-from .signing import DEFAULT_LIFETIME, MAX_LIFETIME, UrlSigner
+from .services import Services
 from .thumbnails import DEFAULT_MAX_PIXELS, DEFAULT_SIZE
+
+if TYPE_CHECKING:  # records made only by the operations that return them (see services)
+    from .previews import ThumbnailImage
+    from .records.accounts import (
+        Analytics,
+        ApiKey,
+        ApiUsage,
+        Collaboration,
+        ContentUrls,
+        Identity,
+        NewApiKey,
+        StorageUsage,
+    )
+    from .records.outcomes import (
+        BackupReport,
+        GcReport,
+        Problem,
+        SyncReport,
+        UploadResult,
+        VerifyReport,
+    )
+    from .records.search import Facets, Generation
 
 Tags = str | list[str] | tuple[str, ...] | None
 
@@ -97,16 +92,9 @@ class Store:
             self.path, clock or SystemClock(), self._randbits, quota, rehash_on_dedup
         )
         self.meter = Meter(self.replica.counters, self.replica.wall)
-        self._access = Access(self.replica.catalog)
-        self._contents = Contents(self.replica, self._access, self.meter, extract_metadata)
-        self._keys = Keys(self.replica, self._access)
-        self._sharing = Sharing(self.replica, self._access)
-        self._reports = Reports(self.replica)
-        self._finding = Finding(self.replica, self._access)
-        self._reading = Reading(self.replica, self._access)
+        self._parts = Services(self.replica, self.meter, extract_metadata, thumbnail_max_pixels)
+        self._access, self._reading = self._parts.access, self._parts.reading
         self._reindex_after_upgrade()
-        self._previews = Previews(self.replica, thumbnail_max_pixels)
-        self._signer = UrlSigner(self.replica.catalog)
         # Make each new upload's 256 px thumbnail in the background, so a gallery's first
         # look is instant (off by default: it spends CPU on pictures no one may look at).
         self.warm_thumbnails = warm_thumbnails
@@ -130,7 +118,7 @@ class Store:
     def close(self) -> None:
         """Flush buffered counters and close the catalog. Idempotent."""
         self.meter.stopped = True
-        self._previews.close()
+        self._parts.close()
         self.replica.close()
 
     def flush(self) -> None:
@@ -166,7 +154,7 @@ class Store:
         where = validate.path(path) if path is not None else None
         if content_id is not None:
             ids.check_id("content", content_id)
-        content, _ = self._contents.upload(
+        content, _ = self._parts.contents.upload(
             file, user_id, description, tag_list, content_id, name, where
         )
         self._warm([content])
@@ -192,7 +180,7 @@ class Store:
         user_id = validate.user_id(user_id)
         description = validate.description(description)
         tag_list = validate.tags(tags)
-        done = self._contents.upload_many(files, user_id, description, tag_list, jobs)
+        done = self._parts.contents.upload_many(files, user_id, description, tag_list, jobs)
         results = [outcome for outcome, _ in done]
         self._warm(results)
         return results
@@ -229,7 +217,7 @@ class Store:
         tag_list = validate.tags(tags)
         if paths is not None and len(paths) != len(files):
             raise InvalidArgument("give one path (or None) per file")
-        results = self._contents.upload_batch(
+        results = self._parts.contents.upload_batch(
             files, user_id, description, tag_list, jobs, progress or Silent(), paths, new
         )
         self._warm([result.content for result in results])
@@ -251,7 +239,7 @@ class Store:
         """Delete a content and all its versions (owner only). Final, even across replicas."""
         ids.check_id("content", content_id)
         user_id = validate.user_id(user_id)
-        self._contents.delete(content_id, user_id)
+        self._parts.contents.delete(content_id, user_id)
 
     @metered("list_content")
     def list_content(
@@ -264,9 +252,7 @@ class Store:
         offset = validate.integer(offset, "offset", 0, validate.MAX_OFFSET)
         tag_list = validate.tags(tags)
         if tag_list:
-            return self._finding.search(
-                user_id, parse(None), Filters(tags=tag_list), limit, offset, Scope(user_id)
-            )
+            return self._parts.finding.tagged(user_id, tag_list, limit, offset)
         reads = self.replica.catalog.reads
         with self.replica.catalog.snapshot():
             total = reads.count_live(user_id)
@@ -288,7 +274,7 @@ class Store:
         tag_list = validate.tags(tags)
         if description is None and tag_list is None:
             raise InvalidArgument("give a description or tags to update")
-        return self._contents.update(content_id, user_id, description, tag_list)
+        return self._parts.contents.update(content_id, user_id, description, tag_list)
 
     @metered("get_content_versions")
     def get_content_versions(self, content_id: str, user_id: str) -> list[Version]:
@@ -306,15 +292,7 @@ class Store:
     @metered("get_storage_usage")
     def get_storage_usage(self, user_id: str) -> StorageUsage:
         """The user's storage: contents, versions, current bytes and bytes of all versions."""
-        user_id = validate.user_id(user_id)
-        with self.replica.catalog.snapshot():
-            row = self.replica.catalog.reads.storage_row(user_id)
-            quota = self.replica.quota_of(user_id)
-        if row is None:
-            return StorageUsage(user_id, 0, 0, 0, 0, quota)
-        return StorageUsage(
-            user_id, row["contents"], row["versions"], row["bytes"], row["history_bytes"], quota
-        )
+        return self._parts.reports.storage_usage(validate.user_id(user_id))
 
     def set_quota(self, user_id: str, quota_bytes: int | None) -> None:
         """Limit the bytes a user's contents keep over all versions (None: the default)."""
@@ -328,7 +306,7 @@ class Store:
     @metered("get_api_usage")
     def get_api_usage(self, user_id: str) -> ApiUsage:
         """API calls the user made: totals, per operation, and per day (oldest first)."""
-        return self._reports.api_usage(validate.user_id(user_id))
+        return self._parts.reports.api_usage(validate.user_id(user_id))
 
     @metered("get_analytics")
     def get_analytics(self, user_id: str, content_id: str | None = None) -> Analytics:
@@ -338,28 +316,30 @@ class Store:
         if content_id is not None:
             ids.check_id("content", content_id)
             self._access.content(content_id, user_id, OWNER)
-        return self._reports.analytics(user_id, content_id)
+        return self._parts.reports.analytics(user_id, content_id)
 
     # -- 8, 9. API keys -------------------------------------------------------------------
 
     @metered("generate_api_key")
     def generate_api_key(self, user_id: str, description: str | None = None) -> NewApiKey:
         """A new API key for the user. Its secret is in the result and nowhere else, ever."""
-        return self._keys.generate(validate.user_id(user_id), validate.description(description))
+        return self._parts.keys.generate(
+            validate.user_id(user_id), validate.description(description)
+        )
 
     @metered("revoke_api_key")
     def revoke_api_key(self, key_id: str, user_id: str) -> None:
         """Revoke one of the user's keys. Another user's key, or a revoked one, is not found."""
         ids.check_id("key", key_id)
-        self._keys.revoke(key_id, validate.user_id(user_id))
+        self._parts.keys.revoke(key_id, validate.user_id(user_id))
 
     def list_api_keys(self, user_id: str) -> list[ApiKey]:
         """The user's keys, revoked ones included, never their secrets."""
-        return self._keys.list(validate.user_id(user_id))
+        return self._parts.keys.list(validate.user_id(user_id))
 
     def authenticate(self, api_key: str) -> str:
         """The user who owns a valid, unrevoked key; Unauthenticated otherwise."""
-        return self._keys.authenticate(api_key)
+        return self._parts.keys.authenticate(api_key)
 
     # -- 11-14. collaborations ------------------------------------------------------------
 
@@ -380,12 +360,12 @@ class Store:
         collaborator_id = validate.user_id(collaborator_id, "collaboratorId")
         permissions = validate.permissions(permissions)
         strip = bool(validate.flag(strip_metadata, "strip_metadata"))
-        return self._sharing.create(user_id, content_id, collaborator_id, permissions, strip)
+        return self._parts.sharing.create(user_id, content_id, collaborator_id, permissions, strip)
 
     @metered("list_collaborations")
     def list_collaborations(self, user_id: str) -> list[Collaboration]:
         """Collaborations on contents the user owns, and those shared with the user."""
-        return self._sharing.list(validate.user_id(user_id))
+        return self._parts.sharing.list(validate.user_id(user_id))
 
     @metered("update_collaboration")
     def update_collaboration(
@@ -403,13 +383,13 @@ class Store:
         strip = validate.flag(strip_metadata, "strip_metadata")
         if checked is None and strip is None:
             raise InvalidArgument("give permissions or strip_metadata to update")
-        return self._sharing.update(collaboration_id, user_id, checked, strip)
+        return self._parts.sharing.update(collaboration_id, user_id, checked, strip)
 
     @metered("delete_collaboration")
     def delete_collaboration(self, collaboration_id: str, user_id: str) -> None:
         """End a collaboration: its owner may, and so may the collaborator (leaving)."""
         ids.check_id("collaboration", collaboration_id)
-        self._sharing.delete(collaboration_id, validate.user_id(user_id))
+        self._parts.sharing.delete(collaboration_id, validate.user_id(user_id))
 
     # -- reading bytes --------------------------------------------------------------------
 
@@ -448,9 +428,7 @@ class Store:
     ) -> bytes:
         """All the bytes of the content (or of one of its versions), verified (stripped
         of their metadata as ``open_content`` says)."""
-        reader, _ = self._reading.open(content_id, user_id, version, strip_metadata)
-        with reader:
-            data = reader.read()
+        data = self._reading.read(content_id, user_id, version, strip_metadata)
         self.replica.counters.count_read(content_id, user_id, self._today(), False, len(data))
         self.meter.note(bytes_out=len(data))
         return data
@@ -488,6 +466,9 @@ class Store:
         query. ``total`` counts the matches the user can see, no others.
         """
         user_id = validate.user_id(user_id)
+        from .catalog.search import parse  # the query language, imported by searches only
+        from .finding import filters_of
+
         parsed = parse(validate.query(query))
         filters = filters_of(
             tags, model, lora, sampler, seed, generator, mime_type, favorite,
@@ -495,7 +476,7 @@ class Store:
         )  # fmt: skip
         limit = validate.integer(limit, "limit", 1, validate.MAX_LIMIT)
         offset = validate.integer(offset, "offset", 0, validate.MAX_OFFSET)
-        return self._finding.search(user_id, parsed, filters, limit, offset)
+        return self._parts.finding.search(user_id, parsed, filters, limit, offset)
 
     @metered("facets")
     def facets(
@@ -504,11 +485,13 @@ class Store:
         """The models, LoRAs, samplers, generators and tags of the contents the user can
         see (those matching ``query`` and ``tags`` when given), each with its count, most
         used first, at most ``limit`` of each."""
+        from .catalog.search import Filters, parse
+
         user_id = validate.user_id(user_id)
         parsed = parse(validate.query(query))
         filters = Filters(tags=validate.tags(tags) or ())
         limit = validate.integer(limit, "limit", 1, validate.MAX_LIMIT)
-        return self._finding.facets(user_id, parsed, filters, limit)
+        return self._parts.finding.facets(user_id, parsed, filters, limit)
 
     @metered("set_favorite")
     def set_favorite(self, content_id: str, user_id: str, favorite: bool = True) -> None:
@@ -519,7 +502,7 @@ class Store:
         mark = validate.flag(favorite, "favorite")
         if mark is None:
             raise InvalidArgument("favorite must be true or false")
-        self._finding.set_favorite(content_id, user_id, mark)
+        self._parts.finding.set_favorite(content_id, user_id, mark)
 
     @metered("get_generation")
     def get_generation(
@@ -531,7 +514,7 @@ class Store:
         ids.check_id("content", content_id)
         user_id = validate.user_id(user_id)
         number = None if version is None else validate.integer(version, "version", 1, 2**62)
-        return self._finding.generation(
+        return self._parts.finding.generation(
             content_id, user_id, number, self._reading.fetch_remote_blob
         )
 
@@ -540,14 +523,14 @@ class Store:
         uploaded before this release, or with extraction off), where their bytes are
         here; each record found is recorded by an op that makes no new version, and syncs.
         Returns how many were recorded. ``progress`` hears how many versions were read."""
-        return self._finding.reindex(progress)
+        return self._parts.finding.reindex(progress)
 
     def _reindex_after_upgrade(self) -> None:
         """Index once the contents a store held when it was upgraded to this release."""
         catalog = self.replica.catalog
         if catalog.db.meta("reindex_pending") is None:
             return
-        self._finding.reindex()
+        self._parts.finding.reindex()
         with catalog.atomic():
             catalog.db.conn.execute("DELETE FROM meta WHERE key = 'reindex_pending'")
 
@@ -581,7 +564,9 @@ class Store:
         size = validate.integer(size, "size", 32, 1024)
         # Thumbnails hold pixels only, never the metadata a collaborator may not see.
         digest, source, _ = self._reading.source(content_id, user_id, version)
-        return self._previews.get(digest, source["mime"], size, lambda: self._reading.blob(digest))
+        return self._parts.previews.get(
+            digest, source["mime"], size, lambda: self._reading.blob(digest)
+        )
 
     def warm_thumbnails_now(self, size: int = DEFAULT_SIZE) -> int:
         """Make the ``size`` thumbnail of every live blob that has none yet; returns how
@@ -590,12 +575,14 @@ class Store:
         with self.replica.catalog.snapshot():
             blobs = self.replica.catalog.reads.live_blob_types()
         for digest, mime in blobs:
-            self._previews.get(digest, mime, size, functools.partial(self._reading.blob, digest))
+            self._parts.previews.get(
+                digest, mime, size, functools.partial(self._reading.blob, digest)
+            )
         return len(blobs)
 
     def wait_for_thumbnails(self) -> None:
         """Wait until the thumbnails being warmed after uploads are made."""
-        self._previews.wait()
+        self._parts.previews.wait()
 
     def _warm(self, contents: Sequence[object]) -> None:
         if not self.warm_thumbnails:
@@ -603,16 +590,16 @@ class Store:
         for content in contents:
             if isinstance(content, Content):
                 opener = functools.partial(self._reading.blob, content.hash)
-                self._previews.warm(content.hash, content.mime_type, opener)
+                self._parts.previews.warm(content.hash, content.mime_type, opener)
 
     def identify(self, api_key: str) -> Identity:
         """The user and key id of a valid, unrevoked API key; Unauthenticated otherwise."""
-        return self._keys.identify(api_key)
+        return self._parts.keys.identify(api_key)
 
     def whoami(self, api_key: str) -> Identity:
         """The user and key id of a valid, unrevoked API key (Unauthenticated otherwise),
         counted in that user's API usage."""
-        identity = self._keys.identify(api_key)
+        identity = self._parts.keys.identify(api_key)
         self.meter.charge("whoami", identity.user_id, False)
         return identity
 
@@ -621,7 +608,7 @@ class Store:
         self,
         user_id: str,
         content_ids: Sequence[str] | str,
-        expires_in: int = DEFAULT_LIFETIME,
+        expires_in: int = validate.DEFAULT_LIFETIME,
         key_id: str | None = None,
     ) -> list[ContentUrls]:
         """Signed URLs of the thumbnails and bytes of contents the user may get, for a
@@ -637,7 +624,7 @@ class Store:
             raise InvalidArgument(f"contentIds must name 1 to {validate.MAX_LIMIT} contents")
         for content_id in content_ids:
             ids.check_id("content", content_id)
-        lifetime = validate.integer(expires_in, "expiresIn", 1, MAX_LIFETIME)
+        lifetime = validate.integer(expires_in, "expiresIn", 1, validate.MAX_LIFETIME)
         if key_id is None:
             raise InvalidArgument("keyId is required: signed URLs answer to the key that made them")
         ids.check_id("key", key_id)
@@ -646,7 +633,7 @@ class Store:
             for content_id in content_ids:
                 self._access.content(content_id, user_id, READ)
         expires = self.replica.now_ms() // 1000 + lifetime
-        return self._signer.urls(content_ids, user_id, key_id, expires)
+        return self._parts.signer.urls(content_ids, user_id, key_id, expires)
 
     def check_signed_url(
         self, path: str, user_id: str, key_id: str, expires: str, signature: str
@@ -654,7 +641,7 @@ class Store:
         """The user a signed URL for ``path`` acts for; Unauthenticated if it is forged,
         expired, or its key has been revoked."""
         now = self.replica.now_ms() / 1000
-        return self._signer.check(path, user_id, key_id, expires, signature, now)
+        return self._parts.signer.check(path, user_id, key_id, expires, signature, now)
 
     # -- sync (the sync package owns the remote side; fsspec is imported only when used) --
 

@@ -22,6 +22,8 @@ MAX_PATH = 1024
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**62
 PERMISSIONS = ("read", "write")
+MAX_LIFETIME = 24 * 3600  # a signed URL lives a day at most
+DEFAULT_LIFETIME = 3600
 _DECIMAL = re.compile(r"-?[0-9]{1,100}")
 
 

@@ -55,7 +55,9 @@ def upload_one(run: Cli, path: Path, *extra: str, user: str = "alice") -> dict[s
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found: list[tuple[str, ...]] = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):  # the root group imports its commands lazily
+        command = group.get_command(context, name)
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found.extend(all_commands(command, (*prefix, name)))
@@ -73,13 +75,26 @@ def test_every_command_has_help_with_an_example(tmp_path: Path, command: tuple[s
     target = cli
     for name in command:
         assert isinstance(target, click.Group)
-        target = target.commands[name]  # type: ignore[assignment]
+        target = target.get_command(click.Context(target), name)  # type: ignore[assignment]
     if isinstance(target, click.Group) and command:
         assert target.help
     else:
         assert "Example" in result.stdout
     assert not (tmp_path / "store").exists()  # help never creates a store
     assert not (tmp_path / "dreamflare-data").exists()
+
+
+def test_the_root_group_knows_every_command_of_each_module() -> None:
+    """The root group imports a command's module when the command runs: its table of
+    names must hold every command each module defines, and nothing else."""
+    from importlib import import_module
+
+    from dreamflare_store.cli import COMMAND_MODULES
+
+    for module_name in set(COMMAND_MODULES.values()):
+        module = import_module(f"dreamflare_store.cli.{module_name}")
+        listed = {name for name, owner in COMMAND_MODULES.items() if owner == module_name}
+        assert {command.name for command in module.COMMANDS} == listed, module_name
 
 
 def test_importing_the_cli_leaves_remote_and_http_machinery_unloaded() -> None:
@@ -778,6 +793,27 @@ def test_executable_errors_and_exit_codes(tmp_path: Path, shell_env: dict[str, s
     assert not (tmp_path / "never").exists()
 
 
+def modules_loaded_by(*args: str, cwd: Path, env: dict[str, str]) -> set[str]:
+    """The modules the ``dreamflare`` executable had imported when it exited: it runs as
+    installed, and a hook prints ``sys.modules`` at exit (an import by ``import_module``,
+    as the root group imports its commands, is seen too)."""
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: sys.stderr.write('\\nMODULES ' + ' '.join(sys.modules)))\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(dreamflare_executable()), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stderr.rsplit("MODULES ", 1)[1].split())
+
+
 def test_executable_imports_no_remote_or_http_machinery(
     tmp_path: Path, shell_env: dict[str, str]
 ) -> None:
@@ -785,19 +821,34 @@ def test_executable_imports_no_remote_or_http_machinery(
     (~135 ms) or the HTTP stack. Checked by what is imported, which does not flake."""
     sh("init", cwd=tmp_path, env=shell_env)
     png(tmp_path / "a.png")
-    argv = [sys.executable, "-X", "importtime", str(dreamflare_executable())]
-    done = subprocess.run(
-        [*argv, "upload", "a.png", "--user", "alice"],
-        cwd=tmp_path,
-        env=shell_env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    imported = modules_loaded_by("upload", "a.png", "--user", "alice", cwd=tmp_path, env=shell_env)
     assert "dreamflare_store.store" in imported
     heavy = {"fsspec", "httpx", "uvicorn", "starlette", "dreamflare_store.sync"}
     assert not heavy & imported
+
+
+def test_ls_imports_only_what_listing_needs(tmp_path: Path, shell_env: dict[str, str]) -> None:
+    """`dreamflare ls` is the quick command people type most: it must not import the
+    remote, HTTP or imaging stacks, nor the upload, search, keys or thumbnail parts of the
+    store (the benchmark `benchmarks.startup` measures what that buys)."""
+    sh("init", cwd=tmp_path, env=shell_env)
+    png(tmp_path / "a.png")
+    sh("upload", "a.png", "--user", "alice", cwd=tmp_path, env=shell_env)
+    imported = modules_loaded_by("ls", "--user", "alice", cwd=tmp_path, env=shell_env)
+    assert {"dreamflare_store.store", "dreamflare_store.cli.content"} <= imported
+    heavy = {"fsspec", "starlette", "uvicorn", "httpx", "PIL", "av", "concurrent.futures"}
+    parts = {
+        "dreamflare_store.sync",
+        "dreamflare_store.contents",
+        "dreamflare_store.genmeta",
+        "dreamflare_store.finding",
+        "dreamflare_store.keys",
+        "dreamflare_store.previews",
+        "dreamflare_store.records.outcomes",
+        "dreamflare_store.cli.admin",
+        "dreamflare_store.cli.sync",
+    }
+    assert not (heavy | parts) & imported
 
 
 def test_executable_serve_makes_a_new_store_and_serves_it(tmp_path: Path) -> None:

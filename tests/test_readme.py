@@ -106,7 +106,9 @@ def test_the_readme_shell_examples_run_as_written(tmp_path: Path) -> None:
 
 def leaf_commands(group: click.Group, prefix: str = "") -> list[str]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):  # the root group imports its commands lazily
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             found.extend(leaf_commands(command, f"{prefix}{name} "))
         else:

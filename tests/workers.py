@@ -13,6 +13,11 @@ import random
 import sys
 from pathlib import Path
 
+# The store imports its upload path (genmeta, the thread pools) on first use: imported
+# here, before a worker says its store is open, so the parent's kill window measures
+# uploads, not imports.
+import dreamflare_store.contents  # noqa: F401
+import dreamflare_store.genmeta  # noqa: F401
 from dreamflare_store import Store
 
 

@@ -20,14 +20,17 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
+from .files import discard, make_folder, write_all
 from .hashing import CHUNK, hash_bytes
-from .local import BlobStore, StoredBlob, discard, make_folder, write_all
+from .local import BlobStore, StoredBlob
 from .room import full_disk, translated
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 # Files a group writes at once on the fsync path: a group's temp files stay open until
 # their fsync, so this bounds open files and memory as well.
@@ -60,6 +63,10 @@ def stage_many(
 def _stage_many(
     blobs: BlobStore, loaders: Sequence[Callable[[], bytes]], head_size: int, jobs: int
 ) -> PendingBlobs:
+    # Imported here, not with the store: logging and the thread pools cost a command that
+    # writes nothing several milliseconds.
+    from concurrent.futures import ThreadPoolExecutor
+
     syncfs = _syncfs()
     jobs = max(1, jobs)
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="dreamflare-blobs")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +69,7 @@ class DerivedBlobs:
         target = self.path(kind, digest, variant)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
-        temp = self.tmp / f"{secrets.token_hex(8)}.part"
+        temp = self.tmp / f"{os.urandom(8).hex()}.part"
         try:
             with open(temp, "wb") as file:
                 file.write(data)

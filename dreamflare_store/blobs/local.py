@@ -23,13 +23,11 @@ commits the reference (``prepare``, then ``keep``): one commit makes both durabl
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import io
 import mmap
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,18 +38,24 @@ from typing import IO
 
 from ..errors import IntegrityError, InvalidArgument, NotFound
 from . import room
+from .files import (
+    COPY_PIECE,
+    NO_KERNEL_COPY,
+    copy_piece,
+    discard,
+    fsync_dir,
+    make_folder,
+    start_writeback,
+    write_all,
+)
 from .hashing import CHUNK, hash_bytes, hash_fd, hash_file, new_hasher
 from .inline import INLINE_MAX, InlineRows, NoRows
-from .reader import VerifiedReader
+from .reader import VerifiedReader, verified_bytes
 from .room import guarded
 
 # Files up to this size are read whole: one read and one hash (the bytes hashed are the bytes
 # written, whatever happens to the file meanwhile), no second pass.
 SMALL_FILE = 4 << 20
-# Larger files are copied in pieces of this size; after each one the kernel is asked to
-# start writing it out, so the disk works while the next piece is read and hashed and the
-# final fsync has little left to wait for (a plain write-then-fsync idles the disk first).
-COPY_PIECE = 8 << 20
 _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
 
 # Called with (digest, size) once both are known and before the blob is published; it may
@@ -136,9 +140,13 @@ class BlobStore:
         """Return the file of blob ``digest`` (``digest -> path``, the exact inverse of
         ``digest_of``); raise InvalidArgument for anything not a digest, so input from
         outside never names a file beyond the layout."""
+        return Path(self._checked_name(digest))
+
+    def _checked_name(self, digest: str) -> str:
+        """``name``, for a digest from outside: checked first (reads go through this)."""
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise InvalidArgument(f"not a blob digest: {digest!r}")
-        return self.objects / digest[:2] / digest[2:4] / digest
+        return self.name(digest)
 
     def digest_of(self, path: Path) -> str | None:
         """Return the digest a file in the layout is named by (``path -> digest``), or None
@@ -199,7 +207,7 @@ class BlobStore:
 
     def _temp_name(self) -> str:
         """Return a new random name in tmp/: gc sweeps what a crash leaves there."""
-        return f"{self._tmp}/{secrets.token_hex(8)}.part"
+        return f"{self._tmp}/{os.urandom(8).hex()}.part"
 
     def sync_name(self, leaf: str) -> None:
         """Make a blob's name in folder ``leaf`` durable, and the folders above it once.
@@ -428,9 +436,9 @@ class BlobStore:
             try:
                 while True:
                     try:
-                        count = _copy_piece(source, fd, offset)
+                        count = copy_piece(source, fd, offset)
                     except OSError as exc:
-                        if offset == 0 and exc.errno in _NO_KERNEL_COPY:
+                        if offset == 0 and exc.errno in NO_KERNEL_COPY:
                             discard(temp)
                             return None
                         raise
@@ -438,7 +446,7 @@ class BlobStore:
                         break
                     with mmap.mmap(fd, count, offset=offset, access=mmap.ACCESS_READ) as piece:
                         hasher.update(piece)
-                    _start_writeback(fd, offset, count)
+                    start_writeback(fd, offset, count)
                     offset += count
                 head = os.pread(fd, head_size, 0)
                 os.fsync(fd)
@@ -516,7 +524,7 @@ class BlobStore:
                     write_all(fd, piece)
                     written += len(piece)
                     if written - started >= COPY_PIECE:
-                        _start_writeback(fd, started, written - started)
+                        start_writeback(fd, started, written - started)
                         started = written
                 os.fsync(fd)
             finally:
@@ -611,7 +619,7 @@ class BlobStore:
         not match their name (or the blob is missing), so corrupt bytes are never served.
         A blob found corrupt is moved to the quarantine (``bad/``)."""
         try:
-            raw = open(self.path(digest), "rb")  # noqa: SIM115 (the reader owns it)
+            raw = open(self._checked_name(digest), "rb")  # noqa: SIM115 (the reader owns it)
         except FileNotFoundError as exc:
             data = self.inline.get(digest)
             if data is not None:
@@ -621,15 +629,34 @@ class BlobStore:
                     functools.partial(self.quarantine_row, digest, data),
                     len(data),
                 )
-            if self.quarantined(digest):
-                raise IntegrityError(
-                    f"blob {digest} was found corrupt and moved to {self.bad}: upload the"
-                    " same bytes again, or run `dreamflare verify --repair`",
-                    digest=digest,
-                ) from exc
-            raise IntegrityError(f"blob {digest} is missing", digest=digest) from exc
-        inode = os.fstat(raw.fileno()).st_ino
-        return VerifiedReader(raw, digest, lambda: self.quarantine(digest, inode))
+            raise self._missing(digest) from exc
+        stat = os.fstat(raw.fileno())
+        return VerifiedReader(raw, digest, lambda: self.quarantine(digest, stat.st_ino), stat=stat)
+
+    def read(self, digest: str) -> bytes:
+        """All the bytes of blob ``digest``, file or row, checked as ``open`` checks them
+        (the same errors, the same quarantine): one call, for a blob read whole."""
+        try:
+            with open(self._checked_name(digest), "rb") as file:
+                stat = os.fstat(file.fileno())
+                data = file.read()
+        except FileNotFoundError as exc:
+            row = self.inline.get(digest)
+            if row is not None:
+                on_bad = functools.partial(self.quarantine_row, digest, row)
+                return verified_bytes(row, digest, None, on_bad)
+            raise self._missing(digest) from exc
+        return verified_bytes(data, digest, stat, lambda: self.quarantine(digest, stat.st_ino))
+
+    def _missing(self, digest: str) -> IntegrityError:
+        """The error of a blob that is neither file nor row: found corrupt before, or absent."""
+        if self.quarantined(digest):
+            return IntegrityError(
+                f"blob {digest} was found corrupt and moved to {self.bad}: upload the"
+                " same bytes again, or run `dreamflare verify --repair`",
+                digest=digest,
+            )
+        return IntegrityError(f"blob {digest} is missing", digest=digest)
 
     def check(self, digest: str) -> bool:
         """Return whether blob ``digest`` exists and hashes to its name, hashing it afresh
@@ -725,67 +752,3 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int]:
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Make a rename or creation inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def make_folder(path: str) -> None:
-    """Make a folder (a blob's objects/ab/cd/) in one call when its parent exists, as in a
-    store whose objects/ab/ were made with it; else with its parents, as ``os.makedirs``."""
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
-
-
-def discard(temp: str | os.PathLike[str]) -> None:
-    """Remove a temp file that will not become a blob, if it is still there."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temp)
-
-
-def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    """Write all of ``data`` to ``fd``: ``os.write`` may write less than it was given."""
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-# copy_file_range errors that mean "not here" (old kernels, file systems, devices).
-_NO_KERNEL_COPY = {
-    getattr(errno, name)
-    for name in ("EXDEV", "ENOSYS", "EINVAL", "EOPNOTSUPP", "ENOTSUP", "EBADF", "EPERM")
-    if hasattr(errno, name)
-}
-
-
-def _copy_piece(source: int, target: int, offset: int) -> int:
-    """Copy up to COPY_PIECE bytes at ``offset`` from one file to the other in the kernel;
-    return the count, short only at the end of the source, so pieces stay map-aligned."""
-    done = 0
-    while done < COPY_PIECE:
-        at = offset + done
-        count = os.copy_file_range(source, target, COPY_PIECE - done, offset_src=at, offset_dst=at)
-        if not count:
-            break
-        done += count
-    return done
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Have the kernel start writing a range of a file out now, without waiting for it.
-
-    On Linux, POSIX_FADV_DONTNEED starts writeback of the range's dirty pages (and drops
-    the clean ones: nobody reads a temp file back). Elsewhere the final fsync does it all.
-    """
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)

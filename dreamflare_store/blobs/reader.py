@@ -38,8 +38,7 @@ class _VerifiedFiles:
         return (digest, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
     def __contains__(self, key: _FileKey) -> bool:
-        with self._lock:
-            return key in self._seen
+        return key in self._seen  # one dict lookup: atomic, no lock needed (unlike add)
 
     def add(self, key: _FileKey) -> None:
         """Remember a file found right, forgetting the oldest beyond LIMIT."""
@@ -51,6 +50,33 @@ class _VerifiedFiles:
 
 # One per process: every reader of every store shares it (keys hold device and inode).
 VERIFIED = _VerifiedFiles()
+
+
+def corrupt(digest: str) -> IntegrityError:
+    """The error of a blob whose bytes do not hash to its name."""
+    return IntegrityError(
+        f"blob {digest} is corrupt: its bytes do not match its hash", digest=digest
+    )
+
+
+def verified_bytes(
+    data: bytes, digest: str, stat: os.stat_result | None, on_bad: Callable[[], None]
+) -> bytes:
+    """``data``, all the bytes of blob ``digest`` read from the file ``stat`` describes,
+    once they are known to hash to ``digest`` (hashed now, unless this process found that
+    very file right before); else ``on_bad()`` runs and IntegrityError is raised.
+
+    What ``VerifiedReader`` checks, for a caller that reads a blob whole in one call: no
+    reader object, one hash of the bytes in memory. Bytes kept as a row (``stat`` None)
+    are hashed on every read: there is no file whose identity could vouch for them."""
+    key = None if stat is None else VERIFIED.key(digest, stat)
+    if key is None or key not in VERIFIED:
+        if new_hasher(len(data)).update(data).hexdigest() != digest:
+            on_bad()
+            raise corrupt(digest)
+        if key is not None:
+            VERIFIED.add(key)
+    return data
 
 
 class VerifiedReader(io.RawIOBase):
@@ -74,14 +100,15 @@ class VerifiedReader(io.RawIOBase):
         digest: str,
         on_bad: Callable[[], None] | None = None,
         size: int | None = None,
+        stat: os.stat_result | None = None,
     ) -> None:
         super().__init__()
         self._raw = raw
         self.digest = digest
         self._on_bad = on_bad
         self._key: _FileKey | None = None
-        if size is None:
-            stat = os.fstat(raw.fileno())
+        if size is None:  # a file (a row's reader is given its size: no file to stat)
+            stat = stat or os.fstat(raw.fileno())  # the opener's, if it has one: one call less
             size = stat.st_size
             self._key = VERIFIED.key(digest, stat)
         self.size = size
@@ -98,9 +125,7 @@ class VerifiedReader(io.RawIOBase):
         on_bad, self._on_bad = self._on_bad, None
         if on_bad is not None:
             on_bad()
-        return IntegrityError(
-            f"blob {self.digest} is corrupt: its bytes do not match its hash", digest=self.digest
-        )
+        return corrupt(self.digest)
 
     def _verify_all(self) -> None:
         if self._verified:
@@ -130,23 +155,33 @@ class VerifiedReader(io.RawIOBase):
         count = self._raw.readinto(buffer) or 0  # type: ignore[attr-defined]
         if self._hasher is not None:
             self._hasher.update(memoryview(buffer)[:count])
-            at_end = count == 0 and len(buffer) > 0
-            if at_end or self._raw.tell() >= self.size:
-                self._finish()
+            self._check_end(count == 0 and len(buffer) > 0)
         return count
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             return self.readall()
-        buffer = bytearray(size)
-        count = self.readinto(buffer)
-        return bytes(buffer[:count])
+        data = self._raw.read(size)
+        if self._hasher is not None:
+            self._hasher.update(data)
+            self._check_end(not data and size > 0)
+        return data
 
     def readall(self) -> bytes:
-        chunks = []
-        while chunk := self.read(CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        # One read of what is left (the file's own read sizes its buffer from its length),
+        # not chunks through a buffer each: a small blob is read, hashed and returned with
+        # one copy.
+        data = self._raw.read()
+        if self._hasher is not None:
+            self._hasher.update(data)
+            self._finish()
+        return data
+
+    def _check_end(self, at_end: bool) -> None:
+        """Check the hash once the whole blob has been read: at its end, every byte served
+        has gone through the hasher."""
+        if at_end or self._raw.tell() >= self.size:
+            self._finish()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         current = self._raw.tell()

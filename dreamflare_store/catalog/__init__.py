@@ -12,19 +12,23 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractContextManager
 from pathlib import Path
 from sqlite3 import Connection
+from typing import TYPE_CHECKING
 
 from .db import Database, Row, tags_from_sql, tags_to_sql
-from .fold import Fold
 from .inline import InlineBlobs
 from .local import LocalState
 from .log import OpLog
 from .reads import CONTENT_COLUMNS, Reads
-from .search import Search
 from .search_index import generation_of
 from .tallies import Tallies
+
+if TYPE_CHECKING:
+    from .fold import Fold
+    from .search import Search
 
 __all__ = ["CONTENT_COLUMNS", "Catalog", "Row", "generation_of", "tags_from_sql", "tags_to_sql"]
 
@@ -35,12 +39,26 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.db = Database(path)
         self.reads = Reads(self.db)
-        self.fold = Fold(self.db, self.reads)
         self.log = OpLog(self.db)
         self.tallies = Tallies(self.db)
         self.local = LocalState(self.db)
         self.inline = InlineBlobs(self.db)
-        self.search = Search(self.db)
+
+    @functools.cached_property
+    def fold(self) -> Fold:
+        """The fold of ops into the tables: imported on first use, with the op codec
+        (a store opened to list and read folds nothing)."""
+        from .fold import Fold
+
+        return Fold(self.db, self.reads)
+
+    @functools.cached_property
+    def search(self) -> Search:
+        """The search and facet queries: imported on first use (a store that only lists
+        and reads never needs the query language)."""
+        from .search import Search
+
+        return Search(self.db)
 
     def atomic(self) -> AbstractContextManager[Connection]:
         """A write transaction (a savepoint when nested): see ``Database.atomic``."""

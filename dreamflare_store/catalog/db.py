@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -82,34 +81,64 @@ def translated(path: Path) -> Iterator[None]:
         raise error from exc
 
 
+def _raise_ours(exc: sqlite3.Error, path: Path) -> None:
+    """Raise this package's error for ``exc`` (from it), if it has one; else return, for
+    the caller to re-raise ``exc`` itself."""
+    error = translate(exc, path)
+    if error is not None:
+        raise error from exc
+
+
 class _Cursor(sqlite3.Cursor):
-    """A cursor whose errors (when executing, and when stepping through rows) are ours."""
+    """A cursor whose errors (when executing, and when stepping through rows) are ours.
+
+    A ``try`` in each method rather than ``with translated(...)``: every statement comes
+    through here, and a generator context manager would cost each a few microseconds.
+    """
 
     connection: _Connection
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        with translated(self.connection.db_path):
+        try:
             return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            _raise_ours(exc, self.connection.db_path)
+            raise
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
-        with translated(self.connection.db_path):
+        try:
             return super().executemany(sql, seq_of_parameters)
+        except sqlite3.Error as exc:
+            _raise_ours(exc, self.connection.db_path)
+            raise
 
     def fetchone(self) -> Any:
-        with translated(self.connection.db_path):
+        try:
             return super().fetchone()
+        except sqlite3.Error as exc:
+            _raise_ours(exc, self.connection.db_path)
+            raise
 
     def fetchmany(self, size: int | None = 1) -> list[Any]:
-        with translated(self.connection.db_path):
+        try:
             return super().fetchmany(size)
+        except sqlite3.Error as exc:
+            _raise_ours(exc, self.connection.db_path)
+            raise
 
     def fetchall(self) -> list[Any]:
-        with translated(self.connection.db_path):
+        try:
             return super().fetchall()
+        except sqlite3.Error as exc:
+            _raise_ours(exc, self.connection.db_path)
+            raise
 
     def __next__(self) -> Any:
-        with translated(self.connection.db_path):
+        try:
             return super().__next__()
+        except sqlite3.Error as exc:
+            _raise_ours(exc, self.connection.db_path)
+            raise
 
 
 class _Connection(sqlite3.Connection):
@@ -129,7 +158,9 @@ class _Connection(sqlite3.Connection):
 
 
 def _migrations() -> list[str]:
-    text = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+    # Beside this module in every install (a wheel or a source tree; never a zip), so a
+    # plain read: importlib.resources would cost each command several milliseconds.
+    text = Path(__file__).with_name("schema.sql").read_text(encoding="utf-8")
     parts = text.split("-- migration ")
     return [part.split("\n", 1)[1] for part in parts[1:]]
 

@@ -6,9 +6,12 @@ new ops and syncing need.
 
 from __future__ import annotations
 
-from .. import oplog
-from ..oplog import Op
+from typing import TYPE_CHECKING
+
 from .db import Part
+
+if TYPE_CHECKING:
+    from ..oplog import Op
 
 
 class OpLog(Part):
@@ -34,7 +37,9 @@ class OpLog(Part):
             "SELECT body FROM ops WHERE replica = ? AND rseq > ? ORDER BY rseq LIMIT ?",
             (replica, after_rseq, limit),
         ).fetchall()
-        return [oplog.decode_op(row[0]) for row in rows]
+        from ..oplog import decode_op  # the op codec (msgpack): not needed to open a store
+
+        return [decode_op(row[0]) for row in rows]
 
     def max_rseq(self, replica: str) -> int:
         row = self.conn.execute(
@@ -48,4 +53,6 @@ class OpLog(Part):
         return {str(row[0]): int(row[1]) for row in rows}
 
     def all_ops(self) -> list[Op]:
-        return [oplog.decode_op(row[0]) for row in self.conn.execute("SELECT body FROM ops")]
+        from ..oplog import decode_op
+
+        return [decode_op(row[0]) for row in self.conn.execute("SELECT body FROM ops")]

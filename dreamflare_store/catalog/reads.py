@@ -52,6 +52,17 @@ class Reads(Part):
         ).fetchone()
         return row
 
+    def read_row(self, content_id: str) -> Row | None:
+        """What reading a content's bytes needs of its row (who owns it, whether it is
+        deleted, its blob, filename and type): the lookup is most of a small read, and
+        the other columns (the generation record above all) would double it."""
+        row: Row | None = self.conn.execute(
+            "SELECT content_id, owner, deleted, blob, filename, mime FROM contents"
+            " WHERE content_id = ?",
+            (content_id,),
+        ).fetchone()
+        return row
+
     def live_by_paths(
         self, owner: str, wanted: Iterable[tuple[str, str | None]]
     ) -> dict[str, tuple[Any, ...]]:

@@ -51,9 +51,9 @@ def parse(text: str | None) -> Query:
     for match in _TOKEN.finditer(text):
         phrase, word, star = match.groups()
         source = phrase if phrase is not None else word
-        runs = CJK.findall(source)
+        runs = re.findall(CJK, source)
         cjk.extend(runs)
-        rest = CJK.sub(" ", source)
+        rest = re.sub(CJK, " ", source)
         words = _WORD.findall(rest)
         if not words:
             continue

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidArgument
-from ..records import BackupReport
+from ..records.outcomes import BackupReport
 from . import format as fmt
 from .context import State, store_command, user_option
 from .exit_codes import fail

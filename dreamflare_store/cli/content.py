@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -209,6 +207,8 @@ def download(
     # One call: the reader also tells the filename the bytes have (at that version).
     with state.store.open_content(content_id, user, version, strip_metadata) as reader:
         if output == "-":
+            import shutil  # here, not at start-up: only downloads copy files
+
             shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
             return
@@ -267,7 +267,9 @@ def _plain_name(filename: str | None, fallback: str) -> str:
 def _write_atomically(reader: Any, target: Path, force: bool) -> int:
     """Copy into a temp file beside ``target``, fsync, then rename (or link, to refuse an
     overwrite that raced us). Returns the bytes written; leaves nothing behind on error."""
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    import shutil
+
+    temp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.part")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:  # name the file the user asked for, not our temp file

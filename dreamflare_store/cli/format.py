@@ -10,18 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument
-from ..records import (
-    Analytics,
-    ApiUsage,
-    Content,
-    StorageUsage,
-    SyncReport,
-    VerifyReport,
-    Version,
-)
+
+if TYPE_CHECKING:
+    from ..records import Content, Version
+    from ..records.accounts import Analytics, ApiUsage, StorageUsage
+    from ..records.outcomes import SyncReport, VerifyReport
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 RECENT_SECONDS = 7 * 24 * 3600  # within a week, "3 h ago" reads better than a date

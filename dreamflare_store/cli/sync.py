@@ -17,7 +17,7 @@ from .context import State, store_command
 from .progress import progress_bar
 
 if TYPE_CHECKING:
-    from ..records import SyncReport
+    from ..records.outcomes import SyncReport
 
 DEFAULT_REMOTE = "origin"
 

@@ -32,7 +32,7 @@ from ..errors import (
     StorageFull,
 )
 from ..progress import Progress, Silent
-from ..records import Problem, SyncReport
+from ..records.outcomes import Problem, SyncReport
 from ..replica import Replica
 from . import remote_layout as layout
 from . import transfer

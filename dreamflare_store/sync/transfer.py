@@ -25,7 +25,7 @@ from ..blobs.room import full_disk
 from ..errors import IntegrityError, InvalidArgument
 from ..oplog import Op
 from ..progress import Progress
-from ..records import SyncReport
+from ..records.outcomes import SyncReport
 from ..replica import Replica
 from . import plan
 from . import remote_layout as layout

@@ -1,6 +1,6 @@
 """The generic icon of each broad type, shipped as small lossless WebP files in ``static/``.
 
-The icons are plain files read through ``importlib.resources``, so they need no imaging
+The icons are plain files read from beside this module, so they need no imaging
 library: without Pillow the thumbnailer still answers every request with a valid image.
 Each icon is shipped at several sizes; the one given is the largest that fits ``size``.
 
@@ -14,7 +14,7 @@ Content-Security-Policy would have to account for.
 from __future__ import annotations
 
 import functools
-from importlib import resources
+from pathlib import Path
 
 from .base import MIME_TYPE, Thumbnail
 
@@ -61,7 +61,9 @@ def icon_name(kind: str, size: int) -> str:
 
 @functools.lru_cache(maxsize=len(KINDS) * len(ICON_SIZES))
 def _icon_bytes(kind: str, size: int) -> bytes:
-    return resources.files(__package__).joinpath("static", icon_name(kind, size)).read_bytes()
+    # A plain read: the package is always installed as files (importlib.resources would
+    # cost every command that opens a store several milliseconds to import).
+    return (Path(__file__).parent / "static" / icon_name(kind, size)).read_bytes()
 
 
 def icon(mime: str, size: int, reason: str) -> Thumbnail:
