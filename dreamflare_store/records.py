@@ -301,6 +301,31 @@ class UploadResult(Record):
         return out
 
 
+class _UploadResultLayout(Record):
+    """UploadResult's memory layout without its frozen ``__setattr__`` (see
+    ``_ContentLayout``)."""
+
+    __slots__ = tuple(field.name for field in fields(UploadResult))
+
+
+def unchanged_result(source: str, content: Content | None) -> UploadResult:
+    """``UploadResult(source, "unchanged", content)``, made as ``new_content`` makes a
+    Content: a folder uploaded again makes one for each of thousands of files."""
+    record: Any = _new_object(_UploadResultLayout)
+    record.source = source
+    record.status = "unchanged"
+    record.content = content
+    record.new_bytes = False
+    record.error = None
+    record.__class__ = UploadResult
+    result: UploadResult = record
+    return result
+
+
+if unchanged_result("a", None) != UploadResult("a", "unchanged"):
+    raise TypeError("unchanged_result must set every field of UploadResult")
+
+
 @dataclass(frozen=True, slots=True)
 class Problem(Record):
     """One problem ``verify()`` found: what kind, about what, and in words."""

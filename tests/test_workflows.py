@@ -4,9 +4,11 @@ client written from its document sees it. Real stores, real folders, a real serv
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -129,6 +131,86 @@ def test_a_file_changed_within_the_clock_tick_of_its_upload_is_hashed(tmp_path: 
         result = store.upload_batch([file], USER, paths=["r/now.bin"])[0]
         assert result.status == "versioned"  # not trusted from the cache: hashed
         assert store.read_content(result.content.content_id, USER) == b"y" * 64  # type: ignore[union-attr]
+
+
+def test_a_no_op_rerun_writes_nothing_and_reads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tree(tmp_path / "r", {f"d{i % 3}/{i}.bin": bytes([i]) * 2000 for i in range(30)})
+    files = sorted(p for p in root.rglob("*.bin"))
+    paths = [f"r/{f.relative_to(root).as_posix()}" for f in files]
+    hashed: list[str] = []
+    real = contents_module.hash_file
+    monkeypatch.setattr(contents_module, "hash_file", lambda p: hashed.append(p) or real(p))
+    with Store(tmp_path / "store") as store:
+        store.upload_batch(files, USER, paths=paths)
+        store.flush()
+        watcher = sqlite3.connect(tmp_path / "store" / "catalog.db")
+        before = watcher.execute("PRAGMA data_version").fetchone()
+        size = os.path.getsize(tmp_path / "store" / "catalog.db-wal")
+        again = store.upload_batch(files, USER, paths=paths, records=False)
+        store.flush()
+        assert [r.status for r in again] == ["unchanged"] * 30
+        assert all(
+            r.content is None and r.source == str(f) for r, f in zip(again, files, strict=True)
+        )
+        # No transaction committed (not even a usage counter), nothing read or hashed.
+        assert watcher.execute("PRAGMA data_version").fetchone() == before
+        assert os.path.getsize(tmp_path / "store" / "catalog.db-wal") == size
+        assert hashed == []
+        watcher.close()
+        with_records = store.upload_batch(files, USER, paths=paths)
+        assert [r.content.path for r in with_records if r.content] == paths
+
+
+def test_the_stat_cache_never_answers_for_another_user(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r", {"a.bin": b"a" * 500, "b.bin": b"b" * 500})
+    files, paths = [root / "a.bin", root / "b.bin"], ["r/a.bin", "r/b.bin"]
+    with Store(tmp_path / "store") as store:
+        store.upload_batch(files, USER, paths=paths)
+        theirs = store.upload_batch(files, "bob", paths=paths)
+        assert [r.status for r in theirs] == ["created", "created"]  # bob had none of them
+        assert {r.content.user_id for r in theirs if r.content} == {"bob"}
+        mine = store.upload_batch(files, USER, paths=paths)
+        assert [r.status for r in mine] == ["unchanged", "unchanged"]
+        assert {r.content.user_id for r in mine if r.content} == {USER}
+
+
+def test_a_file_whose_content_went_away_or_changed_is_not_taken_as_unchanged(
+    tmp_path: Path,
+) -> None:
+    root = tree(tmp_path / "r", {"a.bin": b"a" * 500, "b.bin": b"b" * 500, "c.bin": b"c" * 500})
+    files = [root / "a.bin", root / "b.bin", root / "c.bin"]
+    paths = ["r/a.bin", "r/b.bin", "r/c.bin"]
+    with Store(tmp_path / "store") as store:
+        first = [r.content for r in store.upload_batch(files, USER, paths=paths)]
+        assert all(first)
+        a, b, c = (content.content_id for content in first if content)
+        store.delete_content(a, USER)  # deleted: uploaded again as a new content
+        store.upload(io.BytesIO(b"other"), USER, content_id=b)  # other bytes, same content
+        store.update_metadata(c, USER, tags="kept")  # metadata only: still the same bytes
+        again = store.upload_batch(files, USER, paths=paths)
+        assert [r.status for r in again] == ["created", "versioned", "unchanged"]
+        assert again[0].content is not None and again[0].content.content_id != a
+        assert store.read_content(b, USER) == b"b" * 500
+        # A newer content at a path takes it from the one the cache knew.
+        newer = store.upload_batch([files[2]], USER, paths=["r/c.bin"], new=True)[0].content
+        assert newer is not None
+        (result,) = store.upload_batch([files[2]], USER, paths=["r/c.bin"])
+        assert result.status == "unchanged" and result.content is not None
+        assert result.content.content_id == newer.content_id
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_read_again(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r", {"a.bin": b"a" * 500})
+    file = root / "a.bin"
+    with Store(tmp_path / "store") as store:
+        store.upload_batch([file], USER, paths=["r/a.bin"])
+        replacement = tree(tmp_path / "new", {"a.bin": b"z" * 500}) / "a.bin"
+        os.replace(replacement, file)  # same size and mtime, another inode
+        (result,) = store.upload_batch([file], USER, paths=["r/a.bin"])
+        assert result.status == "versioned" and result.content is not None
+        assert store.read_content(result.content.content_id, USER) == b"z" * 500
 
 
 @pytest.mark.parametrize(

@@ -17,14 +17,17 @@ from sqlite3 import Connection
 
 from .db import Database, Row, tags_from_sql, tags_to_sql
 from .fold import Fold
-from .local import LocalState
+from .local import LocalState, file_stat
 from .log import OpLog
 from .reads import CONTENT_COLUMNS, Reads
 from .search import Search
 from .search_index import generation_of
 from .tallies import Tallies
 
-__all__ = ["CONTENT_COLUMNS", "Catalog", "Row", "generation_of", "tags_from_sql", "tags_to_sql"]
+__all__ = [
+    "CONTENT_COLUMNS", "Catalog", "Row", "file_stat", "generation_of",
+    "tags_from_sql", "tags_to_sql",
+]  # fmt: skip
 
 
 class Catalog:
