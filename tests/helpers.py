@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -118,3 +119,15 @@ class Cli:
 
     def json(self, *args: str, **kwargs: Any) -> Any:
         return json.loads(self(*args, "--json", **kwargs).stdout)
+
+
+def spooled(store_path: Path) -> list[str]:
+    """The anonymous temp files in the store's folder this process holds open (the server
+    runs in it): a spooled upload, while it lasts."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(f"{store_path}/") and target.endswith("(deleted)"):
+                held.append(target)
+    return held

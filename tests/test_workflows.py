@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from helpers import Cli
+from helpers import Cli, spooled
 
 from dreamflare_store import InvalidArgument, NotFound, Store
 from dreamflare_store import contents as contents_module
@@ -541,44 +542,123 @@ def server(tmp_path: Path) -> Iterator[tuple[Store, str, dict[str, str]]]:
         yield store, live.url, headers
 
 
-def test_curl_style_upload_with_the_file_part_first(server: Any, tmp_path: Path) -> None:
+def nothing_left(store: Store, ops: int) -> bool:
+    """No content, no blob, no op and no temp file (spooled or the store's) since ``ops``."""
+    blobs = [p for p in (store.path / "objects").rglob("*") if p.is_file()]
+    temps = list((store.path / "tmp").iterdir())
+    loose = [p for p in store.path.iterdir() if p.name.startswith("tmp") and p.is_file()]
+    held = spooled(store.path)  # the server runs in this process: its open files show
+    return not blobs and not temps and not loose and not held and op_count(store) == ops
+
+
+PAYLOAD = os.urandom(3 << 20)  # more than one spool write
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["userId", "tags", "description", "file"],  # fields first
+        ["file", "userId", "tags", "description"],  # what curl -F file=@x -F userId=... sends
+        ["tags", "file", "userId", "description"],  # fields on both sides
+        ["userId", "file", "tags", "description"],  # the user before, the rest after
+    ],
+)
+def test_upload_parts_in_any_order(server: Any, parts: list[str]) -> None:
     store, url, headers = server
-    payload = os.urandom(3 << 20)  # larger than one spool write
-    response = httpx.post(
-        f"{url}/upload",
-        headers=headers,
-        files=[("file", ("clip.bin", payload)), ("userId", (None, USER)), ("tags", (None, "a"))],
-    )
+    ops = op_count(store)
+    values = {"userId": USER, "tags": "a", "description": "late or early"}
+    files = [
+        ("file", ("clip.bin", PAYLOAD)) if name == "file" else (name, (None, values[name]))
+        for name in parts
+    ]
+    response = httpx.post(f"{url}/upload", headers=headers, files=files, timeout=60)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["hash"] == hash_bytes(payload) and body["tags"] == ["a"]
-    assert body["filename"] == "clip.bin"
-    assert not [p for p in store.path.iterdir() if p.name.startswith("tmp") and p.is_file()]
-    curl = subprocess.run(
-        ["curl", "-s", "-H", f"Authorization: {headers['Authorization']}",
-         "-F", f"file=@{tree(tmp_path, {'x.png': b'png-ish'}) / 'x.png'}", "-F", "userId=alice",
-         f"{url}/upload"],
-        capture_output=True, text=True, check=True,
+    assert body["hash"] == hash_bytes(PAYLOAD) and body["size"] == len(PAYLOAD)
+    assert (body["tags"], body["description"], body["filename"]) == (
+        ["a"], "late or early", "clip.bin"
     )  # fmt: skip
-    assert json.loads(curl.stdout)["filename"] == "x.png"
+    assert op_count(store) == ops + 1 and store.list_content(USER).total == 1
+    assert store.read_content(body["contentId"], USER) == PAYLOAD
+    assert not [p for p in store.path.iterdir() if p.name.startswith("tmp") and p.is_file()]
 
 
-def test_a_file_first_upload_refused_later_stores_nothing(server: Any) -> None:
+@pytest.mark.parametrize(
+    ("parts", "status", "message"),
+    [
+        ([("file", None), ("userId", "bob")], 403, "does not belong"),
+        ([("userId", USER), ("file", None), ("limit", "1")], 400, "unknown parameter"),
+        ([("file", None), ("userId", USER), ("tags", "bad\x01tag")], 400, "control characters"),
+        ([("tags", "a"), ("file", None), ("description", "d" * 5000), ("userId", USER)], 400,
+         "description"),
+        ([("file", None), ("tags", "x")], 400, "userId is required"),
+        ([("userId", USER), ("file", None), ("contentId", "cnt_" + "0" * 26)],
+         404, "not_found"),
+    ],
+)  # fmt: skip
+def test_a_refused_upload_in_any_order_changes_nothing(
+    server: Any, parts: list[tuple[str, str | None]], status: int, message: str
+) -> None:
     store, url, headers = server
+    ops = op_count(store)
+    files = [
+        ("file", ("f.bin", PAYLOAD)) if value is None else (name, (None, value))
+        for name, value in parts
+    ]
+    response = httpx.post(f"{url}/upload", headers=headers, files=files, timeout=60)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert nothing_left(store, ops) and store.list_content(USER).total == 0
+
+
+def test_a_quota_or_a_cut_body_refuses_a_file_sent_first(server: Any) -> None:
+    store, url, headers = server
+    ops = op_count(store)
+    store.set_quota(USER, 1000)
     response = httpx.post(
         f"{url}/upload",
         headers=headers,
-        files=[("file", ("f.bin", b"x" * 5000)), ("userId", (None, "bob"))],
+        files=[("file", ("f.bin", b"x" * 5000)), ("userId", (None, USER))],
     )
-    assert response.status_code == 403
+    assert response.status_code == 413 and "quota_exceeded" in response.text
+    store.set_quota(USER, None)
+    boundary = "cut"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n'
+        ).encode()
+        + b"x" * 5000
+        + f"\r\n--{boundary}\r\nContent-Disposition: form-data;".encode()
+    )
     response = httpx.post(
         f"{url}/upload",
-        headers=headers,
-        files=[("file", ("f.bin", b"x" * 5000)), ("userId", (None, USER)), ("limit", (None, "1"))],
+        params={"userId": USER},
+        headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body,
     )
-    assert response.status_code == 400 and "unknown parameter" in response.text
+    assert response.status_code == 400, response.text
+    assert nothing_left(store, ops)  # a quota is this store's own setting: no op
     assert store.list_content(USER).total == 0
-    assert not [p for p in (store.path / "objects").rglob("*") if p.is_file()]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_sends_the_file_first_or_between_fields(server: Any, tmp_path: Path) -> None:
+    store, url, headers = server
+    source = tree(tmp_path, {"x.png": b"png-ish bytes"}) / "x.png"
+    answers = []
+    for order in (
+        ["-F", f"file=@{source}", "-F", "userId=alice", "-F", "tags=first"],
+        ["-F", "tags=second", "-F", f"file=@{source}", "-F", "userId=alice"],
+    ):
+        done = subprocess.run(
+            ["curl", "-s", "-H", f"Authorization: {headers['Authorization']}", *order,
+             f"{url}/upload"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        answers.append(json.loads(done.stdout))
+    assert [a["filename"] for a in answers] == ["x.png", "x.png"]
+    assert [a["tags"] for a in answers] == [["first"], ["second"]]
+    assert store.list_content(USER).total == 2
 
 
 def test_errors_name_parameters_as_the_api_does(server: Any) -> None:
