@@ -3,12 +3,13 @@
 The parts of a multipart body may come in any order, and any field may come after the
 file (``curl -F file=@x -F userId=alice`` sends the file first, and clients put fields on
 both sides of it). So the file part is written, as it is parsed out of the body, to an
-anonymous temp file in the store's folder (bounded memory: a MiB at a time; the file
-vanishes when closed, even after a crash), and the store call runs once the whole body
-has arrived and every field is known. ``Store.upload`` then reads the spooled bytes
-once, hashing them as it stores them. A refused request (a field that is wrong, unknown or
-another user's, a body cut short, a missing file, a quota or a full disk) stores nothing:
-each field is checked as it arrives, so a large body is refused at the first wrong field.
+anonymous temp file in the store's folder (a MiB at a time: memory stays bounded; a file
+under a MiB never leaves memory; the temp file vanishes when closed, even after a crash),
+and the store call runs once the whole body has arrived and every field is known.
+``Store.upload`` then reads the spooled bytes once, hashing them as it stores them. A
+refused request (a field that is wrong, unknown or another user's, a body cut short, a
+missing file, a quota or a full disk) stores nothing: each field is checked as it
+arrives, so a large body is refused at the first wrong field.
 
 The store call blocks (it hashes, writes and fsyncs), so it runs in a thread of the
 adapter's worker pool (``workers``).
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-import os
 import tempfile
 from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
@@ -101,24 +101,23 @@ SPOOL_CHUNK = 1024 * 1024  # bytes gathered in memory before one write to the sp
 
 
 class _Spool:
-    """The file part, kept in an anonymous temp file in the store's folder (gone when
-    closed), written a MiB at a time by a worker thread while the event loop parses the
-    next MiB (one write in flight at most: memory stays bounded)."""
+    """The file part, kept in memory while under a MiB (a small upload makes no file), else
+    in an anonymous temp file in the store's folder (gone when closed), written a MiB at a
+    time by a worker thread while the event loop parses the next MiB (one write in flight
+    at most: memory stays bounded)."""
 
-    def __init__(self, store: Store, file: IO[bytes], event: FileStart) -> None:
+    def __init__(self, store: Store, event: FileStart) -> None:
         self._store = store
-        self._file = file
         self._event = event
+        self._file: IO[bytes] | None = None  # made by the first write
         self._pending: list[bytes] = []
         self._size = 0
         self._writing: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, store: Store, event: FileStart) -> _Spool:
-        # Closed by close(), which stream_upload calls whatever happens.
-        folder: os.PathLike[str] = store.path
-        file = await anyio.to_thread.run_sync(lambda: tempfile.TemporaryFile(dir=folder))  # noqa: SIM115
-        return cls(store, file, event)
+        """A spool for the file part ``event`` starts; ``close()`` it whatever happens."""
+        return cls(store, event)
 
     async def put(self, data: bytes) -> None:
         self._pending.append(data)
@@ -138,6 +137,8 @@ class _Spool:
 
     def _write(self, data: bytes) -> None:
         try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(dir=self._store.path)  # noqa: SIM115
             self._file.write(data)
         except OSError:
             # A full disk is the store's to say (507, naming the store, not this file).
@@ -146,16 +147,22 @@ class _Spool:
 
     async def finish(self) -> _SpooledPart:
         """The spooled bytes as a binary file from their start, named as the part was."""
-        await self._flush()
-        await self._flush()  # the last write, waited for
-        await anyio.to_thread.run_sync(self._file.flush)
-        self._file.seek(0)
-        return _SpooledPart(self._file, self._event.filename, self._event.content_type)
+        if self._file is None and self._writing is None:  # small: never left memory
+            file: IO[bytes] = io.BytesIO(b"".join(self._pending))
+        else:
+            await self._flush()
+            await self._flush()  # the last write, waited for
+            assert self._file is not None
+            file = self._file
+            await anyio.to_thread.run_sync(file.flush)
+            file.seek(0)
+        return _SpooledPart(file, self._event.filename, self._event.content_type)
 
     def close(self) -> None:
         """Close (and so remove) the file, once no write is in flight."""
         if self._writing is None:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
         elif self._writing.done():
             self._closed(self._writing)
         else:
@@ -164,12 +171,13 @@ class _Spool:
     def _closed(self, write: asyncio.Future[None]) -> None:
         if not write.cancelled():
             write.exception()  # seen: a refused upload's failed write is no news
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class _SpooledPart(io.RawIOBase):
     """A spooled file part, read by the store: the part's filename and declared type
-    beside the bytes, as ``UploadPipe`` has them."""
+    beside the bytes, where the store looks for them."""
 
     def __init__(self, file: IO[bytes], name: str | None, content_type: str | None) -> None:
         super().__init__()
