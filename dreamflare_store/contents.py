@@ -389,11 +389,14 @@ class Contents:
         """
         cwd = os.getcwd().rstrip("/") + "/"
         sources: dict[int, str] = {}
+        keys: list[tuple[int, str]] = []
         for index, file in enumerate(files):
-            if paths[index].__class__ is not str:
+            path = paths[index]
+            if path.__class__ is not str:
                 continue
-            if isinstance(file, os.DirEntry):
-                given: str = file.path
+            entry = isinstance(file, os.DirEntry)
+            if entry:
+                given: str = file.path  # type: ignore[union-attr]
             elif isinstance(file, str | os.PathLike):
                 given = os.fspath(file)
             else:
@@ -401,28 +404,25 @@ class Contents:
             while given[:2] == "./":
                 given = given[2:]
             if "/." in given or "//" in given or given[:1] in ("", "."):
-                sources[index] = os.path.abspath(given)  # a "." or ".." part, or "//"
+                source = os.path.abspath(given)  # a "." or ".." part, or "//"
             else:
-                sources[index] = given if given[0] == "/" else cwd + given
-        found: dict[int, str] = {}
-        if not sources:
-            return found, sources
-        cached = self._catalog.local.cached_files(
-            user, min(sources.values()), max(sources.values())
-        )
-        if not cached:
-            return found, sources
-        for index, source in sources.items():
-            file = files[index]
+                source = given if given[0] == "/" else cwd + given
+            sources[index] = source
             try:
-                info = file.stat() if isinstance(file, os.DirEntry) else os.stat(source)
+                info = file.stat() if entry else os.stat(source)  # type: ignore[union-attr]
             except OSError:
                 continue  # the upload reports it
             # The key cached_files gives, with file_stat's string inline: one per file.
-            key = f"{source}\t{paths[index]}\t{info.st_size} {info.st_mtime_ns} {info.st_ino}"
-            content_id = cached.get(key)
-            if content_id is not None:
-                found[index] = content_id
+            keys.append(
+                (index, f"{source}\t{path}\t{info.st_size} {info.st_mtime_ns} {info.st_ino}")
+            )
+        if not sources:
+            return {}, sources
+        cached = self._catalog.local.cached_files(
+            user, min(sources.values()), max(sources.values())
+        )
+        get = cached.get
+        found = {index: cid for index, key in keys if (cid := get(key)) is not None}
         return found, sources
 
     def _remember(
