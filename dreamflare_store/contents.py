@@ -352,7 +352,8 @@ class Contents:
             if row is None or path is None:
                 continue
             content_id, blob = row[0], row[5]
-            if _same_bytes(files[index], sources.get(index), row[4], blob, path, remember, row):
+            source = sources.get(index)
+            if _same_bytes(files[index], source, row[4], blob, path, content_id, remember):
                 found[index] = content_id
                 if records:
                     by_id[content_id] = row
@@ -571,8 +572,8 @@ def _same_bytes(
     size: int,
     blob: str,
     path: str,
+    content_id: str,
     remember: list[tuple[str, str, str, str, str]],
-    row: tuple[Any, ...],
 ) -> bool:
     """Whether ``file`` has the bytes ``blob`` (of ``size``), read and hashed; a file given
     by path that has them, and has not changed within the clock's resolution of its
@@ -588,7 +589,7 @@ def _same_bytes(
             return False  # the upload reports the error
         if info.st_mtime_ns < seen_ns - RACY_NS:
             stat = file_stat(info.st_size, info.st_mtime_ns, info.st_ino)
-            remember.append((source, path, stat, row[0], blob))
+            remember.append((source, path, stat, content_id, blob))
         return True
     if isinstance(file, bytes | bytearray | memoryview):
         return len(file) == size and hash_bytes(bytes(file)) == blob
