@@ -49,12 +49,18 @@ def make_tree(root: Path, count: int, seed: int = 3) -> int:
 
 
 def upload_again(store: Store, root: Path) -> int:
-    """What ``dreamflare upload ROOT`` does; how many files it found unchanged."""
+    """What ``dreamflare upload ROOT`` does (without ``--json``, so without the records of
+    unchanged files), up to its summary; how many files it found unchanged."""
+    began = time.perf_counter()
     items, failures = cli_upload.collect([root])
     if failures:
         raise RuntimeError(f"cannot list {failures[0].path}")
-    outcomes = cli_upload.upload_files(store, items, USER, None, None, 8, Silent())
-    return sum(outcome.status == "unchanged" for outcome in outcomes)
+    outcomes = cli_upload.upload_files(
+        store, items, USER, None, None, cli_upload.DEFAULT_JOBS, Silent(), records=False
+    )
+    summary = cli_upload.summarize(outcomes, time.perf_counter() - began)
+    summary.text()
+    return summary.unchanged
 
 
 def walk_and_stat(root: Path) -> int:

@@ -17,12 +17,12 @@ from typing import Any
 from . import media, oplog, rows, validate
 from .access import OWNER, WRITE, Access
 from .blobs import StoredBlob, hash_bytes, hash_file
-from .catalog import CONTENT_COLUMNS
+from .catalog import CONTENT_COLUMNS, file_stat
 from .errors import DreamflareError, InvalidArgument, StorageFull
 from .metering import Meter
 from .progress import Progress
 from .records import Content
-from .records.outcomes import UploadResult
+from .records.outcomes import UploadResult, unchanged_result
 from .replica import FileLike, Replica, as_error, small_loader
 
 # Small files per transaction of upload_batch: each chunk shares its flushes and commits
@@ -226,6 +226,7 @@ class Contents:
         progress: Progress,
         paths: Sequence[str | None] | None = None,
         new: bool = False,
+        records: bool = True,
     ) -> list[UploadResult]:
         """Upload each file: small files through ``upload_many`` a chunk at a time, large
         ones through ``upload`` on ``jobs`` threads; a result per file, in order.
@@ -233,15 +234,19 @@ class Contents:
         With ``paths`` (and not ``new``), a file whose path names a live content of the
         user becomes a new version of it, or nothing at all when that content already has
         its bytes ("unchanged": known from the stat cache without reading the file, else
-        by hashing it).
+        by hashing it). Without ``records``, an unchanged result carries no content.
         """
         results: list[UploadResult | None] = [None] * len(files)
         targets: dict[int, str] = {}  # index -> the content a file is a new version of
         stats: dict[int, tuple[str, int, int, int, int]] = {}
         if paths is not None:
-            self._check_paths(files, paths, results)
+            # The stat cache first: a path it knows was valid when its content took it.
+            found, sources = ({}, {}) if new else self._cached(files, paths, user_id)
+            self._check_paths(files, paths, results, found)
             if not new:
-                targets = self._match_paths(files, paths, user_id, results, progress)
+                targets = self._match_paths(
+                    files, paths, user_id, results, progress, records, found, sources
+                )
             stats = _stat_sources(files, paths, results)
         small = [
             i
@@ -279,11 +284,13 @@ class Contents:
             return _result(file, index, outcome, fresh, index in targets)
 
         rest = [i for i, result in enumerate(results) if result is None]
-        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
-            for index, result in zip(rest, pool.map(one, rest), strict=True):
-                results[index] = result
+        if rest:
+            with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
+                for index, result in zip(rest, pool.map(one, rest), strict=True):
+                    results[index] = result
         final = [result for result in results if result is not None]
-        self._remember(user_id, final, stats)
+        if stats:
+            self._remember(user_id, final, stats, paths or ())
         return final
 
     def _check_paths(
@@ -291,17 +298,22 @@ class Contents:
         files: Sequence[FileLike],
         paths: Sequence[str | None],
         results: list[UploadResult | None],
+        known: dict[int, str],
     ) -> None:
-        """Refuse, file by file, a path that is not valid or that names two files."""
+        """Refuse, file by file, a path that is not valid or that names two files (the
+        paths of ``known`` files are valid: the stat cache has them from earlier uploads)."""
         seen: set[str] = set()
+        check = validate.path
         for index, path in enumerate(paths):
             if path is None:
                 continue
             try:
-                validate.path(path)
+                if index not in known:
+                    check(path)
                 if path in seen:
                     raise InvalidArgument(f"path {path!r} is given to two files of one upload")
             except InvalidArgument as exc:
+                known.pop(index, None)
                 results[index] = UploadResult(
                     _source(files[index], index), "failed", None, False, exc
                 )
@@ -314,88 +326,127 @@ class Contents:
         user_id: str,
         results: list[UploadResult | None],
         progress: Progress,
+        records: bool,
+        found: dict[int, str],
+        sources: dict[int, str],
     ) -> dict[int, str]:
         """Settle the files whose path names a live content with the same bytes
-        ("unchanged" results); the others at such a path, by index, with the content
-        they will be a new version of."""
-        sources = [
-            os.path.abspath(file) if isinstance(file, str | os.PathLike) else None for file in files
-        ]
-        wanted = [
-            (path, sources[index])
-            for index, path in enumerate(paths)
-            if path is not None and results[index] is None
-        ]
+        ("unchanged" results, with their content when ``records``); the others at such a
+        path, by index, with the content they will be a new version of.
+
+        ``found`` are the files the stat cache vouched for (index -> content id): they are
+        not read. The others are compared with the newest live content at their path:
+        by size, then by hash. ``sources`` has the absolute path of each file given by one.
+        """
+        rest = [
+            i for i, path in enumerate(paths)
+            if path is not None and results[i] is None and i not in found
+        ]  # fmt: skip
         with self._catalog.snapshot():
-            live = self._catalog.reads.live_by_paths(user_id, wanted)
-        if not live:
-            return {}
-        width = len(CONTENT_COLUMNS)
+            # Rows of one state: the triggers that keep the cache true ran before this.
+            by_id = self._catalog.reads.content_tuples(found.values()) if records else {}
+            wanted = [path for i in rest if (path := paths[i]) is not None]
+            live = self._catalog.reads.live_by_paths(user_id, wanted) if wanted else {}
         targets: dict[int, str] = {}
-        remember: list[tuple[Any, ...]] = []
-        unchanged = 0
-        for index, file in enumerate(files):
+        remember: list[tuple[str, str, str, str, str]] = []
+        for index in rest:
             path = paths[index]
             row = live.get(path) if path is not None else None
-            if row is None or results[index] is not None:
+            if row is None or path is None:
                 continue
-            content_id, size, blob = row[0], row[4], row[5]
-            source = sources[index]
-            if source is not None:
-                try:
-                    # An os.DirEntry (a folder listing) keeps the stat made when listed.
-                    info = file.stat() if isinstance(file, os.DirEntry) else os.stat(source)
-                except OSError:
-                    targets[index] = content_id  # the upload reports the error
-                    continue
-                key = (info.st_size, info.st_mtime_ns, info.st_ino)
-                cached = row[width:]
-                same = (
-                    cached[:5] == (*key, content_id, blob)
-                    and info.st_mtime_ns < cached[5] - RACY_NS
-                )
-                if not same and info.st_size == size:
-                    seen_ns = time.time_ns()  # the file system's clock, which mtimes use
-                    try:
-                        info = os.stat(source)  # now, before reading: what the cache keeps
-                        same = hash_file(source) == blob
-                    except OSError:
-                        same = False
-                    if same:
-                        key = (info.st_size, info.st_mtime_ns, info.st_ino)
-                        remember.append((source, *key, content_id, blob, seen_ns))
-            elif isinstance(file, bytes | bytearray | memoryview):
-                same = len(file) == size and hash_bytes(bytes(file)) == blob
+            content_id, blob = row[0], row[5]
+            source = sources.get(index)
+            if _same_bytes(files[index], source, row[4], blob, path, content_id, remember):
+                found[index] = content_id
+                if records:
+                    by_id[content_id] = row
             else:
-                same = False  # a file object is read once: it goes in as a version
-            if not same:
                 targets[index] = content_id
-                continue
-            content = rows.content_of(*row[:width])
-            results[index] = UploadResult(_source(file, index), "unchanged", content, False)
-            unchanged += 1
         if remember:
             with self._catalog.atomic():
                 self._catalog.local.cache_files(user_id, remember)
-        if unchanged:
-            self._meter.charge("upload", user_id, False, calls=unchanged)
-            progress.advance(unchanged, 0)
+        content_of = rows.content_of
+        width = len(CONTENT_COLUMNS)
+        for index, content_id in found.items():
+            row = by_id.get(content_id)
+            content = content_of(*row[:width]) if row is not None else None
+            # Each was given by path (it has a source): its result names that path.
+            results[index] = unchanged_result(os.fspath(files[index]), content)  # type: ignore[arg-type]
+        if found:
+            # Not charged as uploads: nothing was stored (a Client never sends them), and a
+            # re-run that changes nothing writes nothing, not even a counter.
+            progress.advance(len(found), 0)
         return targets
+
+    def _cached(
+        self, files: Sequence[FileLike], paths: Sequence[str | None], user: str
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """The files the stat cache vouches for (index -> content id), and the absolute
+        path of each file given by path that has a path in the store (index -> source).
+
+        One query loads the user's cached files between the batch's first and last
+        source (a folder's, for a folder upload); each file is then one string and a
+        dict lookup. A folder listing's ``os.DirEntry`` keeps the stat it made: no second
+        stat here. A path already absolute and normal is kept as it is, one relative and
+        normal is joined to the working folder (``abspath`` for thousands of files would
+        cost more than all the rest).
+        """
+        cwd = os.getcwd().rstrip("/") + "/"
+        sources: dict[int, str] = {}
+        keys: list[tuple[int, str]] = []
+        for index, file in enumerate(files):
+            path = paths[index]
+            if path.__class__ is not str:
+                continue
+            entry = isinstance(file, os.DirEntry)
+            if entry:
+                given: str = file.path  # type: ignore[union-attr]
+            elif isinstance(file, str | os.PathLike):
+                given = os.fspath(file)
+            else:
+                continue  # bytes or a file object: nothing to stat
+            while given[:2] == "./":
+                given = given[2:]
+            if "/." in given or "//" in given or given[:1] in ("", "."):
+                source = os.path.abspath(given)  # a "." or ".." part, or "//"
+            else:
+                source = given if given[0] == "/" else cwd + given
+            sources[index] = source
+            try:
+                info = file.stat() if entry else os.stat(source)  # type: ignore[union-attr]
+            except OSError:
+                continue  # the upload reports it
+            # The key cached_files gives, with file_stat's string inline: one per file.
+            keys.append(
+                (index, f"{source}\t{path}\t{info.st_size} {info.st_mtime_ns} {info.st_ino}")
+            )
+        if not sources:
+            return {}, sources
+        cached = self._catalog.local.cached_files(
+            user, min(sources.values()), max(sources.values())
+        )
+        get = cached.get
+        found = {index: cid for index, key in keys if (cid := get(key)) is not None}
+        return found, sources
 
     def _remember(
         self,
         user_id: str,
         results: Sequence[UploadResult],
         stats: dict[int, tuple[str, int, int, int, int]],
+        paths: Sequence[str | None],
     ) -> None:
         """Put the files just uploaded from paths in the stat cache, as they were before
-        they were read (a change since then shows as a new mtime, or falls in RACY_NS)."""
+        they were read (a change since then shows as a new mtime; one within the clock's
+        resolution of the reading keeps the file out of the cache)."""
         entries = [
-            (source, size, mtime_ns, inode, result.content.content_id, result.content.hash, seen)
+            (source, path, file_stat(size, mtime_ns, inode), content.content_id, content.hash)
             for index, (source, size, mtime_ns, inode, seen) in stats.items()
-            if (result := results[index]).content is not None
-            and result.status in ("created", "versioned")
-            and result.content.size == size
+            if (content := results[index].content) is not None
+            and results[index].status in ("created", "versioned")
+            and content.size == size
+            and mtime_ns < seen - RACY_NS
+            and (path := paths[index]) is not None
         ]
         if entries:
             with self._catalog.atomic():
@@ -516,6 +567,36 @@ def _stat_sources(
         source = os.path.abspath(os.fspath(file))
         stats[index] = (source, info.st_size, info.st_mtime_ns, info.st_ino, seen_ns)
     return stats
+
+
+def _same_bytes(
+    file: FileLike,
+    source: str | None,
+    size: int,
+    blob: str,
+    path: str,
+    content_id: str,
+    remember: list[tuple[str, str, str, str, str]],
+) -> bool:
+    """Whether ``file`` has the bytes ``blob`` (of ``size``), read and hashed; a file given
+    by path that has them, and has not changed within the clock's resolution of its
+    reading, goes into ``remember`` for the stat cache. A file object is read once only,
+    so it is never "the same": it goes in as a new version."""
+    if source is not None:
+        try:
+            seen_ns = time.time_ns()  # the file system's clock, which mtimes use
+            info = os.stat(source)  # now, before reading: what the cache keeps
+            if info.st_size != size or hash_file(source) != blob:
+                return False
+        except OSError:
+            return False  # the upload reports the error
+        if info.st_mtime_ns < seen_ns - RACY_NS:
+            stat = file_stat(info.st_size, info.st_mtime_ns, info.st_ino)
+            remember.append((source, path, stat, content_id, blob))
+        return True
+    if isinstance(file, bytes | bytearray | memoryview):
+        return len(file) == size and hash_bytes(bytes(file)) == blob
+    return False
 
 
 def _result(

@@ -196,6 +196,7 @@ class Store:
         progress: Progress | None = None,
         paths: Sequence[str | None] | None = None,
         new: bool = False,
+        records: bool = True,
     ) -> list[UploadResult]:
         """Upload many files and say, per file, what became of it.
 
@@ -210,7 +211,8 @@ class Store:
         content of the user with the same bytes is ``"unchanged"`` (a file unchanged
         since its last upload, by size, mtime and inode, is not even read), with other
         bytes it is ``"versioned"`` (a new version of that content), else ``"created"``.
-        ``new=True`` makes every file a new content, whatever its path.
+        ``new=True`` makes every file a new content, whatever its path. ``records=False``
+        leaves the content of unchanged results None (a re-run then builds nothing for them).
         """
         user_id = validate.user_id(user_id)
         description = validate.description(description)
@@ -218,7 +220,7 @@ class Store:
         if paths is not None and len(paths) != len(files):
             raise InvalidArgument("give one path (or None) per file")
         results = self._parts.contents.upload_batch(
-            files, user_id, description, tag_list, jobs, progress or Silent(), paths, new
+            files, user_id, description, tag_list, jobs, progress or Silent(), paths, new, records
         )
         self._warm([result.content for result in results])
         return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -169,3 +170,15 @@ def damage_blob(store: Store, digest: str, how: str) -> None:
         conn.execute("UPDATE blob_data SET data = ? WHERE hash = ?", (half, digest))
     else:
         conn.execute("DELETE FROM blob_data WHERE hash = ?", (digest,))
+
+
+def spooled(store_path: Path) -> list[str]:
+    """The anonymous temp files in the store's folder this process holds open (the server
+    runs in it): a spooled upload, while it lasts."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(f"{store_path}/") and target.endswith("(deleted)"):
+                held.append(target)
+    return held

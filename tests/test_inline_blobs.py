@@ -14,6 +14,7 @@ from helpers import blob_rows, damage_blob, file_blobs_only, png_bytes, stored_b
 from backends import Remote
 from dreamflare_store import IntegrityError, QuotaExceeded, Store
 from dreamflare_store.blobs.inline import INLINE_MAX
+from dreamflare_store.catalog.db import _migrations
 from dreamflare_store.replica import Replica
 
 SMALL = 20_000
@@ -165,7 +166,10 @@ def _make_old_store(path: Path, datas: list[bytes]) -> list[str]:
         ids = [store.upload(file=data, user_id="alice").content_id for data in datas]
     conn = sqlite3.connect(path / "catalog.db")
     conn.execute("DROP TABLE blob_data")
-    conn.execute("PRAGMA user_version = 9")  # the last before rows (the header counts one)
+    # The catalog's version as it was before rows: the count of migration scripts that
+    # come before the one that makes their table.
+    before = next(i for i, script in enumerate(_migrations()) if "TABLE blob_data" in script)
+    conn.execute(f"PRAGMA user_version = {before}")
     conn.commit()
     conn.close()
     return ids

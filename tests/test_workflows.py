@@ -4,9 +4,12 @@ client written from its document sees it. Real stores, real folders, a real serv
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +20,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from helpers import Cli, stored_blobs
+from helpers import Cli, spooled, stored_blobs
 
 from dreamflare_store import InvalidArgument, NotFound, Store
 from dreamflare_store import contents as contents_module
@@ -129,6 +132,86 @@ def test_a_file_changed_within_the_clock_tick_of_its_upload_is_hashed(tmp_path: 
         result = store.upload_batch([file], USER, paths=["r/now.bin"])[0]
         assert result.status == "versioned"  # not trusted from the cache: hashed
         assert store.read_content(result.content.content_id, USER) == b"y" * 64  # type: ignore[union-attr]
+
+
+def test_a_no_op_rerun_writes_nothing_and_reads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tree(tmp_path / "r", {f"d{i % 3}/{i}.bin": bytes([i]) * 2000 for i in range(30)})
+    files = sorted(p for p in root.rglob("*.bin"))
+    paths = [f"r/{f.relative_to(root).as_posix()}" for f in files]
+    hashed: list[str] = []
+    real = contents_module.hash_file
+    monkeypatch.setattr(contents_module, "hash_file", lambda p: hashed.append(p) or real(p))
+    with Store(tmp_path / "store") as store:
+        store.upload_batch(files, USER, paths=paths)
+        store.flush()
+        watcher = sqlite3.connect(tmp_path / "store" / "catalog.db")
+        before = watcher.execute("PRAGMA data_version").fetchone()
+        size = os.path.getsize(tmp_path / "store" / "catalog.db-wal")
+        again = store.upload_batch(files, USER, paths=paths, records=False)
+        store.flush()
+        assert [r.status for r in again] == ["unchanged"] * 30
+        assert all(
+            r.content is None and r.source == str(f) for r, f in zip(again, files, strict=True)
+        )
+        # No transaction committed (not even a usage counter), nothing read or hashed.
+        assert watcher.execute("PRAGMA data_version").fetchone() == before
+        assert os.path.getsize(tmp_path / "store" / "catalog.db-wal") == size
+        assert hashed == []
+        watcher.close()
+        with_records = store.upload_batch(files, USER, paths=paths)
+        assert [r.content.path for r in with_records if r.content] == paths
+
+
+def test_the_stat_cache_never_answers_for_another_user(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r", {"a.bin": b"a" * 500, "b.bin": b"b" * 500})
+    files, paths = [root / "a.bin", root / "b.bin"], ["r/a.bin", "r/b.bin"]
+    with Store(tmp_path / "store") as store:
+        store.upload_batch(files, USER, paths=paths)
+        theirs = store.upload_batch(files, "bob", paths=paths)
+        assert [r.status for r in theirs] == ["created", "created"]  # bob had none of them
+        assert {r.content.user_id for r in theirs if r.content} == {"bob"}
+        mine = store.upload_batch(files, USER, paths=paths)
+        assert [r.status for r in mine] == ["unchanged", "unchanged"]
+        assert {r.content.user_id for r in mine if r.content} == {USER}
+
+
+def test_a_file_whose_content_went_away_or_changed_is_not_taken_as_unchanged(
+    tmp_path: Path,
+) -> None:
+    root = tree(tmp_path / "r", {"a.bin": b"a" * 500, "b.bin": b"b" * 500, "c.bin": b"c" * 500})
+    files = [root / "a.bin", root / "b.bin", root / "c.bin"]
+    paths = ["r/a.bin", "r/b.bin", "r/c.bin"]
+    with Store(tmp_path / "store") as store:
+        first = [r.content for r in store.upload_batch(files, USER, paths=paths)]
+        assert all(first)
+        a, b, c = (content.content_id for content in first if content)
+        store.delete_content(a, USER)  # deleted: uploaded again as a new content
+        store.upload(io.BytesIO(b"other"), USER, content_id=b)  # other bytes, same content
+        store.update_metadata(c, USER, tags="kept")  # metadata only: still the same bytes
+        again = store.upload_batch(files, USER, paths=paths)
+        assert [r.status for r in again] == ["created", "versioned", "unchanged"]
+        assert again[0].content is not None and again[0].content.content_id != a
+        assert store.read_content(b, USER) == b"b" * 500
+        # A newer content at a path takes it from the one the cache knew.
+        newer = store.upload_batch([files[2]], USER, paths=["r/c.bin"], new=True)[0].content
+        assert newer is not None
+        (result,) = store.upload_batch([files[2]], USER, paths=["r/c.bin"])
+        assert result.status == "unchanged" and result.content is not None
+        assert result.content.content_id == newer.content_id
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_read_again(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r", {"a.bin": b"a" * 500})
+    file = root / "a.bin"
+    with Store(tmp_path / "store") as store:
+        store.upload_batch([file], USER, paths=["r/a.bin"])
+        replacement = tree(tmp_path / "new", {"a.bin": b"z" * 500}) / "a.bin"
+        os.replace(replacement, file)  # same size and mtime, another inode
+        (result,) = store.upload_batch([file], USER, paths=["r/a.bin"])
+        assert result.status == "versioned" and result.content is not None
+        assert store.read_content(result.content.content_id, USER) == b"z" * 500
 
 
 @pytest.mark.parametrize(
@@ -459,44 +542,124 @@ def server(tmp_path: Path) -> Iterator[tuple[Store, str, dict[str, str]]]:
         yield store, live.url, headers
 
 
-def test_curl_style_upload_with_the_file_part_first(server: Any, tmp_path: Path) -> None:
+def nothing_left(store: Store, ops: int) -> bool:
+    """No content, no blob, no op and no temp file (spooled or the store's) since ``ops``."""
+    blobs = stored_blobs(store)  # files or rows
+    temps = list((store.path / "tmp").iterdir())
+    loose = [p for p in store.path.iterdir() if p.name.startswith("tmp") and p.is_file()]
+    held = spooled(store.path)  # the server runs in this process: its open files show
+    return not blobs and not temps and not loose and not held and op_count(store) == ops
+
+
+PAYLOAD = os.urandom(3 << 20)  # more than one spool write
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["userId", "tags", "description", "file"],  # fields first
+        ["file", "userId", "tags", "description"],  # what curl -F file=@x -F userId=... sends
+        ["tags", "file", "userId", "description"],  # fields on both sides
+        ["userId", "file", "tags", "description"],  # the user before, the rest after
+    ],
+)
+def test_upload_parts_in_any_order(server: Any, parts: list[str]) -> None:
     store, url, headers = server
-    payload = os.urandom(3 << 20)  # larger than one spool write
-    response = httpx.post(
-        f"{url}/upload",
-        headers=headers,
-        files=[("file", ("clip.bin", payload)), ("userId", (None, USER)), ("tags", (None, "a"))],
-    )
+    ops = op_count(store)
+    values = {"userId": USER, "tags": "a", "description": "late or early"}
+    files = [
+        ("file", ("clip.bin", PAYLOAD)) if name == "file" else (name, (None, values[name]))
+        for name in parts
+    ]
+    response = httpx.post(f"{url}/upload", headers=headers, files=files, timeout=60)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["hash"] == hash_bytes(payload) and body["tags"] == ["a"]
-    assert body["filename"] == "clip.bin"
-    assert not [p for p in store.path.iterdir() if p.name.startswith("tmp") and p.is_file()]
-    curl = subprocess.run(
-        ["curl", "-s", "-H", f"Authorization: {headers['Authorization']}",
-         "-F", f"file=@{tree(tmp_path, {'x.png': b'png-ish'}) / 'x.png'}", "-F", "userId=alice",
-         f"{url}/upload"],
-        capture_output=True, text=True, check=True,
+    assert body["hash"] == hash_bytes(PAYLOAD) and body["size"] == len(PAYLOAD)
+    assert (body["tags"], body["description"], body["filename"]) == (
+        ["a"], "late or early", "clip.bin"
     )  # fmt: skip
-    assert json.loads(curl.stdout)["filename"] == "x.png"
+    assert op_count(store) == ops + 1 and store.list_content(USER).total == 1
+    assert store.read_content(body["contentId"], USER) == PAYLOAD
+    assert not [p for p in store.path.iterdir() if p.name.startswith("tmp") and p.is_file()]
 
 
-def test_a_file_first_upload_refused_later_stores_nothing(server: Any) -> None:
+@pytest.mark.parametrize(
+    ("parts", "status", "message"),
+    [
+        ([("file", None), ("userId", "bob")], 403, "does not belong"),
+        ([("userId", USER), ("file", None), ("limit", "1")], 400, "unknown parameter"),
+        ([("file", None), ("userId", USER), ("tags", "bad\x01tag")], 400, "control characters"),
+        ([("tags", "a"), ("file", None), ("description", "d" * 5000), ("userId", USER)], 400,
+         "description"),
+        ([("file", None), ("tags", "x")], 400, "userId is required"),
+        ([("userId", USER), ("file", None), ("contentId", "cnt_" + "0" * 26)],
+         404, "not_found"),
+    ],
+)  # fmt: skip
+def test_a_refused_upload_in_any_order_changes_nothing(
+    server: Any, parts: list[tuple[str, str | None]], status: int, message: str
+) -> None:
     store, url, headers = server
+    ops = op_count(store)
+    files = [
+        ("file", ("f.bin", PAYLOAD)) if value is None else (name, (None, value))
+        for name, value in parts
+    ]
+    response = httpx.post(f"{url}/upload", headers=headers, files=files, timeout=60)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert nothing_left(store, ops) and store.list_content(USER).total == 0
+
+
+def test_a_quota_or_a_cut_body_refuses_a_file_sent_first(server: Any) -> None:
+    store, url, headers = server
+    ops = op_count(store)
+    store.set_quota(USER, 1000)
     response = httpx.post(
         f"{url}/upload",
         headers=headers,
-        files=[("file", ("f.bin", b"x" * 5000)), ("userId", (None, "bob"))],
+        files=[("file", ("f.bin", b"x" * 5000)), ("userId", (None, USER))],
     )
-    assert response.status_code == 403
+    assert response.status_code == 413 and "quota_exceeded" in response.text
+    store.set_quota(USER, None)
+    boundary = "cut"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n'
+        ).encode()
+        + b"x" * 5000
+        + f"\r\n--{boundary}\r\nContent-Disposition: form-data;".encode()
+    )
     response = httpx.post(
         f"{url}/upload",
-        headers=headers,
-        files=[("file", ("f.bin", b"x" * 5000)), ("userId", (None, USER)), ("limit", (None, "1"))],
+        params={"userId": USER},
+        headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body,
     )
-    assert response.status_code == 400 and "unknown parameter" in response.text
+    assert response.status_code == 400, response.text
+    assert nothing_left(store, ops)  # a quota is this store's own setting: no op
     assert store.list_content(USER).total == 0
     assert stored_blobs(store) == set()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_sends_the_file_first_or_between_fields(server: Any, tmp_path: Path) -> None:
+    store, url, headers = server
+    source = tree(tmp_path, {"x.png": b"png-ish bytes"}) / "x.png"
+    answers = []
+    for order in (
+        ["-F", f"file=@{source}", "-F", "userId=alice", "-F", "tags=first"],
+        ["-F", "tags=second", "-F", f"file=@{source}", "-F", "userId=alice"],
+    ):
+        done = subprocess.run(
+            ["curl", "-s", "-H", f"Authorization: {headers['Authorization']}", *order,
+             f"{url}/upload"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        answers.append(json.loads(done.stdout))
+    assert [a["filename"] for a in answers] == ["x.png", "x.png"]
+    assert [a["tags"] for a in answers] == [["first"], ["second"]]
+    assert store.list_content(USER).total == 2
 
 
 def test_errors_name_parameters_as_the_api_does(server: Any) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .db import Database, Row, tags_from_sql, tags_to_sql
 from .inline import InlineBlobs
-from .local import LocalState
+from .local import LocalState, file_stat
 from .log import OpLog
 from .reads import CONTENT_COLUMNS, Reads
 from .search_index import generation_of
@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from .fold import Fold
     from .search import Search
 
-__all__ = ["CONTENT_COLUMNS", "Catalog", "Row", "generation_of", "tags_from_sql", "tags_to_sql"]
+__all__ = [
+    "CONTENT_COLUMNS", "Catalog", "Row", "file_stat", "generation_of",
+    "tags_from_sql", "tags_to_sql",
+]  # fmt: skip
 
 
 class Catalog:

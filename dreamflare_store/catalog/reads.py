@@ -63,28 +63,30 @@ class Reads(Part):
         ).fetchone()
         return row
 
-    def live_by_paths(
-        self, owner: str, wanted: Iterable[tuple[str, str | None]]
-    ) -> dict[str, tuple[Any, ...]]:
-        """For each ``(path, source file)`` wanted, the newest live content of ``owner`` at
-        that path, if any, with what the stat cache remembers of that source file.
-
-        By path: the ``CONTENT_COLUMNS`` of the content, then the cache's ``size, mtime_ns,
-        inode, content_id, blob, seen_ns`` (Nones when the file is not in the cache). One
-        query for a whole folder: a re-run over thousands of files must cost little.
-        """
+    def live_by_paths(self, owner: str, paths: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """For each path wanted, the newest live content of ``owner`` at that path, if any:
+        its ``CONTENT_COLUMNS``, by path. One query for a whole folder."""
         cursor = self.conn.cursor()
         cursor.row_factory = None
         found = cursor.execute(
-            f"SELECT {_CONTENT_PREFIXED}, f.size, f.mtime_ns, f.inode, f.content_id, f.blob,"
-            " f.seen_ns FROM json_each(?) w"  # CROSS JOIN: the paths first, then the index
-            " CROSS JOIN contents c ON c.owner = ? AND c.path = w.value ->> 0 AND c.deleted = 0"
-            " LEFT JOIN file_cache f ON f.user = c.owner AND f.source = w.value ->> 1"
+            f"SELECT {_CONTENT_PREFIXED} FROM json_each(?) w"  # CROSS JOIN: paths, then index
+            " CROSS JOIN contents c ON c.owner = ? AND c.path = w.value AND c.deleted = 0"
             " ORDER BY c.n",
-            (json.dumps(list(wanted)), owner),
-        )
+            (json.dumps(list(paths)), owner),
+        ).fetchall()
         width = len(CONTENT_COLUMNS)
         return {row[width - 1]: row for row in found}  # the newest (highest n) of a path wins
+
+    def content_tuples(self, content_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """The ``CONTENT_COLUMNS`` of each content wanted that has a row, by id."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        found = cursor.execute(
+            f"SELECT {_CONTENT_PREFIXED} FROM json_each(?) w"
+            " CROSS JOIN contents c ON c.content_id = w.value",
+            (json.dumps(list(content_ids)),),
+        ).fetchall()
+        return {row[0]: row for row in found}
 
     def content_rows_between(self, first: int, last: int) -> list[Row]:
         """Content rows by arrival number, ``first`` to ``last`` included, in that order."""

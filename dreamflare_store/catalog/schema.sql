@@ -317,6 +317,36 @@ CREATE TABLE search_owner (
 INSERT INTO search_owner (n, owner) SELECT n, owner FROM contents WHERE deleted = 0;
 
 -- migration 9
+-- The stat cache again, shaped so that one query answers for a whole folder: a row holds
+-- the file's path in the store and its stat ("size mtime_ns inode") as text, and is
+-- only present while it is true: it is written only for a file not changed within the
+-- clock's resolution of its reading, and the triggers below remove it when its content
+-- is deleted, gets other bytes or another path, or a newer content takes its path.
+-- Dropping the old rows costs one more hashing of each file, once.
+DROP TABLE file_cache;
+CREATE TABLE file_cache (
+    user       TEXT NOT NULL,
+    source     TEXT NOT NULL,     -- the absolute path of the file uploaded
+    path       TEXT NOT NULL,     -- the content's path in the store
+    stat       TEXT NOT NULL,     -- "size mtime_ns inode" of the file when it was read
+    content_id TEXT NOT NULL,
+    PRIMARY KEY (user, source)
+) WITHOUT ROWID;
+CREATE INDEX file_cache_content ON file_cache (content_id);
+CREATE INDEX file_cache_path ON file_cache (user, path);
+-- Each trigger body is one line: the migration runner splits statements at ";" and a newline.
+CREATE TRIGGER file_cache_content_changed AFTER UPDATE OF blob, path, deleted ON contents
+WHEN OLD.blob IS NOT NEW.blob OR OLD.path IS NOT NEW.path OR OLD.deleted <> NEW.deleted
+BEGIN
+    DELETE FROM file_cache WHERE content_id = OLD.content_id; DELETE FROM file_cache WHERE user = NEW.owner AND path = NEW.path; END;
+CREATE TRIGGER file_cache_content_dropped AFTER DELETE ON contents
+BEGIN
+    DELETE FROM file_cache WHERE content_id = OLD.content_id; END;
+CREATE TRIGGER file_cache_path_taken AFTER INSERT ON contents WHEN NEW.path IS NOT NULL
+BEGIN
+    DELETE FROM file_cache WHERE user = NEW.owner AND path = NEW.path; END;
+
+-- migration 10
 -- Small blobs' bytes, kept in the catalog itself (``blobs.inline``): one commit then
 -- holds both the bytes and the version that references them, one flush of the log,
 -- where a blob file costs a temp file, its fsync, a rename and a folder's fsync. Large

@@ -64,6 +64,7 @@ def upload(
     a file whose path already names one of your contents with the same bytes is skipped
     (unchanged; files untouched since their last upload are not even read), with other
     bytes it becomes a new version of that content. --new makes every file a new content.
+    Unchanged files of a folder are counted in the summary, not listed (as rsync).
     Bytes already in the store are not stored again (deduplicated). A file that cannot be
     read is reported and the others still go in (the exit code is then 1). With --json,
     one file prints its content; folders or several files print {"items", "errors",
@@ -97,7 +98,7 @@ def upload(
     else:
         outcomes = batch.upload_files(
             store, items, user, description, tags, jobs or batch.DEFAULT_JOBS,
-            progress_bar(state), new=always_new,
+            progress_bar(state), new=always_new, records=state.as_json or single,
         )  # fmt: skip
     summary = batch.summarize([*failures, *outcomes], time.perf_counter() - began)
     if single and summary.errors and summary.errors[0].error is not None:
@@ -105,7 +106,9 @@ def upload(
     for outcome in [*failures, *outcomes]:
         if outcome.error is not None:
             click.echo(f"error: {outcome.error.message}", err=True)
-        elif not quiet and not state.as_json and outcome.content is not None:
+        elif quiet or state.as_json or (outcome.status == "unchanged" and not single):
+            continue  # as rsync: the files of a folder left as they were are only counted
+        elif outcome.content is not None:
             made = outcome.content
             note = {"unchanged": "  (unchanged)", "versioned": "  (new version)"}.get(
                 outcome.status, "  (already stored)" if outcome.deduplicated else ""

@@ -11,11 +11,13 @@ summary line and ``--json``. A new version of one content goes through
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from stat import S_ISREG
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import DreamflareError, InvalidArgument, NotFound
 from ..records import Content
@@ -28,25 +30,27 @@ if TYPE_CHECKING:
 DEFAULT_JOBS = 8  # files uploaded at once
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
     """One file to upload (as listed: its ``os.DirEntry`` from a folder, else the path
-    given), its size when listed, and its path in the store."""
+    given), its size when listed, and its path in the store. (A tuple: a folder of
+    thousands makes one each, and a frozen dataclass costs several times more.)"""
 
     path: str | os.DirEntry[str]
     size: int
     store_path: str | None = None
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What became of one file: its content, or the error that stopped it."""
+class Outcome(NamedTuple):
+    """What became of one file: its content, or the error that stopped it. An unchanged
+    file may come without its content (``upload_files`` with ``records=False``); its
+    ``size`` is then the size listed."""
 
     path: str
     content: Content | None = None
     deduplicated: bool = False
     error: DreamflareError | None = None
     status: str = "created"  # or "versioned", "unchanged" (see UploadResult)
+    size: int = 0
 
 
 @dataclass(slots=True)
@@ -103,6 +107,13 @@ def summarize(outcomes: Sequence[Outcome], seconds: float) -> Summary:
     """Add up a batch's outcomes (in the order the files were listed)."""
     summary = Summary(seconds=seconds)
     for outcome in outcomes:
+        if outcome.status == "unchanged":
+            summary.uploaded += 1
+            summary.unchanged += 1
+            if outcome.content is not None:
+                summary.items.append(outcome.content)
+            summary.bytes_total += outcome.size
+            continue
         if outcome.content is None:
             summary.failed += 1
             summary.errors.append(outcome)
@@ -110,9 +121,6 @@ def summarize(outcomes: Sequence[Outcome], seconds: float) -> Summary:
         summary.uploaded += 1
         summary.items.append(outcome.content)
         summary.bytes_total += outcome.content.size
-        if outcome.status == "unchanged":
-            summary.unchanged += 1
-            continue
         if outcome.status == "versioned":
             summary.versioned += 1
         else:
@@ -153,36 +161,67 @@ def collect(
     seen: set[tuple[int, int]] = set()
     for arg in paths:
         path = os.fspath(arg)
-        is_dir = os.path.isdir(path)
-        top = os.path.basename(os.path.normpath(os.path.abspath(path))) if is_dir else ""
+        if not os.path.isdir(path):
+            _add(items, failures, seen, path, prefix.strip("/") if prefix else "", None)
+            continue
+        top = os.path.basename(os.path.normpath(os.path.abspath(path)))
         first = top if prefix is None else prefix.strip("/")
-        found = _walk(path, "", include_hidden, failures) if is_dir else iter([(path, "")])
-        for file, inside in found:
-            name = os.fspath(file)
-            try:
-                info = file.stat() if isinstance(file, os.DirEntry) else os.stat(file)
-            except OSError as exc:
-                failures.append(Outcome(name, error=_read_error(name, exc)))
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                error = InvalidArgument(f"{name}: not a regular file", path=name)
-                failures.append(Outcome(name, error=error))
-                continue
-            key = (info.st_dev, info.st_ino)
-            if key not in seen:  # a file named twice (or inside a named folder) goes in once
+        for files, inside in _walk(path, "", include_hidden, failures):
+            base = f"{first}/{inside}" if first else inside
+            for entry in files:
+                try:
+                    info = entry.stat()
+                except OSError:
+                    _add(items, failures, seen, entry, base, entry.name)  # says why
+                    continue
+                key = (info.st_dev, info.st_ino)
+                if key in seen or not S_ISREG(info.st_mode):
+                    _add(items, failures, seen, entry, base, entry.name)  # says why
+                    continue
+                # The common case, inline: a folder of thousands makes this loop the cost.
                 seen.add(key)
-                inside = inside or os.path.basename(name)
-                store_path = f"{first}/{inside}" if first else inside
-                items.append(Item(file, info.st_size, store_path))
+                items.append(Item(entry, info.st_size, base + entry.name))
     return items, failures
+
+
+def _add(
+    items: list[Item],
+    failures: list[Outcome],
+    seen: set[tuple[int, int]],
+    file: str | os.DirEntry[str],
+    base: str,
+    name: str | None,
+) -> None:
+    """Add a file found to ``items`` at ``base + name`` in the store (a file named alone:
+    its base name, under ``base/``), unless it is there already; or say why it cannot be."""
+    try:
+        info = file.stat() if isinstance(file, os.DirEntry) else os.stat(file)
+    except OSError as exc:
+        shown = os.fspath(file)
+        failures.append(Outcome(shown, error=_read_error(shown, exc)))
+        return
+    if not stat.S_ISREG(info.st_mode):
+        shown = os.fspath(file)
+        failures.append(
+            Outcome(shown, error=InvalidArgument(f"{shown}: not a regular file", path=shown))
+        )
+        return
+    key = (info.st_dev, info.st_ino)
+    if key in seen:  # a file named twice (or inside a named folder) goes in once
+        return
+    seen.add(key)
+    if name is None:
+        name = os.path.basename(os.fspath(file))
+        base = f"{base}/" if base else ""
+    items.append(Item(file, info.st_size, base + name))
 
 
 def _walk(
     folder: str, inside: str, include_hidden: bool, failures: list[Outcome]
-) -> Iterator[tuple[os.DirEntry[str], str]]:
-    """Each file under ``folder`` (sorted, a folder's files before its sub-folders, as
-    ``os.walk``): its entry, and its path inside the top folder with ``/``. Links to
-    folders are not followed."""
+) -> Iterator[tuple[list[os.DirEntry[str]], str]]:
+    """The files of each folder under ``folder`` (sorted, a folder's files before its
+    sub-folders, as ``os.walk``), with the folder's path inside the top folder (``""`` or
+    ending in ``/``). Links to folders are not followed."""
     try:
         with os.scandir(folder) as listing:
             entries = [e for e in listing if include_hidden or not e.name.startswith(".")]
@@ -198,12 +237,14 @@ def _walk(
         except OSError:
             is_dir = False
         (folders if is_dir else files).append(entry)
-    files.sort(key=lambda entry: entry.name)
-    for entry in files:
-        yield entry, inside + entry.name
-    for entry in sorted(folders, key=lambda entry: entry.name):
+    files.sort(key=_by_name)
+    yield files, inside
+    for entry in sorted(folders, key=_by_name):
         if not entry.is_symlink():
             yield from _walk(entry.path, f"{inside}{entry.name}/", include_hidden, failures)
+
+
+_by_name = operator.attrgetter("name")
 
 
 # -- uploading -------------------------------------------------------------------------
@@ -218,26 +259,35 @@ def upload_files(
     jobs: int,
     progress: Progress,
     new: bool = False,
+    records: bool = True,
 ) -> list[Outcome]:
     """Upload each item at its path (see ``Store.upload_batch``); returns the outcomes in
-    the order of ``items``. With ``new``, every item becomes a new content.
+    the order of ``items``. With ``new``, every item becomes a new content; without
+    ``records``, an unchanged item's outcome has no content (only the summary's counts
+    need it, and a re-run over thousands of files then builds nothing for them).
 
     ``Store.upload_batch`` does the work and tells new bytes from stored ones. Two copies
     of new bytes in one batch count once as new: the first listed is new, the other
     deduplicated (the store may have written either, as its threads raced).
     """
-    progress.start("Uploading", len(items), sum(item.size for item in items))
+    files, sizes, paths = zip(*items, strict=True) if items else ((), (), ())
+    progress.start("Uploading", len(items), sum(sizes))
     try:
         results = store.upload_batch(
-            [item.path for item in items], user_id, description, tags,
-            jobs=jobs, progress=progress, paths=[item.store_path for item in items], new=new,
+            files, user_id, description, tags,
+            jobs=jobs, progress=progress, paths=paths, new=new, records=records,
         )  # fmt: skip
     finally:
         progress.finish()
     fresh = {result.content.hash for result in results if result.content and result.new_bytes}
     seen: set[str] = set()
     outcomes = []
+    make = tuple.__new__  # an Outcome without its keyword-taking __new__: one per file
     for item, result in zip(items, results, strict=True):
+        if result.status == "unchanged":
+            unchanged = (result.source, result.content, False, None, "unchanged", item.size)
+            outcomes.append(make(Outcome, unchanged))
+            continue
         if result.content is None:
             outcomes.append(Outcome(os.fspath(item.path), error=result.error))
             continue

@@ -2,8 +2,8 @@
 
 Text fields come out whole (they are small and bounded); the one file part comes out as a
 ``FileStart``, its bytes as they arrive (``FileData``), and a ``FileEnd``, so an upload
-flows from the socket into the blob store without ever being held in memory or spooled
-to a temporary file. Built on python-multipart's streaming ``MultipartParser``.
+is never held in memory whole: the adapter spools it to a temp file in the store as it
+arrives. Built on python-multipart's streaming ``MultipartParser``.
 """
 
 from __future__ import annotations

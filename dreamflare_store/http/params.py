@@ -152,6 +152,14 @@ def bind(op: Operation, items: Iterable[Item]) -> dict[str, Any]:
     return {op.by_name[name].arg: value for name, value in values.items()}
 
 
+def check_item(op: Operation, name: str, value: Any, key_user: str) -> None:
+    """Refuse one parameter as it arrives (a multipart field, before or after a large
+    file): unknown, of the wrong shape, or a ``userId`` that is not the key's."""
+    _checked(op, name, value)
+    if name == "userId":
+        check_user({"user_id": value}, key_user)
+
+
 def check_user(kwargs: dict[str, Any], key_user: str) -> None:
     """The userId rule: a request acts only as the user whose API key it carries."""
     if kwargs["user_id"] != key_user:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from . import Content, Record
@@ -45,6 +45,35 @@ class UploadResult(Record):
         if self.error is not None:
             out["error"] = self.error.to_dict()["error"]
         return out
+
+
+# Made as ``records.new_content`` makes a Content: object.__new__ and plain slot writes,
+# without the frozen dataclass's __init__ (see ``records._ContentLayout``).
+_new_object = object.__new__
+
+
+class _UploadResultLayout(Record):
+    """UploadResult's memory layout without its frozen ``__setattr__``."""
+
+    __slots__ = tuple(field.name for field in fields(UploadResult))
+
+
+def unchanged_result(source: str, content: Content | None) -> UploadResult:
+    """``UploadResult(source, "unchanged", content)``, made as ``new_content`` makes a
+    Content: a folder uploaded again makes one for each of thousands of files."""
+    record: Any = _new_object(_UploadResultLayout)
+    record.source = source
+    record.status = "unchanged"
+    record.content = content
+    record.new_bytes = False
+    record.error = None
+    record.__class__ = UploadResult
+    result: UploadResult = record
+    return result
+
+
+if unchanged_result("a", None) != UploadResult("a", "unchanged"):
+    raise TypeError("unchanged_result must set every field of UploadResult")
 
 
 @dataclass(frozen=True, slots=True)
