@@ -320,10 +320,11 @@ INSERT INTO search_owner (n, owner) SELECT n, owner FROM contents WHERE deleted 
 -- The words each indexed text repeats (per column, each word once; rowid = contents.n,
 -- only contents that repeat a word). Search ranks the matches that repeat more of the
 -- query's words first, from this small index, instead of running bm25 over every match.
--- detail=column: searched by column (what a collaborator without metadata may match).
+-- detail=column: searched by column (what a collaborator without metadata may match);
+-- columnsize=0: nothing ranks by its lengths, so none are kept.
 CREATE VIRTUAL TABLE search_again USING fts5(
     prompt, description, tags, filename, model,
-    tokenize = "unicode61 remove_diacritics 2", detail = column
+    tokenize = "unicode61 remove_diacritics 2", detail = column, columnsize = 0
 );
 -- Existing contents: their repeated words, read from the word index itself.
 CREATE VIRTUAL TABLE temp.search_instances USING fts5vocab(main, search_words, instance);

@@ -183,7 +183,7 @@ class SearchIndex(Part):
 
 
 def _cjk_runs(text: str | None) -> str | None:
-    if not text:
+    if not text or text.isascii():
         return None
     runs = CJK.findall(text)
     return " ".join(runs) if runs else None
@@ -195,8 +195,8 @@ def _repeated(text: str | None) -> str | None:
     if not text:
         return None
     words = _TOKEN.findall(text.casefold())
-    if len(words) < 2:
-        return None
+    if len(set(words)) == len(words):
+        return None  # the common case, decided by one set built in C
     seen: set[str] = set()
     again: dict[str, None] = {}
     for word in words:
@@ -204,4 +204,4 @@ def _repeated(text: str | None) -> str | None:
             again[word] = None
         else:
             seen.add(word)
-    return " ".join(again) if again else None
+    return " ".join(again)
