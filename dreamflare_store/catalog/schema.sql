@@ -317,9 +317,10 @@ CREATE TABLE search_owner (
 INSERT INTO search_owner (n, owner) SELECT n, owner FROM contents WHERE deleted = 0;
 
 -- migration 9
--- The words each indexed text repeats (per column, each word once; rowid = contents.n,
--- only contents that repeat a word). Search ranks the matches that repeat more of the
--- query's words first, from this small index, instead of running bm25 over every match.
+-- The words of two characters or more each indexed text repeats (per column, each word
+-- once; rowid = contents.n, only contents that repeat one). Search ranks the matches
+-- that repeat more of the query's words first, from this small index, instead of
+-- running bm25 over every match.
 -- detail=column: searched by column (what a collaborator without metadata may match);
 -- columnsize=0: nothing ranks by its lengths, so none are kept.
 CREATE VIRTUAL TABLE search_again USING fts5(
@@ -335,7 +336,7 @@ INSERT INTO search_again (rowid, prompt, description, tags, filename, model)
         group_concat(CASE col WHEN 'tags' THEN term END, ' '),
         group_concat(CASE col WHEN 'filename' THEN term END, ' '),
         group_concat(CASE col WHEN 'model' THEN term END, ' ')
-    FROM (SELECT doc, col, term FROM temp.search_instances
+    FROM (SELECT doc, col, term FROM temp.search_instances WHERE length(term) > 1
           GROUP BY doc, col, term HAVING count(*) > 1)
     GROUP BY doc;
 DROP TABLE temp.search_instances;

@@ -34,8 +34,9 @@ _WORD = re.compile(r"\w+")
 _PLAIN_COLUMNS = "{description tags filename}"
 _COLUMNS = ", ".join(f"c.{column}" for column in CONTENT_COLUMNS)
 MAX_TERMS = 32  # words of a query used (a pasted prompt is long; its first words suffice)
-# One FTS5 token (unicode61 splits words at "_" too): only those are looked up as repeated.
-_ONE_TOKEN = re.compile(r"[^\W_]+")
+# One FTS5 token (unicode61 splits words at "_" too) of two characters or more: only those
+# are kept as repeated words, so only those are looked up.
+_ONE_TOKEN = re.compile(r"[^\W_]{2,}")
 _COMMON_SHARE = 50
 _MIN_COMMON = 1000
 

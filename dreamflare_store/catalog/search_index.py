@@ -28,8 +28,9 @@ CJK = re.compile(
     "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]+"
 )
 SEARCH_COLUMNS = ("prompt", "description", "tags", "filename", "model")
-# A word as FTS5's unicode61 tokenizer sees one (it splits at "_" too), case folded.
-_TOKEN = re.compile(r"[^\W_]+")
+# A word as FTS5's unicode61 tokenizer sees one (it splits at "_" too), of two characters
+# or more: a repeated "a" tells nothing about a text, and most prompts repeat it.
+_TOKEN = re.compile(r"[^\W_]{2,}")
 
 
 def generation_of(text: str | None) -> dict[str, Any] | None:
