@@ -118,6 +118,7 @@ _HEIF_BRANDS = frozenset(
 )
 _QT_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 _STRIP_UNITS = 1_000_000
+_DEFAULT_LIMITS = Limits()
 _SHAPE_ERRORS = (
     ValueError,
     TypeError,
@@ -186,7 +187,7 @@ def extract(source: BinaryIO | bytes, *, limits: Limits | None = None) -> Extrac
     It exists so uploads can be searched by prompt, model or seed without decoding pixels.
     Never raises for any content of ``source`` (only for a closed or unreadable stream).
     """
-    limits = limits or Limits()
+    limits = limits or _DEFAULT_LIMITS
     if isinstance(source, bytes | bytearray) and source.startswith(SIGNATURE):
         # A PNG in memory whose only metadata is short tEXt chunks is read in place.
         found = Found(limits)

@@ -27,6 +27,7 @@ _SIZE = re.compile(r"^(\d+)\s*x\s*(\d+)$")
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]{1,200})(?::([^:<>]{1,30}))?[^<>]{0,200}>")
 _HEX_VERSION = re.compile(r"^[0-9a-f]{7,40}$")
 _FORGE_VERSION = re.compile(r"^f\d")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _MAX_PAIRS = 200
 
 
@@ -84,6 +85,10 @@ def _value(line: str, at: int, scan: list[bool]) -> tuple[str, int]:
 
 def _balanced(line: str, at: int) -> int:
     """Return the index after the string or bracketed JSON starting at ``at``, or -1."""
+    if line[at] == '"':
+        # A string alone ends at its first unescaped quote, as the scan below finds it.
+        string = _JSON_STRING.match(line, at)
+        return -1 if string is None else string.end()
     depth, in_string, escaped = 0, False, False
     for k in range(at, len(line)):
         char = line[k]
