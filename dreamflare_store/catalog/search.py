@@ -154,18 +154,18 @@ class Search(Part):
         cursor = self.conn.cursor()
         cursor.row_factory = None
         want = offset + limit
-        # The matches that repeat the query's words, best first: found in the pass that
-        # counts the matches (a probe of a small set per match, no ranking function).
+        # The matches that repeat some of the query's words, found in the pass that counts
+        # the matches (one probe of a small set per match, no ranking function), then
+        # scored (only those), best first.
         ranked: list[tuple[int, int, int]] = []
-        score, score_args = self._score(query, scope)
-        if score is not None:
+        full, plain = self._ranking_terms(query, scope)
+        if full:
             total, found = cursor.execute(
-                "SELECT count(*), json_group_array(json_array(score, n, stripped))"
-                f" FILTER (WHERE score > 0) FROM (SELECT n, stripped, {score} AS score"
-                f" FROM ({sql}))",
-                [*score_args, *args],
+                "SELECT count(*), json_group_array(json_array(n, stripped)) FILTER (WHERE n IN"
+                f" (SELECT rowid FROM search_again WHERE search_again MATCH ?)) FROM ({sql})",
+                [" OR ".join(full), *args],
             ).fetchone()
-            ranked = sorted((tuple(item) for item in json.loads(found)), reverse=True)
+            ranked = self._scored(json.loads(found), full, plain)
         else:
             (total,) = cursor.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()
         if total <= offset:
@@ -193,29 +193,40 @@ class Search(Part):
         }
         return [rows[n] for n, _ in window], [bool(strip) for _, strip in window], int(total)
 
-    def _score(self, query: Query, scope: Scope) -> tuple[str | None, list[Any]]:
-        """SQL of a match's score over its ``n`` and ``stripped``: how many of the query's
-        words its text repeats (in the columns the user may match); and its args. None
-        when no word of the query can rank (none is repeated, or only by most texts)."""
+    def _ranking_terms(self, query: Query, scope: Scope) -> tuple[list[str], list[str]]:
+        """The query's words that rank its matches, as FTS5 expressions over every column
+        (``full``) and over the columns a collaborator without metadata may match
+        (``plain``, only when some content is shared so with the user): those some texts
+        repeat, but not most of them."""
         if not query.ranking:
-            return None, []
+            return [], []
         (last,) = self.conn.execute("SELECT max(n) FROM search_owner").fetchone()
         common = max(_MIN_COMMON, (last or 0) // _COMMON_SHARE)
-        probe = "(n IN (SELECT rowid FROM search_again WHERE search_again MATCH ?))"
-        sums: list[str] = []
-        args: list[Any] = []
-        for columns in ("", f"{_PLAIN_COLUMNS} : ") if scope.stripped else ("",):
-            terms = [columns + term for term in query.ranking]
-            # A word most texts repeat tells nothing about a match (bm25 gives it no
-            # weight either); counting its repeats stops at the bound.
-            kept = [term for term in terms if self._repeated_by(term, common + 1) <= common]
-            sums.append(" + ".join([probe] * len(kept)) or "0")
-            args += kept
-        if not args:
-            return None, []
-        if len(sums) == 1:
-            return sums[0], args
-        return f"(CASE stripped WHEN 0 THEN {sums[0]} ELSE {sums[1]} END)", args
+        # A word most texts repeat tells nothing about a match (bm25 gives it no weight
+        # either); counting its repeats stops at the bound.
+        full = [term for term in query.ranking if self._repeated_by(term, common + 1) <= common]
+        plain = [f"{_PLAIN_COLUMNS} : {term}" for term in full] if scope.stripped else []
+        return full, plain
+
+    def _scored(
+        self, found: list[list[int]], full: list[str], plain: list[str]
+    ) -> list[tuple[int, int, int]]:
+        """``(score, n, stripped)`` of the matches ``found`` (``[n, stripped]`` pairs) that
+        repeat some ranking words, best first: how many of them they repeat, in the
+        columns their reader may match."""
+        if not found:
+            return []
+        probe = "(j.value IN (SELECT rowid FROM search_again WHERE search_again MATCH ?))"
+        sums = [" + ".join([probe] * len(terms)) or "0" for terms in (full, plain)]
+        scores = {
+            n: (score_full, score_plain)
+            for n, score_full, score_plain in self.conn.execute(
+                f"SELECT j.value, {sums[0]}, {sums[1]} FROM json_each(?) j",
+                [*full, *plain, json.dumps([n for n, _ in found])],
+            ).fetchall()
+        }
+        ranked = [(scores[n][1 if strip else 0], n, strip) for n, strip in found]
+        return sorted((item for item in ranked if item[0] > 0), reverse=True)
 
     def _repeated_by(self, term: str, bound: int) -> int:
         """How many texts repeat ``term`` (counted up to ``bound``)."""
