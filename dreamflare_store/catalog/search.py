@@ -8,9 +8,9 @@ in it).
 
 Matches are ranked by how many of the query's words their text repeats (from the small
 ``search_again`` index the fold keeps), then newest first: a page costs one pass over the
-matches, not bm25 over each of them. A word that more than one text in
-``1 / _COMMON_SHARE`` repeats (or ``_MIN_COMMON``, in a small store) counts for nothing,
-as bm25 gives nearly no weight to a word most texts hold.
+matches, not bm25 over each of them. A word repeated by more than one text in
+``_COMMON_SHARE`` (and by more than ``_MIN_COMMON`` texts) counts for nothing, as bm25
+gives nearly no weight to a word most texts hold.
 
 Who may see what is decided by ``access`` and arrives here as a ``Scope``: the user's own
 contents, contents shared with them with their metadata, and contents shared without it
