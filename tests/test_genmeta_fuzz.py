@@ -292,3 +292,29 @@ def test_generator_readers_take_any_json_shape(values: dict[str, Any], novelai: 
     if novelai:
         chunks.append(f.text("Software", "NovelAI"))
     check_extract(f.png(*chunks))
+
+
+PNG_TEXTS = st.lists(
+    st.tuples(
+        st.binary(max_size=90),
+        st.binary(max_size=300),
+        st.sampled_from([b"tEXt", b"tEXt", b"zTXt", b"IHDR", b"iTXt"]),
+    ),
+    max_size=5,
+)
+
+
+@FUZZ
+@given(PNG_TEXTS, st.booleans(), st.integers(0, 2000), st.integers(0, 200))
+def test_a_png_in_memory_reads_as_the_same_png_streamed(
+    chunks: list[tuple[bytes, bytes, bytes]], after: bool, cut: int, cap: int
+) -> None:
+    # Uploads hand small files over as bytes, read in place; a stream takes the general
+    # walker: both must find the same texts, cuts and size.
+    made = [f.chunk(kind, key + b"\x00" + value) for key, value, kind in chunks]
+    data = f.png(*([] if after else made), after=made if after else [])
+    for sample in (data, data[: len(data) - cut]):
+        limits = genmeta.Limits(max_text=cap + 1, max_raw=2 * cap + 1, max_texts=3)
+        found = genmeta.extract(sample, limits=limits)
+        streamed = genmeta.extract(io.BytesIO(sample), limits=limits)
+        assert (found and found.to_dict()) == (streamed and streamed.to_dict())

@@ -209,6 +209,55 @@ def test_best_match_first_then_newest_and_newest_first_without_a_query(store: St
     ]
 
 
+def test_matches_that_repeat_more_of_the_query_come_first(store: Store) -> None:
+    both = store.upload(b"a", "alice", description="red fox, red sky, a fox at dawn")
+    one = store.upload(b"b", "alice", description="a red fox at dawn, red")
+    plain = store.upload(b"c", "alice", description="red fox at dawn")
+    other = store.upload(b"d", "alice", description="dawn dawn dawn")
+    assert ids_of(store.search_content("alice", "red fox")) == [
+        both.content_id,
+        one.content_id,
+        plain.content_id,
+    ]
+    # A prefix ranks by the words it stands for; a phrase matches, newest first.
+    assert ids_of(store.search_content("alice", "fo*"))[0] == both.content_id
+    assert ids_of(store.search_content("alice", '"red fox"')) == [
+        plain.content_id,
+        one.content_id,
+        both.content_id,
+    ]
+    page = store.search_content("alice", "dawn", limit=2, offset=1)
+    assert ids_of(page) == [plain.content_id, one.content_id] and page.total == 4
+    assert ids_of(store.search_content("alice", "dawn", offset=3)) == [both.content_id]
+    assert other.content_id in ids_of(store.search_content("alice", "dawn", limit=1))
+
+
+def test_the_migration_indexes_the_repeated_words_of_existing_contents(
+    tmp_path: Path,
+) -> None:
+    from dreamflare_store.catalog import db as catalog_db
+
+    path = tmp_path / "s"
+    with Store(path) as old:
+        strong = old.upload(b"a", "alice", description="owl owl at night")
+        weak = old.upload(b"b", "alice", description="an owl at night")
+    # As a store of the release before leaves it (no index of repeated words), then the
+    # migration that adds one, as the first open after upgrading runs it.
+    (migration,) = [m for m in catalog_db._migrations() if "TABLE search_again" in m]
+    conn = sqlite3.connect(path / "catalog.db", isolation_level=None)
+    conn.execute("DROP TABLE search_again")
+    for statement in migration.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.close()
+    with Store(path) as store:
+        assert ids_of(store.search_content("alice", "owl")) == [
+            strong.content_id,
+            weak.content_id,
+        ]
+        assert store.verify() == []
+
+
 def test_filters_combine_with_the_query_and_with_each_other(store: Store) -> None:
     fox = store.upload(fox_png(), "alice", tags="animal,red")
     owl = store.upload(owl_png(), "alice", tags="animal,night")

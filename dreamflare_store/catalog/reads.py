@@ -220,6 +220,12 @@ class Reads(Part):
         ).fetchone()
         if owned != live:
             problems.append(f"{owned} of {live} live contents have their owner in the index")
+        (again,) = self.conn.execute(
+            "SELECT count(*) FROM search_again"
+            " WHERE rowid NOT IN (SELECT n FROM contents WHERE deleted = 0)"
+        ).fetchone()
+        if again:
+            problems.append(f"{again} contents with repeated words indexed are not live")
         (stray,) = self.conn.execute(
             "SELECT count(*) FROM content_terms t LEFT JOIN contents c USING (n)"
             " WHERE c.n IS NULL OR c.deleted = 1"

@@ -347,6 +347,31 @@ BEGIN
     DELETE FROM file_cache WHERE user = NEW.owner AND path = NEW.path; END;
 
 -- migration 10
+-- The words of two characters or more each indexed text repeats (per column, each word
+-- once; rowid = contents.n, only contents that repeat one). Search ranks the matches
+-- that repeat more of the query's words first, from this small index, instead of
+-- running bm25 over every match.
+-- detail=column: searched by column (what a collaborator without metadata may match);
+-- columnsize=0: nothing ranks by its lengths, so none are kept.
+CREATE VIRTUAL TABLE search_again USING fts5(
+    prompt, description, tags, filename, model,
+    tokenize = "unicode61 remove_diacritics 2", detail = column, columnsize = 0
+);
+-- Existing contents: their repeated words, read from the word index itself.
+CREATE VIRTUAL TABLE temp.search_instances USING fts5vocab(main, search_words, instance);
+INSERT INTO search_again (rowid, prompt, description, tags, filename, model)
+    SELECT doc,
+        group_concat(CASE col WHEN 'prompt' THEN term END, ' '),
+        group_concat(CASE col WHEN 'description' THEN term END, ' '),
+        group_concat(CASE col WHEN 'tags' THEN term END, ' '),
+        group_concat(CASE col WHEN 'filename' THEN term END, ' '),
+        group_concat(CASE col WHEN 'model' THEN term END, ' ')
+    FROM (SELECT doc, col, term FROM temp.search_instances WHERE length(term) > 1
+          GROUP BY doc, col, term HAVING count(*) > 1)
+    GROUP BY doc;
+DROP TABLE temp.search_instances;
+
+-- migration 11
 -- Small blobs' bytes, kept in the catalog itself (``blobs.inline``): one commit then
 -- holds both the bytes and the version that references them, one flush of the log,
 -- where a blob file costs a temp file, its fsync, a rename and a folder's fsync. Large

@@ -6,6 +6,12 @@ words, so no input makes FTS5 raise. Runs of CJK characters are looked up in the
 index (a run of one or two characters by a scan of it: only contents with such text are
 in it).
 
+Matches are ranked by how many of the query's words their text repeats (from the small
+``search_again`` index the fold keeps), then newest first: a page costs one pass over the
+matches, not bm25 over each of them. A word repeated by more than one text in
+``_COMMON_SHARE`` (and by more than ``_MIN_COMMON`` texts) counts for nothing, as bm25
+gives nearly no weight to a word most texts hold.
+
 Who may see what is decided by ``access`` and arrives here as a ``Scope``: the user's own
 contents, contents shared with them with their metadata, and contents shared without it
 (matched on description, tags and filename only, never by generation filters).
@@ -28,14 +34,21 @@ _WORD = re.compile(r"\w+")
 _PLAIN_COLUMNS = "{description tags filename}"
 _COLUMNS = ", ".join(f"c.{column}" for column in CONTENT_COLUMNS)
 MAX_TERMS = 32  # words of a query used (a pasted prompt is long; its first words suffice)
+# One FTS5 token (unicode61 splits words at "_" too) of two characters or more: only those
+# are kept as repeated words, so only those are looked up.
+_ONE_TOKEN = re.compile(r"[^\W_]{2,}")
+_COMMON_SHARE = 50
+_MIN_COMMON = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed query: the FTS5 expression of its words, and its CJK runs."""
+    """A parsed query: the FTS5 expression of its words, its CJK runs, and the FTS5
+    expressions of its one-token words and prefixes (those that rank the matches)."""
 
     words: str | None
     cjk: tuple[str, ...]
+    ranking: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -48,6 +61,7 @@ def parse(text: str | None) -> Query:
         return Query(None, ())
     parts: list[str] = []
     cjk: list[str] = []
+    ranking: list[str] = []
     for match in _TOKEN.finditer(text):
         phrase, word, star = match.groups()
         source = phrase if phrase is not None else word
@@ -59,13 +73,24 @@ def parse(text: str | None) -> Query:
             continue
         if phrase is not None:
             parts.append('"' + " ".join(words) + '"')
+            if len(words) == 1 and _ONE_TOKEN.fullmatch(words[0]):
+                ranking.append(parts[-1])
         else:
-            parts.extend(f'"{w}"' for w in words)
+            for word in words:
+                parts.append(f'"{word}"')
+                if _ONE_TOKEN.fullmatch(word):
+                    ranking.append(parts[-1])
             if star:
                 parts[-1] += "*"
+                if ranking and ranking[-1] == parts[-1][:-1]:
+                    ranking[-1] = parts[-1]
         if len(parts) >= MAX_TERMS:
             break
-    return Query(" ".join(parts[:MAX_TERMS]) or None, tuple(dict.fromkeys(cjk))[:MAX_TERMS])
+    return Query(
+        " ".join(parts[:MAX_TERMS]) or None,
+        tuple(dict.fromkeys(cjk))[:MAX_TERMS],
+        tuple(dict.fromkeys(ranking))[:MAX_TERMS],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,26 +153,88 @@ class Search(Part):
         sql, args = self._matches(query, scope, filters)
         cursor = self.conn.cursor()
         cursor.row_factory = None
-        order = "n DESC" if query.empty else "rank, n DESC"
-        # The count skips the ranking (and a window function over the ranked rows would
-        # cost more than a second pass); the page sorts only arrival numbers, and only its
-        # rows are then read whole.
-        (total,) = cursor.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()
+        want = offset + limit
+        # The matches that repeat some of the query's words, found in the pass that counts
+        # the matches (one probe of a small set per match, no ranking function), then
+        # scored (only those), best first.
+        ranked: list[tuple[int, int, int]] = []
+        full, plain = self._ranking_terms(query, scope)
+        if full:
+            total, found = cursor.execute(
+                "SELECT count(*), json_group_array(json_array(n, stripped)) FILTER (WHERE n IN"
+                f" (SELECT rowid FROM search_again WHERE search_again MATCH ?)) FROM ({sql})",
+                [" OR ".join(full), *args],
+            ).fetchone()
+            ranked = self._scored(json.loads(found), full, plain)
+        else:
+            (total,) = cursor.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()
         if total <= offset:
             return [], [], int(total)
-        window = cursor.execute(
-            f"SELECT n, stripped FROM ({sql}) ORDER BY {order} LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        ).fetchall()
+        window = [(n, strip) for _, n, strip in ranked[offset:want]]
+        if len(ranked) < want:
+            # Then the others, newest first: the word index walks its rows backwards and
+            # stops after the page.
+            start = max(offset, len(ranked))
+            skip = ""
+            if ranked:
+                skip = " WHERE n NOT IN (SELECT value FROM json_each(?))"
+                args = [*args, json.dumps([n for _, n, _ in ranked])]
+            window += cursor.execute(
+                f"SELECT n, stripped FROM ({sql}){skip} ORDER BY n DESC LIMIT ? OFFSET ?",
+                [*args, want - start, start - len(ranked)],
+            ).fetchall()
         rows = {
             row[-1]: row[:-1]
             for row in cursor.execute(
                 f"SELECT {_COLUMNS}, c.n FROM contents c"
                 " WHERE c.n IN (SELECT value FROM json_each(?))",
                 (json.dumps([n for n, _ in window]),),
-            )
+            ).fetchall()
         }
         return [rows[n] for n, _ in window], [bool(strip) for _, strip in window], int(total)
+
+    def _ranking_terms(self, query: Query, scope: Scope) -> tuple[list[str], list[str]]:
+        """The query's words that rank its matches, as FTS5 expressions over every column
+        (``full``) and over the columns a collaborator without metadata may match
+        (``plain``, only when some content is shared so with the user): those some texts
+        repeat, but not most of them."""
+        if not query.ranking:
+            return [], []
+        (last,) = self.conn.execute("SELECT max(n) FROM search_owner").fetchone()
+        common = max(_MIN_COMMON, (last or 0) // _COMMON_SHARE)
+        # A word most texts repeat tells nothing about a match (bm25 gives it no weight
+        # either); counting its repeats stops at the bound.
+        full = [term for term in query.ranking if self._repeated_by(term, common + 1) <= common]
+        plain = [f"{_PLAIN_COLUMNS} : {term}" for term in full] if scope.stripped else []
+        return full, plain
+
+    def _scored(
+        self, found: list[list[int]], full: list[str], plain: list[str]
+    ) -> list[tuple[int, int, int]]:
+        """``(score, n, stripped)`` of the matches ``found`` (``[n, stripped]`` pairs) that
+        repeat some ranking words, best first: how many of them they repeat, in the
+        columns their reader may match."""
+        if not found:
+            return []
+        probe = "(j.value IN (SELECT rowid FROM search_again WHERE search_again MATCH ?))"
+        sums = [" + ".join([probe] * len(terms)) or "0" for terms in (full, plain)]
+        scores = {
+            n: (score_full, score_plain)
+            for n, score_full, score_plain in self.conn.execute(
+                f"SELECT j.value, {sums[0]}, {sums[1]} FROM json_each(?) j",
+                [*full, *plain, json.dumps([n for n, _ in found])],
+            ).fetchall()
+        }
+        ranked = [(scores[n][1 if strip else 0], n, strip) for n, strip in found]
+        return sorted((item for item in ranked if item[0] > 0), reverse=True)
+
+    def _repeated_by(self, term: str, bound: int) -> int:
+        """How many texts repeat ``term`` (counted up to ``bound``)."""
+        (count,) = self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM search_again WHERE search_again MATCH ? LIMIT ?)",
+            (term, bound),
+        ).fetchone()
+        return int(count)
 
     def facets(
         self, query: Query, scope: Scope, filters: Filters, limit: int
@@ -233,8 +320,8 @@ class Search(Part):
         return row[0] is not None and row[0] == row[1]
 
     def _matches(self, query: Query, scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
-        """SQL of the visible matching contents: their ``n``, ``rank`` and ``stripped``
-        (1 for those shared without metadata), and its args."""
+        """SQL of the visible matching contents: their ``n`` and ``stripped`` (1 for those
+        shared without metadata), and its args."""
         if query.empty:
             return self._listed(scope, filters)
         parts: list[str] = []
@@ -244,7 +331,7 @@ class Search(Part):
         # CROSS JOIN: the matches drive (SQLite keeps that order); whose each one is comes
         # from the narrow search_owner table, never from the wide contents rows.
         if self._owns_everything(scope):
-            parts.append(f"SELECT m.n AS n, m.rank AS rank, 0 AS stripped FROM ({ranked}) m"
+            parts.append(f"SELECT m.n AS n, 0 AS stripped FROM ({ranked}) m"
                          f" WHERE 1{where}")  # fmt: skip
             args += [*ranked_args, *where_args]
         else:
@@ -255,14 +342,14 @@ class Search(Part):
                 shared += " (SELECT value FROM json_each(?)))"
                 shared_args.append(json.dumps(scope.full))
             parts.append(
-                f"SELECT m.n AS n, m.rank AS rank, 0 AS stripped FROM ({ranked}) m"
+                f"SELECT m.n AS n, 0 AS stripped FROM ({ranked}) m"
                 f" CROSS JOIN search_owner o ON o.n = m.n WHERE (o.owner = ?{shared}){where}"
             )
             args += [*ranked_args, scope.user, *shared_args, *where_args]
         if scope.stripped and not filters.generation:
             ranked, ranked_args = _ranked(query, plain=True)
             parts.append(
-                f"SELECT m.n AS n, m.rank AS rank, 1 AS stripped FROM ({ranked}) m"
+                f"SELECT m.n AS n, 1 AS stripped FROM ({ranked}) m"
                 " WHERE m.n IN (SELECT n FROM contents WHERE deleted = 0 AND owner != ?"
                 f" AND content_id IN (SELECT value FROM json_each(?))){where}"
             )
@@ -270,7 +357,7 @@ class Search(Part):
         return " UNION ALL ".join(parts), args
 
     def _listed(self, scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
-        """As ``_matches`` without a query: the visible contents, rank 0."""
+        """As ``_matches`` without a query: the visible contents."""
         where, where_args = _filters(filters, scope.user, "c")
         own = "c.owner = ?"
         args: list[Any] = [scope.user]
@@ -278,13 +365,12 @@ class Search(Part):
             own = "(c.owner = ? OR c.content_id IN (SELECT value FROM json_each(?)))"
             args.append(json.dumps(scope.full))
         parts = [
-            f"SELECT c.n AS n, 0.0 AS rank, 0 AS stripped FROM contents c"
-            f" WHERE c.deleted = 0 AND {own}{where}"
+            f"SELECT c.n AS n, 0 AS stripped FROM contents c WHERE c.deleted = 0 AND {own}{where}"
         ]
         args += where_args
         if scope.stripped and not filters.generation:
             parts.append(
-                "SELECT c.n AS n, 0.0 AS rank, 1 AS stripped FROM contents c"
+                "SELECT c.n AS n, 1 AS stripped FROM contents c"
                 " WHERE c.deleted = 0 AND c.owner != ?"
                 f" AND c.content_id IN (SELECT value FROM json_each(?)){where}"
             )
@@ -293,15 +379,15 @@ class Search(Part):
 
 
 def _ranked(query: Query, plain: bool) -> tuple[str, list[Any]]:
-    """SQL of ``(n, rank)`` for the contents the query matches."""
+    """SQL of ``n`` for the contents the query matches."""
     args: list[Any] = []
     conditions: list[str] = []
     if query.words is not None:
         expression = f"{_PLAIN_COLUMNS} : ({query.words})" if plain else query.words
-        base = "SELECT rowid AS n, rank FROM search_words WHERE search_words MATCH ?"
+        base = "SELECT rowid AS n FROM search_words WHERE search_words MATCH ?"
         args.append(expression)
     else:
-        base = "SELECT rowid AS n, 0.0 AS rank FROM search_cjk WHERE 1"
+        base = "SELECT rowid AS n FROM search_cjk WHERE 1"
     columns = (
         ("description", "tags", "filename")
         if plain

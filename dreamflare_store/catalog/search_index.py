@@ -1,5 +1,5 @@
-"""The search index of live contents, kept by the fold: words, CJK trigrams, facet terms
-and per-owner facet counts.
+"""The search index of live contents, kept by the fold: words, the words each text repeats,
+CJK trigrams, facet terms and per-owner facet counts.
 
 Only ``Fold`` calls these (inside its transaction), so every replica's index follows the
 ops it folded. A content is indexed under its arrival number ``n`` (the rowid of both
@@ -28,6 +28,9 @@ MAX_TERM = 256
 # indexes nor searches (a `dreamflare ls`) need not pay.
 CJK = "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]+"
 SEARCH_COLUMNS = ("prompt", "description", "tags", "filename", "model")
+# A word as FTS5's unicode61 tokenizer sees one (it splits at "_" too), of two characters
+# or more: a repeated "a" tells nothing about a text, and most prompts repeat it.
+_TOKEN = re.compile(r"[^\W_]{2,}")
 
 
 def generation_of(text: str | None) -> dict[str, Any] | None:
@@ -104,6 +107,7 @@ class SearchIndex(Part):
         """Index contents ``(n, owner, filename, description, tags, generation)``."""
         words: list[tuple[Any, ...]] = []
         cjk: list[tuple[Any, ...]] = []
+        again: list[tuple[Any, ...]] = []
         terms: list[tuple[str, str, int]] = []
         counts: dict[tuple[str, str, str], int] = {}
         owners: list[tuple[tuple[Any, ...], str]] = []
@@ -114,6 +118,9 @@ class SearchIndex(Part):
             runs = tuple(_cjk_runs(text) for text in texts)
             if any(runs):
                 cjk.append((n, *runs))
+            repeated = tuple(_repeated(text) for text in texts)
+            if any(repeated):
+                again.append((n, *repeated))
             for kind, value in terms_of(tags, gen):
                 terms.append((kind, value, n))
                 if kind in FACET_KINDS:
@@ -134,6 +141,12 @@ class SearchIndex(Part):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 cjk,
             )
+        if again:
+            conn.executemany(
+                "INSERT INTO search_again (rowid, prompt, description, tags, filename, model)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                again,
+            )
         conn.executemany(
             "INSERT OR IGNORE INTO content_terms (kind, value, n) VALUES (?, ?, ?)", terms
         )
@@ -150,6 +163,7 @@ class SearchIndex(Part):
         conn.execute("DELETE FROM search_words WHERE rowid = ?", (n,))
         conn.execute("DELETE FROM search_owner WHERE n = ?", (n,))
         conn.execute("DELETE FROM search_cjk WHERE rowid = ?", (n,))
+        conn.execute("DELETE FROM search_again WHERE rowid = ?", (n,))
         self._count(counts)
 
     def _count(self, counts: dict[tuple[str, str, str], int]) -> None:
@@ -170,7 +184,25 @@ class SearchIndex(Part):
 
 
 def _cjk_runs(text: str | None) -> str | None:
-    if not text:
+    if not text or text.isascii():
         return None
     runs = re.findall(CJK, text)
     return " ".join(runs) if runs else None
+
+
+def _repeated(text: str | None) -> str | None:
+    """The words ``text`` holds more than once, each once (None if none): what ranks a
+    match above those that hold the query's words only once."""
+    if not text:
+        return None
+    words = _TOKEN.findall(text.casefold())
+    if len(set(words)) == len(words):
+        return None  # the common case, decided by one set built in C
+    seen: set[str] = set()
+    again: dict[str, None] = {}
+    for word in words:
+        if word in seen:
+            again[word] = None
+        else:
+            seen.add(word)
+    return " ".join(again)

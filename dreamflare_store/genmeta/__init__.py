@@ -89,7 +89,7 @@ from dreamflare_store.genmeta.ebml import read_ebml, strip_ebml
 from dreamflare_store.genmeta.generators import recognise
 from dreamflare_store.genmeta.gif import read_gif, strip_gif
 from dreamflare_store.genmeta.jpeg import read_jpeg, strip_jpeg
-from dreamflare_store.genmeta.png import SIGNATURE, read_png, strip_png
+from dreamflare_store.genmeta.png import SIGNATURE, read_png, read_png_bytes, strip_png
 from dreamflare_store.genmeta.provenance import read_provenance
 from dreamflare_store.genmeta.record import (
     PROMPT_BYTES,
@@ -118,6 +118,7 @@ _HEIF_BRANDS = frozenset(
 )
 _QT_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 _STRIP_UNITS = 1_000_000
+_DEFAULT_LIMITS = Limits()
 _SHAPE_ERRORS = (
     ValueError,
     TypeError,
@@ -186,7 +187,12 @@ def extract(source: BinaryIO | bytes, *, limits: Limits | None = None) -> Extrac
     It exists so uploads can be searched by prompt, model or seed without decoding pixels.
     Never raises for any content of ``source`` (only for a closed or unreadable stream).
     """
-    limits = limits or Limits()
+    limits = limits or _DEFAULT_LIMITS
+    if isinstance(source, bytes | bytearray) and source.startswith(SIGNATURE):
+        # A PNG in memory whose only metadata is short tEXt chunks is read in place.
+        found = Found(limits)
+        if read_png_bytes(source, found):
+            return _result(found)
     stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     start = _tell(stream)
     head = _head(stream)

@@ -72,6 +72,11 @@ def _loads(text: str | None, truncated: bool = False) -> Any:
 def recognise(found: Found) -> dict[str, Any]:
     """Return the record fields the raw texts give, with ``generator`` (None if unknown)."""
     texts = _Texts(found)
+    only = found.texts.get("parameters") if len(found.texts) == 1 else None
+    if only and not found.truncated and not only.lstrip().startswith(("{", "[", '"')):
+        # A1111's one text chunk, the common case: every reader before _a1111 would pass
+        # (none of their keys is here, and the text is not JSON), and it cannot refuse it.
+        return _a1111(texts) or {"generator": None}
     _merge_novelai_exif(texts)
     for reader in (
         _invokeai,

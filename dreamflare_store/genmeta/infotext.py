@@ -19,9 +19,15 @@ __all__ = ["parse_infotext", "parse_pairs"]
 # Bounded repeats: a lazy key followed by an unbounded space run would backtrack over
 # long runs of spaces once per key length.
 _KEY = re.compile(r"\s*(\w[\w \-/]{0,80}?)\s{0,8}:\s*")
+# A key and a plain value (one that opens no string or bracket) in one match, the common
+# case; the key part is atomic, so it matches exactly what ``_KEY`` matches, and a value
+# the scanner must read leaves the pair to the slow path.
+_PLAIN_PAIR = re.compile(r"(?>\s*(\w[\w \-/]{0,80}?)\s{0,8}:\s*)(?![\"\[{])([^,]*),?")
 _SIZE = re.compile(r"^(\d+)\s*x\s*(\d+)$")
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]{1,200})(?::([^:<>]{1,30}))?[^<>]{0,200}>")
 _HEX_VERSION = re.compile(r"^[0-9a-f]{7,40}$")
+_FORGE_VERSION = re.compile(r"^f\d")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _MAX_PAIRS = 200
 
 
@@ -31,6 +37,11 @@ def parse_pairs(line: str) -> dict[str, str]:
     at, end = 0, len(line)
     scan = [True]  # False once a bracket scan ran to the end: later ones would too, mostly
     while at < end and len(pairs) < _MAX_PAIRS:
+        plain = _PLAIN_PAIR.match(line, at)
+        if plain is not None:
+            pairs[plain.group(1)] = plain.group(2).strip()
+            at = plain.end()
+            continue
         key = _KEY.match(line, at)
         if key is None:
             # A bare flag (A1111 writes "k" alone when key and value are equal). Keys hold no
@@ -74,6 +85,10 @@ def _value(line: str, at: int, scan: list[bool]) -> tuple[str, int]:
 
 def _balanced(line: str, at: int) -> int:
     """Return the index after the string or bracketed JSON starting at ``at``, or -1."""
+    if line[at] == '"':
+        # A string alone ends at its first unescaped quote, as the scan below finds it.
+        string = _JSON_STRING.match(line, at)
+        return -1 if string is None else string.end()
     depth, in_string, escaped = 0, False, False
     for k in range(at, len(line)):
         char = line[k]
@@ -150,7 +165,7 @@ def _generator(pairs: dict[str, str]) -> str:
         return "Fooocus"
     if "ComfyUI" in version:
         return "ComfyUI"
-    if re.match(r"^f\d", version):
+    if _FORGE_VERSION.match(version):
         return "Forge"
     if "Pipeline" in pairs or _HEX_VERSION.match(version):
         return "SD.Next"
@@ -158,8 +173,10 @@ def _generator(pairs: dict[str, str]) -> str:
 
 
 def _hashes(pairs: dict[str, str]) -> dict[str, Any]:
+    if "Hashes" not in pairs:
+        return {}
     try:
-        value = json.loads(pairs.get("Hashes", "{}"))
+        value = json.loads(pairs["Hashes"])
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}

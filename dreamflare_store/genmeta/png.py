@@ -26,7 +26,7 @@ from dreamflare_store.genmeta.source import (
 )
 from dreamflare_store.genmeta.tiff import orientation_tiff, read_exif
 
-__all__ = ["SIGNATURE", "read_png", "strip_png"]
+__all__ = ["SIGNATURE", "read_png", "read_png_bytes", "strip_png"]
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT = (b"tEXt", b"zTXt", b"iTXt")
@@ -40,6 +40,71 @@ _KEEP = frozenset(
 
 
 _NO_TEXTS = Limits(max_texts=0)
+_HEAD = struct.Struct(">I4s")
+_SIZE = struct.Struct(">II")
+# Chunks the in-memory walker leaves to the streaming one (compressed or structured).
+_STREAMED = frozenset({b"zTXt", b"iTXt", b"eXIf", b"caBX"})
+_SHORT_TEXT = 64 * 1024
+
+
+def read_png_bytes(data: bytes, found: Found) -> bool:
+    """Read a PNG held in memory exactly as ``read_png`` would, when its metadata is only
+    short tEXt chunks and it is whole (the common case: a render's parameters); return
+    False, ``found`` untouched, for any other file, which ``read_png`` then walks.
+
+    It exists because uploads hold small files in memory: chunk headers are unpacked in
+    place, with no stream, no region objects and no copies of the pixel data.
+    """
+    if not data.startswith(SIGNATURE):
+        return False
+    limits = found.limits
+    at, end = 8, len(data)
+    sizes: list[tuple[int, int]] = []
+    texts: list[tuple[int, int]] = []
+    total = 0
+    for _ in range(limits.max_units):
+        if at + 8 > end:
+            return False  # no IEND: the streaming walker decides what a cut file yields
+        length, ctype = _HEAD.unpack_from(data, at)
+        body = at + 8
+        at = body + length + 4
+        if length > 0x7FFFFFFF or at > end or ctype in _STREAMED:
+            return False
+        if ctype == b"IHDR" and length >= 8:
+            sizes.append(_SIZE.unpack_from(data, body))
+            total += 8
+        elif ctype == b"tEXt":
+            total += length
+            if length > _SHORT_TEXT or total > limits.max_read:
+                return False
+            texts.append((body, length))
+        elif ctype == b"IEND":
+            break
+    else:
+        return False
+    for width, height in sizes:
+        found.set_size(width, height)
+    for body, length in texts:
+        if found.want_text():
+            _text_at(data, body, length, found)
+    return True
+
+
+def _text_at(data: bytes, body: int, length: int, found: Found) -> None:
+    """``_read_text`` of a tEXt chunk whose ``length`` bytes start at ``body``."""
+    cap = found.room()
+    head = min(length, 80)
+    nul = data.find(b"\x00", body, body + head) - body
+    if nul < 1 or nul > 79:
+        return  # keywords are 1-79 bytes (a missing NUL gives -1 - body, below 1)
+    key = data[body : body + nul].decode("latin-1")
+    start = body + nul + 1
+    more = cap + 1 - (head - nul - 1)
+    stop = body + head + min(more, length - head) if more > 0 else body + head
+    text = data[start:stop]
+    # The whole chunk is here, so only the cap cuts a text (one byte past it is read).
+    cut = len(text) > cap
+    found.add_text(key, decode_text(text[:cap], latin1=True), cut)
 
 
 def read_png(src: Source, found: Found) -> None:

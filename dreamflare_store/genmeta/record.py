@@ -94,6 +94,9 @@ def _clip(value: Any, limit: int) -> str | None:
         value = repr(value)
     if not isinstance(value, str):
         return None
+    if len(value) <= limit and value.isascii() and value.isprintable():
+        # Nothing to remove or cut (no control character, one byte per character).
+        return value.strip() or None
     # A character is at least one byte, so cutting characters first loses nothing the byte
     # cut keeps; it only spares cleaning a megabyte to keep eight kilobytes.
     text = _CONTROL.sub("", value[:limit].replace("\r\n", "\n")).strip()
