@@ -329,8 +329,8 @@ def run(config: Config) -> list[Result]:
     results = [batch(config, "small", small, small_bytes)]
     small_result, small_store = ingest(config, "small", small, small_bytes, None)
     small_result.note = (
-        "one acknowledged upload per file: its bytes, their name and its catalog commit are"
-        " three flushes where the copy's file and name share one"
+        "one acknowledged upload per file: a small file's bytes and its version are one"
+        " catalog commit (one flush of its log) where the copy flushes its file and its folder"
     )
     results.append(small_result)
     large_result, large_store = ingest(config, "large", large, large_bytes, 0.8)

@@ -571,11 +571,16 @@ class Replica:
             self.blobs.reserve.take()
         return result
 
-    def gc(self, min_age: float, dry_run: bool = False) -> GcReport:
+    def gc(self, min_age: float, dry_run: bool = False, compact: bool = False) -> GcReport:
         """Remove blobs no version references and temp files left by crashes, of those
         untouched for ``min_age`` seconds (see ``Store.gc``), and every derived file
         (thumbnail) whose source blob is no longer referenced; on a full disk too. With
-        ``dry_run``, count what would go and change nothing."""
+        ``dry_run``, count what would go and change nothing. With ``compact``, then give
+        the catalog's free pages back to the disk (``compact``)."""
+        if compact and not dry_run:
+            report = self.gc(min_age)
+            before, after = self.compact()
+            return dataclasses.replace(report, catalog_bytes_returned=max(0, before - after))
         if dry_run:
             try:
                 with self.catalog.atomic():

@@ -707,7 +707,7 @@ class Store:
         problems = tuple(sync.repair(self.replica, list(report.problems)))
         return dataclasses.replace(report, problems=problems)
 
-    def gc(self, min_age: float = 3600.0, dry_run: bool = False) -> GcReport:
+    def gc(self, min_age: float = 3600.0, dry_run: bool = False, compact: bool = False) -> GcReport:
         """Remove blobs no version references and temp files left by crashes. Works on a
         full disk too: should the catalog have no room to commit, the store gives back
         the small reserve it keeps for this (and takes it again once there is room).
@@ -719,8 +719,13 @@ class Store:
         with Conflict: a reference to missing bytes is never committed. The report also
         counts the unreferenced blobs kept as too young; ``dry_run`` removes nothing and
         says what would go.
+
+        Small blobs are rows of the catalog: removing them frees pages that later writes
+        reuse, but the file keeps its size. ``compact=True`` then rewrites the catalog
+        without them (SQLite's VACUUM: it needs room for a copy of the catalog, and other
+        writers wait meanwhile) and reports the bytes given back to the disk.
         """
-        return self.replica.gc(min_age, dry_run)
+        return self.replica.gc(min_age, dry_run, compact is True)
 
     def state_digest(self) -> str:
         """A hash of the materialised state: equal on replicas that have fully synced."""

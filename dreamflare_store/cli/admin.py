@@ -133,18 +133,24 @@ def verify(state: State, repair: bool, full: bool) -> None:
     metavar="SECONDS", help="Leave files younger than this (uploads in flight).",
 )  # fmt: skip
 @click.option("--dry-run", "-n", is_flag=True, help="Say what would be removed; remove nothing.")
-def gc(state: State, min_age: float, dry_run: bool) -> None:
+@click.option(
+    "--compact", is_flag=True,
+    help="Then give the catalog's free space back to the disk (rewrites the catalog).",
+)  # fmt: skip
+def gc(state: State, min_age: float, dry_run: bool, compact: bool) -> None:
     """Remove files no version needs, and leftovers of crashes.
 
     Files younger than --min-age are kept (an upload may be about to use them) and
-    counted; run with --min-age 0 when nothing else uses the store.
+    counted; run with --min-age 0 when nothing else uses the store. Small files live
+    inside the catalog: removing them frees room that later uploads reuse, and
+    --compact gives that room back to the disk.
 
     \b
     Examples:
       dreamflare gc --dry-run
-      dreamflare gc --min-age 0
+      dreamflare gc --min-age 0 --compact
     """
-    report = state.store.gc(min_age, dry_run)
+    report = state.store.gc(min_age, dry_run, compact)
     if state.as_json:
         state.emit(report)
         return
@@ -159,6 +165,11 @@ def gc(state: State, min_age: float, dry_run: bool) -> None:
         line += (
             f" Kept {report.blobs_kept_young:,} unreferenced files younger than"
             f" {min_age:g} s (--min-age)."
+        )
+    if compact and not dry_run:
+        line += (
+            f" Compacting the catalog gave {fmt.human_size(report.catalog_bytes_returned)}"
+            " back to the disk."
         )
     click.echo(line)
 

@@ -96,6 +96,7 @@ class GcReport(Record):
     thumbnails_removed: int = 0
     blobs_kept_young: int = 0
     dry_run: bool = False
+    catalog_bytes_returned: int = 0  # given back to the disk by compacting the catalog
 
 
 @dataclass(frozen=True, slots=True)
