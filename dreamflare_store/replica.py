@@ -279,7 +279,7 @@ class Replica:
         from concurrent.futures import ThreadPoolExecutor  # only uploads need threads
 
         try:
-            chosen = set(small)
+            chosen = {*small, *rows}  # the rest: large files, file objects, bad paths
             rest = [i for i in range(len(files)) if i not in chosen]
             with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
                 done = pool.map(lambda i: _attempt(self.store_bytes, files[i], owner), rest)
@@ -309,10 +309,17 @@ class Replica:
         def prepare(index: int) -> StoredBlob | Exception:
             return _attempt(lambda: self.blobs.prepare(rows[index](), head, created=True))
 
+        def prepare_share(share: list[int]) -> list[StoredBlob | Exception]:
+            return [prepare(index) for index in share]
+
         from concurrent.futures import ThreadPoolExecutor  # only uploads need threads
 
+        # Shares of files per task, not one task each: reading and hashing a small file
+        # from the page cache costs less than handing a task to a thread.
+        order = list(rows)
+        shares = [order[at : at + _ROW_SHARE] for at in range(0, len(order), _ROW_SHARE)]
         with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
-            prepared = list(pool.map(prepare, rows))
+            prepared = [blob for share in pool.map(prepare_share, shares) for blob in share]
         new = 0
         for index, blob in zip(rows, prepared, strict=True):
             if isinstance(blob, StoredBlob):
@@ -760,6 +767,10 @@ def as_error(exc: Exception, file: object) -> DreamflareError:
     if isinstance(exc, OSError):
         return InvalidArgument(f"{where}: cannot read: {exc.strerror or exc}", path=where)
     raise exc
+
+
+# Small files read and hashed per task of the batch's threads (see ``_prepare_rows``).
+_ROW_SHARE = 64
 
 
 class _DryRun(Exception):
