@@ -15,7 +15,7 @@ on every read, quarantined when found corrupt.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from ..errors import InvalidArgument
 
@@ -79,14 +79,9 @@ def read_prefix(source: IO[bytes], count: int) -> bytes:
     pieces: list[bytes] = []
     got = 0
     while got < count:
-        try:
-            piece = source.read(count - got)
-        except Exception as exc:
-            raise InvalidArgument(f"reading the file failed: {exc}") from exc
+        piece = read_piece(source, count - got)
         if not piece:
             break
-        if not isinstance(piece, bytes | bytearray | memoryview):
-            raise InvalidArgument("file must be a binary file object (opened with 'rb')")
         pieces.append(bytes(piece))
         got += len(piece)
     return b"".join(pieces)
@@ -105,3 +100,15 @@ class Prefixed:
             piece, self._prefix = self._prefix, b""
             return piece
         return self._source.read(size)
+
+
+def read_piece(source: Any, size: int) -> bytes | bytearray | memoryview:
+    """Up to ``size`` bytes from a caller's file object (empty at its end), its failures
+    and text files told as InvalidArgument: the one place that reads a caller's stream."""
+    try:
+        piece = source.read(size)
+    except Exception as exc:
+        raise InvalidArgument(f"reading the file failed: {exc}") from exc
+    if piece and not isinstance(piece, bytes | bytearray | memoryview):
+        raise InvalidArgument("file must be a binary file object (opened with 'rb')")
+    return piece or b""

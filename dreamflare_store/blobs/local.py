@@ -49,7 +49,7 @@ from .files import (
     write_all,
 )
 from .hashing import CHUNK, hash_bytes, hash_fd, hash_file, new_hasher
-from .inline import INLINE_MAX, InlineRows, NoRows
+from .inline import INLINE_MAX, InlineRows, NoRows, read_piece
 from .reader import VerifiedReader, verified_bytes
 from .room import guarded
 
@@ -470,16 +470,8 @@ class BlobStore:
         """
 
         def pieces() -> Iterator[bytes]:
-            while True:
-                try:
-                    chunk = source.read(CHUNK)
-                except Exception as exc:
-                    raise InvalidArgument(f"reading the file failed: {exc}") from exc
-                if not chunk:
-                    return
-                if not isinstance(chunk, bytes | bytearray | memoryview):
-                    raise InvalidArgument("file must be a binary file object (opened with 'rb')")
-                yield chunk
+            while chunk := read_piece(source, CHUNK):
+                yield bytes(chunk) if isinstance(chunk, bytearray | memoryview) else chunk
 
         if size_hint:
             self.check_room(size_hint)
