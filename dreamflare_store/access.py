@@ -58,12 +58,12 @@ class Access:
             content_id=content_id,
         )
 
-    def owned(self, content_id: str, user_id: str) -> Row | None:
-        """What reading needs of the live content row (``Reads.read_row``) if ``user_id``
-        owns it (who may do everything with it), else None: then ``content`` decides.
-        One query and no transaction (one row is consistent by itself): the common read,
-        of one's own content, needs no more."""
-        row = self._reads.read_row(content_id)
+    def owned(self, content_id: str, user_id: str, with_data: bool = False) -> Row | None:
+        """What reading needs of the live content row (``Reads.read_row``, with the bytes
+        of a small blob if asked) if ``user_id`` owns it (who may do everything with it),
+        else None: then ``content`` decides. One query and no transaction (one row is
+        consistent by itself): the common read, of one's own content, needs no more."""
+        row = self._reads.read_row(content_id, with_data)
         if row is None or row["deleted"] or row["owner"] != user_id:
             return None
         return row

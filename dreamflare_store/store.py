@@ -431,7 +431,8 @@ class Store:
         """All the bytes of the content (or of one of its versions), verified (stripped
         of their metadata as ``open_content`` says)."""
         data = self._reading.read(content_id, user_id, version, strip_metadata)
-        self.replica.counters.count_read(content_id, user_id, self._today(), False, len(data))
+        day = day_of(self.replica.now_ms())
+        self.replica.counters.count_read(content_id, user_id, day, False, len(data))
         self.meter.note(bytes_out=len(data))
         return data
 

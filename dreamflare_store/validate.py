@@ -39,7 +39,7 @@ def user_id(value: Any, name: str = "userId") -> str:
         raise InvalidArgument(f"{name} must not be empty")
     if len(value) > MAX_USER_ID:
         raise InvalidArgument(f"{name} is longer than {MAX_USER_ID} characters")
-    if not _printable(value):
+    if not value.isprintable():
         raise InvalidArgument(f"{name} must contain only printable characters")
     return value
 

@@ -50,7 +50,7 @@ from .files import (
 )
 from .hashing import CHUNK, hash_bytes, hash_fd, hash_file, new_hasher
 from .inline import INLINE_MAX, InlineRows, NoRows, read_piece
-from .reader import VerifiedReader, verified_bytes
+from .reader import VerifiedReader, corrupt, verified_bytes
 from .room import guarded
 
 # Files up to this size are read whole: one read and one hash (the bytes hashed are the bytes
@@ -639,6 +639,15 @@ class BlobStore:
                 return verified_bytes(row, digest, None, on_bad)
             raise self._missing(digest) from exc
         return verified_bytes(data, digest, stat, lambda: self.quarantine(digest, stat.st_ino))
+
+    def checked_row(self, digest: str, data: bytes) -> bytes:
+        """``data``, the bytes of blob ``digest`` a caller read from its row (joined to
+        the row that references it), once they hash to it; else the row goes to the
+        quarantine and IntegrityError is raised, as ``read`` does."""
+        if hash_bytes(data) == digest:
+            return data
+        self.quarantine_row(digest, data)
+        raise corrupt(digest)
 
     def _missing(self, digest: str) -> IntegrityError:
         """The error of a blob that is neither file nor row: found corrupt before, or absent."""

@@ -43,6 +43,15 @@ DIGEST_QUERIES = (
 )
 
 
+_READ_ROW = (
+    "SELECT content_id, owner, deleted, blob, filename, mime FROM contents WHERE content_id = ?"
+)
+_READ_ROW_DATA = (
+    "SELECT c.content_id, c.owner, c.deleted, c.blob, c.filename, c.mime, d.data"
+    " FROM contents c LEFT JOIN blob_data d ON d.hash = c.blob WHERE c.content_id = ?"
+)
+
+
 class Reads(Part):
     """Row-returning reads of contents, versions, storage, collaborations and keys."""
 
@@ -52,15 +61,16 @@ class Reads(Part):
         ).fetchone()
         return row
 
-    def read_row(self, content_id: str) -> Row | None:
+    def read_row(self, content_id: str, with_data: bool = False) -> Row | None:
         """What reading a content's bytes needs of its row (who owns it, whether it is
         deleted, its blob, filename and type): the lookup is most of a small read, and
-        the other columns (the generation record above all) would double it."""
-        row: Row | None = self.conn.execute(
-            "SELECT content_id, owner, deleted, blob, filename, mime FROM contents"
-            " WHERE content_id = ?",
-            (content_id,),
-        ).fetchone()
+        the other columns (the generation record above all) would double it.
+
+        ``with_data`` adds ``data``: the blob's bytes when they are kept as a row (else
+        None), so a small read is one query, not one for the row and one for the bytes.
+        """
+        sql = _READ_ROW_DATA if with_data else _READ_ROW
+        row: Row | None = self.conn.execute(sql, (content_id,)).fetchone()
         return row
 
     def live_by_paths(self, owner: str, paths: Iterable[str]) -> dict[str, tuple[Any, ...]]:
