@@ -91,7 +91,8 @@ class Contents:
         with self._catalog.atomic():
             self._replica.quota_gate(owner)(stored.digest, stored.size)
             self._replica.keep_blob(stored)  # a small blob's bytes: written now
-            self._replica.note_blobs([stored.digest])
+            if stored.data is None:  # a file (bytes kept as a row have none to describe)
+                self._replica.note_blobs([stored.digest])
             version_id = self._replica.new_id("version")
             if content_id is None:
                 content_id = self._replica.new_id("content")

@@ -212,11 +212,15 @@ class Replica:
             return self.blobs.write_bytes(bytes(file), head, admit)
         if isinstance(file, str | os.PathLike):
             path = Path(file)
-            if not path.is_file():
-                if path.exists():
+            try:
+                info = os.stat(path)  # once: whether it is a file, and its size
+            except (OSError, ValueError):
+                info = None
+            if info is None or not stat.S_ISREG(info.st_mode):
+                if info is not None:
                     raise InvalidArgument(f"{path}: not a regular file", path=str(path))
                 raise NotFound(f"{path}: no such file or folder", path=str(path))
-            size = path.stat().st_size
+            size = info.st_size
             if rows.as_row(size):
                 try:
                     data = read_small(os.fspath(path), size)  # as the batch path reads

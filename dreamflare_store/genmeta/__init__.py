@@ -211,6 +211,8 @@ def extract(source: BinaryIO | bytes, *, limits: Limits | None = None) -> Extrac
 
 
 def _result(found: Found) -> Extracted | None:
+    if not (found.texts or found.c2pa or found.xmp):
+        return None  # no text, no claim: nothing could name a generator (most files)
     prov = read_provenance(found.c2pa, found.xmp)
     if prov.summary:
         found.add_text("c2pa", json.dumps(prov.summary, ensure_ascii=False, default=str))
