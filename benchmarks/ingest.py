@@ -327,7 +327,7 @@ def run(config: Config) -> list[Result]:
     small, large = files_of(small_src), files_of(large_src)
 
     results = [batch(config, "small", small, small_bytes)]
-    small_result, small_store = ingest(config, "small", small, small_bytes, None)
+    small_result, small_store = ingest(config, "small", small, small_bytes, 0.5)
     small_result.note = (
         "one acknowledged upload per file: a small file's bytes and its version are one"
         " catalog commit (one flush of its log) where the copy flushes its file and its folder"
