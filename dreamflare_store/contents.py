@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from . import media, oplog, rows, validate
 from .access import OWNER, WRITE, Access
@@ -200,20 +200,30 @@ class Contents:
         the quota admits and gc left in place (a refusal takes the blob's place in
         ``outcomes``); their rows by index."""
         admit = self._replica.quota_gate(user_id)
-        chosen: list[int] = []
+        admitted: list[int] = []
         for index, blob in enumerate(outcomes):
             if not isinstance(blob, StoredBlob):
                 continue
             try:
                 admit(blob.digest, blob.size)
-                self._replica.keep_blob(blob)  # a small blob's bytes: written now
             except StorageFull:
-                raise  # SQLite may have rolled the transaction back: the batch fails
+                raise
             except DreamflareError as exc:
                 outcomes[index] = exc
                 continue
-            chosen.append(index)
-        self._replica.note_blobs([blob.digest for blob in outcomes if isinstance(blob, StoredBlob)])
+            admitted.append(index)
+        # Small blobs' bytes are written now, all by one statement (StorageFull fails the
+        # batch: SQLite may have rolled the transaction back).
+        blobs = [cast(StoredBlob, outcomes[index]) for index in admitted]
+        chosen: list[int] = []
+        for index, removed in zip(admitted, self._replica.keep_blobs(blobs), strict=True):
+            if removed is None:
+                chosen.append(index)
+            else:
+                outcomes[index] = removed
+        self._replica.note_blobs(
+            [blob.digest for blob in outcomes if isinstance(blob, StoredBlob) and blob.data is None]
+        )
         found = self._replica.record_new_contents([prepared[index] for index in chosen])
         return dict(zip(chosen, found, strict=True))
 

@@ -372,10 +372,15 @@ class Replica:
         gc's age check and the upload's touch of it, or a new one under ``gc(min_age=0)``).
         """
         if not self.blobs.keep(blob):
-            raise Conflict(
-                f"the stored bytes {blob.digest} were removed by gc during this upload;"
-                " upload again"
-            )
+            raise _removed(blob)
+
+    def keep_blobs(self, blobs: Sequence[StoredBlob]) -> list[Conflict | None]:
+        """``keep_blob`` of each blob of a batch (small ones written by one statement):
+        None for each blob that is there, the Conflict of each that gc took."""
+        return [
+            None if kept else _removed(blob)
+            for blob, kept in zip(blobs, self.blobs.keep_many(blobs), strict=True)
+        ]
 
     def quota_gate(self, owner: str) -> Callable[[str, int], None]:
         """The quota check for new blobs of ``owner``, one after another (a batch, inside
@@ -731,6 +736,12 @@ def sized_loader(file: object) -> tuple[Callable[[], bytes], int] | None:
     if not stat.S_ISREG(info.st_mode) or info.st_size > SMALL_FILE:
         return None
     return functools.partial(read_small, os.fsdecode(file), info.st_size), info.st_size
+
+
+def _removed(blob: StoredBlob) -> Conflict:
+    return Conflict(
+        f"the stored bytes {blob.digest} were removed by gc during this upload; upload again"
+    )
 
 
 def _seeing(

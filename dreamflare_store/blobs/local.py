@@ -30,7 +30,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,19 +333,30 @@ class BlobStore:
         """Inside the transaction that will reference ``blob``: store its bytes if they
         are only in memory (``prepare``), as a row written by that transaction; return
         whether the blob is stored (False: a file blob removed meanwhile, by gc)."""
-        if blob.data is None:
-            return self.present(blob.digest)
-        target = self.name(blob.digest)
-        try:
-            info = os.stat(target)
-        except FileNotFoundError:
-            info = None
-        if info is not None:
-            if self._found(blob.digest, blob.size):
-                return True  # a file blob with these bytes: it serves
-            self.quarantine(blob.digest, info.st_ino)  # changed since known good: aside
-        self.inline.put([(blob.digest, blob.data)])
-        return True
+        return self.keep_many([blob])[0]
+
+    @guarded
+    def keep_many(self, blobs: Sequence[StoredBlob]) -> list[bool]:
+        """``keep`` of each blob, the new rows written by one statement (a batch's)."""
+        kept: list[bool] = []
+        rows: list[tuple[str, bytes]] = []
+        for blob in blobs:
+            if blob.data is None:
+                kept.append(self.present(blob.digest))
+                continue
+            try:
+                info = os.stat(self.name(blob.digest))
+            except FileNotFoundError:
+                info = None
+            kept.append(True)
+            if info is not None:
+                if self._found(blob.digest, blob.size):
+                    continue  # a file blob with these bytes: it serves
+                self.quarantine(blob.digest, info.st_ino)  # changed since known good: aside
+            rows.append((blob.digest, blob.data))
+        if rows:
+            self.inline.put(rows)
+        return kept
 
     @guarded
     def write_bytes(self, data: bytes, head_size: int, admit: Admit = _admit_all) -> StoredBlob:
