@@ -371,15 +371,18 @@ class Replica:
         commit; before it, a gc may have taken a file (an old unreferenced blob between
         gc's age check and the upload's touch of it, or a new one under ``gc(min_age=0)``).
         """
-        if not self.blobs.keep(blob):
-            raise _removed(blob)
+        (removed,) = self.keep_blobs([blob])
+        if removed is not None:
+            raise removed
 
     def keep_blobs(self, blobs: Sequence[StoredBlob]) -> list[Conflict | None]:
         """``keep_blob`` of each blob of a batch (small ones written by one statement):
         None for each blob that is there, the Conflict of each that gc took."""
+        gone = "were removed by gc during this upload; upload again"
+        kept = self.blobs.keep_many(blobs)
         return [
-            None if kept else _removed(blob)
-            for blob, kept in zip(blobs, self.blobs.keep_many(blobs), strict=True)
+            None if k else Conflict(f"the stored bytes {b.digest} {gone}")
+            for b, k in zip(blobs, kept, strict=True)
         ]
 
     def quota_gate(self, owner: str) -> Callable[[str, int], None]:
@@ -736,12 +739,6 @@ def sized_loader(file: object) -> tuple[Callable[[], bytes], int] | None:
     if not stat.S_ISREG(info.st_mode) or info.st_size > SMALL_FILE:
         return None
     return functools.partial(read_small, os.fsdecode(file), info.st_size), info.st_size
-
-
-def _removed(blob: StoredBlob) -> Conflict:
-    return Conflict(
-        f"the stored bytes {blob.digest} were removed by gc during this upload; upload again"
-    )
 
 
 def _seeing(
