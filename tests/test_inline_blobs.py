@@ -94,6 +94,22 @@ def test_the_quota_refuses_small_bytes_and_stores_nothing(tmp_path: Path) -> Non
         assert len(blob_rows(store)) == 1
 
 
+def test_a_batch_keeps_repeated_small_bytes_once_and_none_past_the_quota(
+    tmp_path: Path,
+) -> None:
+    first, second, third = (os.urandom(SMALL) for _ in range(3))
+    with Store(tmp_path / "store", quota_bytes=2 * SMALL + 100) as store:
+        out = store.upload_many([first, first, second, third], "alice")
+        assert isinstance(out[3], QuotaExceeded)
+        made = [content for content in out[:3] if not isinstance(content, Exception)]
+        assert len(made) == 3 and made[0].hash == made[1].hash
+        assert set(blob_rows(store)) == {made[0].hash, made[2].hash}  # not the refused one
+        for content, data in zip(made, (first, first, second), strict=True):
+            assert store.read_content(content.content_id, "alice") == data
+        assert store.get_storage_usage("alice").history_bytes == 2 * SMALL
+        assert store.verify() == []
+
+
 def test_gc_between_hashing_and_commit_cannot_take_a_row(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
