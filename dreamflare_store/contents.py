@@ -207,7 +207,7 @@ class Contents:
             try:
                 admit(blob.digest, blob.size)
             except StorageFull:
-                raise
+                raise  # the batch fails, as it does when the rows below cannot be written
             except DreamflareError as exc:
                 outcomes[index] = exc
                 continue

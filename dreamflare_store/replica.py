@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import io
 import json
@@ -214,12 +215,12 @@ class Replica:
             path = Path(file)
             try:
                 info = os.stat(path)  # once: whether it is a file, and its size
-            except (OSError, ValueError):
-                info = None
-            if info is None or not stat.S_ISREG(info.st_mode):
-                if info is not None:
-                    raise InvalidArgument(f"{path}: not a regular file", path=str(path))
-                raise NotFound(f"{path}: no such file or folder", path=str(path))
+            except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+                if isinstance(exc, OSError) and exc.errno not in _ABSENT:
+                    raise as_error(exc, path) from exc  # unreadable: say why
+                raise NotFound(f"{path}: no such file or folder", path=str(path)) from exc
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidArgument(f"{path}: not a regular file", path=str(path))
             size = info.st_size
             if rows.as_row(size):
                 try:
@@ -379,11 +380,8 @@ class Replica:
         """``keep_blob`` of each blob of a batch (small ones written by one statement):
         None for each blob that is there, the Conflict of each that gc took."""
         gone = "were removed by gc during this upload; upload again"
-        kept = self.blobs.keep_many(blobs)
-        return [
-            None if k else Conflict(f"the stored bytes {b.digest} {gone}")
-            for b, k in zip(blobs, kept, strict=True)
-        ]
+        kept = zip(blobs, self.blobs.keep_many(blobs), strict=True)
+        return [None if k else Conflict(f"the stored bytes {b.digest} {gone}") for b, k in kept]
 
     def quota_gate(self, owner: str) -> Callable[[str, int], None]:
         """The quota check for new blobs of ``owner``, one after another (a batch, inside
@@ -781,6 +779,7 @@ def as_error(exc: Exception, file: object) -> DreamflareError:
     raise exc
 
 
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # a path that names no file
 # Small files read and hashed per task of the batch's threads (see ``_prepare_rows``).
 _ROW_SHARE = 64
 

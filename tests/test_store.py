@@ -346,6 +346,8 @@ BAD_CALLS = {
         file=Path("/nonexistent/dir/file.png"), user_id="alice"
     ),
     "directory path": lambda s, c: s.upload(file=Path(s.path), user_id="alice"),
+    "path name too long": lambda s, c: s.upload(file="n" * 5000, user_id="alice"),
+    "path with a NUL": lambda s, c: s.upload(file="a\0b.png", user_id="alice"),
     "version zero": lambda s, c: s.read_content(c, "alice", version=0),
     "version missing": lambda s, c: s.read_content(c, "alice", version=99),
     "version wrong type": lambda s, c: s.read_content(c, "alice", version="two"),
