@@ -39,11 +39,18 @@ class Reading:
         if version is None and strip is False:
             ids.check_id("content", content_id)
             own = self._access.owned(content_id, validate.user_id(user_id), with_data=True)
-            if own is not None and own["data"] is not None:
-                return self._replica.blobs.checked_row(own["blob"], own["data"])
+            if own is not None:  # the owner: this one query decided it
+                if own["data"] is not None:
+                    return self._replica.blobs.checked_row(own["blob"], own["data"])
+                return self._blob_bytes(own["blob"])  # a file, or a row pulled lazily
         digest, _, stripped = self.source(content_id, user_id, version, strip)
         if stripped:
             return self._replica.blobs.read(self._stripped(digest))
+        return self._blob_bytes(digest)
+
+    def _blob_bytes(self, digest: str) -> bytes:
+        """All the bytes of blob ``digest``, verified, fetched from its remote first if it
+        was pulled lazily."""
         try:
             return self._replica.blobs.read(digest)
         except IntegrityError as exc:
