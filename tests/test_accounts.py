@@ -546,18 +546,28 @@ def test_readers_do_not_wait_for_another_readers_flush(
 ) -> None:
     """While one reader's batch waits for the write lock, the other readers go on."""
     monkeypatch.setattr(counters_module, "FLUSH_SECONDS", 0.0)
+    counters = store.replica.counters
+    entered = threading.Event()
+    armed = False
+    real_flush = counters.flush
+
+    def flush() -> None:
+        with counters._flush_lock:  # (reentrant) armed or not, decided once it is ours
+            if armed:
+                entered.set()
+            real_flush()
+
+    # Patched before anything is counted, so every batch the buffer's thread writes goes
+    # through it: one it began earlier cannot hold that thread while the test waits.
+    monkeypatch.setattr(counters, "flush", flush)
     c = store.upload(b"abc", "alice").content_id
     store.flush()
     blocker = sqlite3.connect(store.path / "catalog.db", isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    entered = threading.Event()
-    real_flush = store.replica.counters.flush
-
-    def flush() -> None:
-        entered.set()
-        real_flush()
-
-    monkeypatch.setattr(store.replica.counters, "flush", flush)
+    # Taken while no batch is being written (the upload's may still be, on a slow disk),
+    # so the next batch to start is a reader's and finds the write lock held.
+    with counters._flush_lock:
+        blocker.execute("BEGIN IMMEDIATE")
+        armed = True
     first = threading.Thread(target=store.get_content, args=(c, "alice"))
     others_done = threading.Event()
 
