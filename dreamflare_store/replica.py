@@ -272,7 +272,7 @@ class Replica:
             else:
                 small.append(index)
                 loaders.append(load)
-        self._prepare_rows(files, rows, out, jobs)
+        self._prepare_rows(files, rows, out)
         pending = stage_many(self.blobs, loaders, media.SNIFF_BYTES, jobs)
 
         def outcomes(blobs: Sequence[StoredBlob | Exception]) -> list[StoredBlob | DreamflareError]:
@@ -304,27 +304,22 @@ class Replica:
         files: Sequence[FileLike],
         rows: dict[int, Callable[[], bytes]],
         out: list[StoredBlob | DreamflareError | None],
-        jobs: int,
     ) -> None:
-        """Read and hash the files kept as rows (``jobs`` threads), into ``out``: their
-        bytes are stored by the transaction that references them, so nothing is
-        written or flushed here. New bytes the disk has no room for are refused."""
+        """Read and hash the files kept as rows, into ``out``: their bytes are stored by
+        the transaction that references them, so nothing is written or flushed here. New
+        bytes the disk has no room for are refused.
+
+        One file after another in this thread: reading a small file from the page cache,
+        hashing it and reading its metadata is mostly Python holding the GIL, and threads
+        made it slower (5,000 files of 34 KiB on 2 cores: 0.42 s alone, 0.58 s with 8
+        threads, 0.56 s with 2).
+        """
         head = media.SNIFF_BYTES
 
-        def prepare(index: int) -> StoredBlob | Exception:
-            return _attempt(lambda: self.blobs.prepare(rows[index](), head, created=True))
+        def prepare(load: Callable[[], bytes]) -> StoredBlob:
+            return self.blobs.prepare(load(), head, created=True)
 
-        def prepare_share(share: list[int]) -> list[StoredBlob | Exception]:
-            return [prepare(index) for index in share]
-
-        from concurrent.futures import ThreadPoolExecutor  # only uploads need threads
-
-        # Shares of files per task, not one task each: reading and hashing a small file
-        # from the page cache costs less than handing a task to a thread.
-        order = list(rows)
-        shares = [order[at : at + _ROW_SHARE] for at in range(0, len(order), _ROW_SHARE)]
-        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="dreamflare-upload") as pool:
-            prepared = [blob for share in pool.map(prepare_share, shares) for blob in share]
+        prepared = [_attempt(prepare, load) for load in rows.values()]
         new = 0
         for index, blob in zip(rows, prepared, strict=True):
             if isinstance(blob, StoredBlob):
@@ -780,8 +775,6 @@ def as_error(exc: Exception, file: object) -> DreamflareError:
 
 
 _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # a path that names no file
-# Small files read and hashed per task of the batch's threads (see ``_prepare_rows``).
-_ROW_SHARE = 64
 
 
 class _DryRun(Exception):
