@@ -172,8 +172,8 @@ class Store:
         """Upload many files as new contents, faster than one ``upload`` each.
 
         The bytes are stored as ``upload`` stores them (durably, before any row refers to
-        them), by ``jobs`` threads, small files a group at a time so their flushes are
-        shared; then every content is created in one transaction. Each file counts as one
+        them), by ``jobs`` threads a group at a time so their flushes are shared (bytes
+        kept as rows by this thread); then every content is created in one transaction. Each file counts as one
         upload in API usage. The result has, in the order of ``files``, each one's
         ``Content``, or the error that kept it out (the others still go in).
         """
