@@ -173,9 +173,10 @@ class Store:
 
         The bytes are stored as ``upload`` stores them (durably, before any row refers to
         them), by ``jobs`` threads a group at a time so their flushes are shared (bytes
-        kept as rows by this thread); then every content is created in one transaction. Each file counts as one
-        upload in API usage. The result has, in the order of ``files``, each one's
-        ``Content``, or the error that kept it out (the others still go in).
+        kept as rows by this thread); then every content is created in one transaction.
+        Each file counts as one upload in API usage. The result has, in the order of
+        ``files``, each one's ``Content``, or the error that kept it out (the others
+        still go in).
         """
         user_id = validate.user_id(user_id)
         description = validate.description(description)
