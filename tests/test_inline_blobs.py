@@ -12,7 +12,8 @@ import pytest
 from helpers import blob_rows, damage_blob, file_blobs_only, png_bytes, stored_blobs
 
 from backends import Remote
-from dreamflare_store import IntegrityError, QuotaExceeded, Store
+from dreamflare_store import IntegrityError, NotFound, QuotaExceeded, Store
+from dreamflare_store import replica as replica_module
 from dreamflare_store.blobs.inline import INLINE_MAX
 from dreamflare_store.catalog.db import _migrations
 from dreamflare_store.replica import Replica
@@ -107,6 +108,34 @@ def test_a_batch_keeps_repeated_small_bytes_once_and_none_past_the_quota(
         for content, data in zip(made, (first, first, second), strict=True):
             assert store.read_content(content.content_id, "alice") == data
         assert store.get_storage_usage("alice").history_bytes == 2 * SMALL
+        assert store.verify() == []
+
+
+def test_a_small_file_gone_before_the_batch_reads_it_is_reported_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file deleted between the batch's stat and its read: that file's NotFound, the
+    others stored, no row for it."""
+    paths = [tmp_path / f"f{k}.bin" for k in range(3)]
+    for path in paths:
+        path.write_bytes(os.urandom(SMALL))
+    kept = paths[2].read_bytes()
+    real_read = replica_module.read_small
+
+    def read_small(path: str, size: int) -> bytes:
+        if path == str(paths[0]):
+            paths[1].unlink()  # gone after the stat, before its turn to be read
+        return real_read(path, size)
+
+    monkeypatch.setattr(replica_module, "read_small", read_small)
+    with Store(tmp_path / "store") as store:
+        out = store.upload_many(paths, "alice")
+        assert isinstance(out[1], NotFound)
+        made = [out[0], out[2]]
+        assert not any(isinstance(content, Exception) for content in made)
+        assert store.read_content(out[2].content_id, "alice") == kept  # type: ignore[union-attr]
+        assert len(blob_rows(store)) == 2
+        assert store.get_storage_usage("alice").content_count == 2
         assert store.verify() == []
 
 
