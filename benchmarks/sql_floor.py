@@ -96,6 +96,21 @@ def folder_work(store: Store, files: list[Path]) -> None:
     store.upload_many(files, "bench")
 
 
+def record(
+    work: Callable[[Store, list[Path]], None], store: Path, files: list[Path]
+) -> tuple[list[Statement], list[Statement]]:
+    """Run ``work`` on the store at ``store``: the pragmas its catalog was opened with, and
+    the statements the work ran."""
+    with recording() as log:
+        opened = Store(store)
+        before = len(log)
+        work(opened, files)
+        after = len(log)
+        opened.close()
+    pragmas = [statement for statement in log[:before] if statement[1].startswith("PRAGMA")]
+    return pragmas, log[before:after]
+
+
 def measure(
     label: str,
     work: Callable[[Store, list[Path]], None],
@@ -110,14 +125,7 @@ def measure(
         store.upload(b"a first content, so the user and the catalog exist", "bench")
     recorded = root / f"{label}-recorded"
     shutil.copytree(start, recorded)
-    with recording() as log:
-        store = Store(recorded)
-        opened = len(log)
-        work(store, files)
-        done = len(log)
-        store.close()
-    pragmas = [statement for statement in log[:opened] if statement[1].startswith("PRAGMA")]
-    statements = log[opened:done]
+    pragmas, statements = record(work, recorded, files)
 
     def engine(target: Path) -> None:
         with Store(target) as store:

@@ -7,6 +7,7 @@ asserted is that every benchmark runs, measures both sides, and reports a ratio.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,53 @@ def test_percentile_and_ratios() -> None:
     assert fast.met is False
     slow = harness.Result("b", "n", "latency", [0.002] * 10, [0.001] * 10, "base", target=1e-3)
     assert slow.ratio == 2 and slow.met is False
+
+
+def _catalog_rows(store: Path) -> dict[str, list[tuple[object, ...]]]:
+    import sqlite3
+
+    conn = sqlite3.connect(store / "catalog.db")
+    try:
+        return {
+            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in ("contents", "versions", "ops", "blob_data", "storage_usage")
+        }
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("way", ["per_call_work", "folder_work"])
+def test_sql_floor_replay_leaves_the_catalog_the_engine_left(way: str, tmp_path: Path) -> None:
+    """The floor is only a floor if the bare replay does the engine's writes, all of them."""
+    from benchmarks import ingest, sql_floor
+    from dreamflare_store import Store
+
+    source = tmp_path / "source"
+    source.mkdir()
+    ingest.make_small_files(source, 6, seed=4)
+    files = ingest.files_of(source)
+    start = tmp_path / "start"
+    with Store(start) as store:
+        store.upload(b"first", "bench")
+    recorded, replayed = tmp_path / "recorded", tmp_path / "replayed"
+    shutil.copytree(start, recorded)
+    shutil.copytree(start, replayed)
+    pragmas, statements = sql_floor.record(getattr(sql_floor, way), recorded, files)
+    assert any(sql.startswith("INSERT INTO contents") for _, sql, _ in statements)
+    assert any(sql.startswith("PRAGMA synchronous") for _, sql, _ in pragmas)
+    sql_floor.replay(replayed, pragmas, statements, files)
+    expected, got = _catalog_rows(recorded), _catalog_rows(replayed)
+    assert len(got["contents"]) == 7 and len(got["versions"]) == 7
+    assert got == expected
+
+
+def test_sql_floor_prints_its_ratios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import sql_floor
+
+    monkeypatch.chdir(tmp_path)
+    sql_floor.main(count=3, rounds=1)
+    out = capsys.readouterr().out
+    assert out.count("ratio engine") == 2 and "replay" in out
+    assert list(tmp_path.iterdir()) == []  # its work folder is gone
