@@ -127,28 +127,35 @@ def measure(
     shutil.copytree(start, recorded)
     pragmas, statements = record(work, recorded, files)
 
-    def engine(target: Path) -> None:
-        with Store(target) as store:
+    def engine(target: Path) -> float:
+        with Store(target) as store:  # opened and closed outside the time taken
+            began = time.perf_counter()
             work(store, files)
+            return time.perf_counter() - began
 
-    def bare(target: Path) -> None:
+    def bare(target: Path) -> float:
+        began = time.perf_counter()
         replay(target, pragmas, statements, files)
+        return time.perf_counter() - began
 
-    sides: dict[str, tuple[Callable[[Path], None], bool]] = {
+    def physical(target: Path) -> float:
+        began = time.perf_counter()
+        baseline(target)
+        return time.perf_counter() - began
+
+    sides: dict[str, tuple[Callable[[Path], float], bool]] = {
         "engine": (engine, True),
         "replay": (bare, True),
-        "baseline": (baseline, False),
+        "baseline": (physical, False),
     }
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     for number in range(rounds):
-        order = list(sides.items())
+        order = list(sides.items())  # who goes first changes every round
         for name, (run, from_start) in order[number % 3 :] + order[: number % 3]:
             target = root / f"{label}-{name}-{number}"
             if from_start:
                 shutil.copytree(start, target)
-            began = time.perf_counter()
-            run(target)
-            seconds[name].append(time.perf_counter() - began)
+            seconds[name].append(run(target))
             shutil.rmtree(target)
     rate = {name: len(files) / statistics.median(times) for name, times in seconds.items()}
     print(
