@@ -135,3 +135,27 @@ def test_sql_floor_prints_its_ratios(
     out = capsys.readouterr().out
     assert out.count("ratio engine") == 2 and "replay" in out
     assert list(tmp_path.iterdir()) == []  # its work folder is gone
+
+
+def test_extraction_floor_indexes_the_records_it_times(tmp_path: Path) -> None:
+    """The floor under extraction's cost counts real work: the records it reads are the
+    uploads' records, and the index it times finds the renders by their prompt words."""
+    from benchmarks import search
+    from benchmarks.genmeta import thumbnail
+    from dreamflare_store import Store
+    from dreamflare_store.replica import Replica
+
+    files = [thumbnail(k, False) for k in range(3)]
+    records = [Replica.generation_in(data) for data in files]
+    assert all(record and record["prompt"] for record in records)
+    assert search._parse_time(files) > 0
+    config = harness.Config("tiny", 1, tmp_path)
+    assert search._index_time(config, files, 0) >= 0
+    with Store(tmp_path / "check") as store:
+        items = [(n, "bench", f"t{n}.png", None, (), r) for n, r in enumerate(records, 1)]
+        search._index(store, items)
+        word = records[0]["prompt"].split()[1].strip(",")
+        (found,) = store.replica.catalog.db.conn.execute(
+            "SELECT count(*) FROM search_words WHERE search_words MATCH ?", (f'"{word}"',)
+        ).fetchone()
+    assert found >= 1
