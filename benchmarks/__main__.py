@@ -20,6 +20,7 @@ from benchmarks import harness
 ORDER = (
     "startup",
     "ingest",
+    "threads",
     "reads",
     "rerun",
     "metadata",

@@ -22,8 +22,8 @@ WORKERS = Path(__file__).with_name("workers.py")
 
 @pytest.mark.parametrize(
     ("mode", "rounds", "window"),
-    [("crash", 32, 0.4), ("batch", 12, 1.0)],
-    ids=["one upload at a time", "upload_many batches"],
+    [("crash", 32, 0.4), ("batch", 12, 1.0), ("threads", 16, 0.6)],
+    ids=["one upload at a time", "upload_many batches", "four threads sharing commits"],
 )
 def test_sigkill_at_random_moments_loses_nothing_acknowledged(
     tmp_path: Path, mode: str, rounds: int, window: float

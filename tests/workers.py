@@ -3,6 +3,7 @@
 Run as a script: ``python workers.py crash STORE ACKS SEED`` uploads and updates forever,
 appending one line per acknowledged upload to ACKS (after the call returned);
 ``python workers.py batch STORE ACKS SEED`` does the same with batches of ``upload_many``;
+``python workers.py threads STORE ACKS SEED`` runs the first on four threads at once;
 ``python workers.py gc|repair|reserve STORE ACKS SEED`` mixes in that maintenance.
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 import os
 import random
 import sys
+import threading
 from pathlib import Path
+from typing import TextIO
 
 # The store imports its upload path (genmeta, the thread pools) on first use: imported
 # here, before a worker says its store is open, so the parent's kill window measures
@@ -31,21 +34,41 @@ def payload(seed: int, n: int) -> bytes:
 def crash_loop(store_path: str, acks_path: str, seed: int) -> None:
     with Store(store_path) as store, open(acks_path, "a", encoding="utf-8") as acks:
         os.fsync(acks.fileno())  # the parent waits for this file: the store is open
-        n = 0
-        last = None
-        while True:
-            data = payload(seed, n)
-            if last is not None and n % 3 == 0:
-                c = store.upload(file=data, user_id=f"u{seed % 3}", content_id=last)
-            else:
-                c = store.upload(file=data, user_id=f"u{seed % 3}", tags=f"n{n}")
+        _upload_forever(store, acks, seed, threading.Lock())
+
+
+def threads_loop(store_path: str, acks_path: str, seed: int) -> None:
+    """crash_loop on four threads sharing one store, so their uploads share commits."""
+    with Store(store_path) as store, open(acks_path, "a", encoding="utf-8") as acks:
+        os.fsync(acks.fileno())
+        lock = threading.Lock()
+        threads = [
+            threading.Thread(target=_upload_forever, args=(store, acks, seed * 10 + k, lock))
+            for k in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def _upload_forever(store: Store, acks: TextIO, seed: int, lock: threading.Lock) -> None:
+    n = 0
+    last = None
+    while True:
+        data = payload(seed, n)
+        if last is not None and n % 3 == 0:
+            c = store.upload(file=data, user_id=f"u{seed % 3}", content_id=last)
+        else:
+            c = store.upload(file=data, user_id=f"u{seed % 3}", tags=f"n{n}")
+        with lock:
             acks.write(f"{c.content_id} {c.version} {seed} {n}\n")
             acks.flush()
             os.fsync(acks.fileno())
-            if n % 4 == 1:
-                store.update_metadata(c.content_id, f"u{seed % 3}", description=f"d{n}")
-            last = c.content_id
-            n += 1
+        if n % 4 == 1:
+            store.update_metadata(c.content_id, f"u{seed % 3}", description=f"d{n}")
+        last = c.content_id
+        n += 1
 
 
 def upload_many(store_path: str, user: str, count: int, out: str) -> None:
@@ -123,5 +146,7 @@ if __name__ == "__main__":
         crash_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "batch":
         batch_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1] == "threads":
+        threads_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         maintenance_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[1])

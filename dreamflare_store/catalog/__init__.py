@@ -1,6 +1,7 @@
 """The SQLite catalog: every SQL statement of the engine, by concern.
 
 - ``db``: connections, transactions, retries, migrations (``schema.sql``), settings;
+- ``group``: group commit, several threads' write transactions sharing one commit;
 - ``fold``: the one fold of ops into the materialised tables;
 - ``reads``: reads that return rows (contents, versions, list pages, storage, keys...);
 - ``log``: the op log's reads (timestamps, positions, ranges);
@@ -13,12 +14,14 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from sqlite3 import Connection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .db import Database, Row, tags_from_sql, tags_to_sql
+from .group import GroupCommit
 from .inline import InlineBlobs
 from .local import LocalState, file_stat
 from .log import OpLog
@@ -35,6 +38,8 @@ __all__ = [
     "tags_from_sql", "tags_to_sql",
 ]  # fmt: skip
 
+T = TypeVar("T")
+
 
 class Catalog:
     """One catalog file, its concerns as parts sharing one database connection per thread."""
@@ -46,6 +51,7 @@ class Catalog:
         self.tallies = Tallies(self.db)
         self.local = LocalState(self.db)
         self.inline = InlineBlobs(self.db)
+        self._group = GroupCommit(self.db)
 
     @functools.cached_property
     def fold(self) -> Fold:
@@ -66,6 +72,11 @@ class Catalog:
     def atomic(self) -> AbstractContextManager[Connection]:
         """A write transaction (a savepoint when nested): see ``Database.atomic``."""
         return self.db.atomic()
+
+    def grouped(self, body: Callable[[], T]) -> T:
+        """``body()`` inside a write transaction that other threads' may share, returned
+        once committed: see ``GroupCommit``."""
+        return self._group.run(body)
 
     def snapshot(self) -> AbstractContextManager[Connection]:
         """A read transaction: see ``Database.snapshot``."""

@@ -186,6 +186,14 @@ class Database:
         self._closed = False
         self._shared: sqlite3.Connection | None = None
         self._shared_lock = threading.Lock()
+        # The write lock of this process's threads, taken before SQLite's own. Without
+        # it, a thread that finds SQLite's lock taken sleeps in SQLite's busy handler
+        # (1, 2, 5 ... 100 ms between tries), and under several writing threads some
+        # waited close to a second while others went round again. Threads now queue on
+        # this lock and are woken when it is let go; other processes still meet
+        # SQLite's lock and its busy handler.
+        self._write_lock = threading.Lock()
+        self._write_lock_pid = os.getpid()
         self._migrate()
 
     def _connect(self) -> sqlite3.Connection:
@@ -270,10 +278,11 @@ class Database:
         conn = self.conn
         if self._local.depth:
             raise RuntimeError("VACUUM cannot run inside a transaction")
-        self.retry(lambda: conn.execute("VACUUM"))
-        # In WAL mode the rewritten pages go to the log first: move them into the file
-        # and empty the log, or the disk gets nothing back until a later checkpoint.
-        self.retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        with self._writing():
+            self.retry(lambda: conn.execute("VACUUM"))
+            # In WAL mode the rewritten pages go to the log first: move them into the file
+            # and empty the log, or the disk gets nothing back until a later checkpoint.
+            self.retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     @staticmethod
     def retry(action: Callable[[], Any]) -> Any:
@@ -301,27 +310,35 @@ class Database:
         """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when nested."""
         conn = self.conn
         depth = self._local.depth
-        if depth == 0:
-            self.retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-        else:
+        if depth:
             conn.execute(f"SAVEPOINT sp{depth}")
-        self._local.depth = depth + 1
-        try:
-            yield conn
-        except BaseException:
-            self._local.depth = depth
-            # A full disk may have rolled the whole transaction back already (SQLite does
-            # on SQLITE_FULL): rolling back again would hide the error that did it.
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error, DreamflareError):
-                    if depth == 0:
-                        conn.execute("ROLLBACK")
-                    else:
+            self._local.depth = depth + 1
+            try:
+                yield conn
+            except BaseException:
+                self._local.depth = depth
+                # A full disk may have rolled the whole transaction back already (SQLite
+                # does on SQLITE_FULL): rolling back again would hide the error that did it.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error, DreamflareError):
                         conn.execute(f"ROLLBACK TO sp{depth}")
                         conn.execute(f"RELEASE sp{depth}")
-            raise
-        self._local.depth = depth
-        if depth == 0:
+                raise
+            self._local.depth = depth
+            conn.execute(f"RELEASE sp{depth}")
+            return
+        with self._writing():
+            self.retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            self._local.depth = 1
+            try:
+                yield conn
+            except BaseException:
+                self._local.depth = 0
+                if conn.in_transaction:  # as above: SQLite may have rolled it back already
+                    with contextlib.suppress(sqlite3.Error, DreamflareError):
+                        conn.execute("ROLLBACK")
+                raise
+            self._local.depth = 0
             try:
                 self.retry(lambda: conn.execute("COMMIT"))
             except BaseException:
@@ -329,8 +346,28 @@ class Database:
                     with contextlib.suppress(sqlite3.Error, DreamflareError):
                         conn.execute("ROLLBACK")
                 raise
-        else:
-            conn.execute(f"RELEASE sp{depth}")
+
+    def depth(self) -> int:
+        """How deep this thread is in transactions (0: in none; ``atomic`` and ``snapshot``
+        each add one)."""
+        self.conn  # noqa: B018 (opening this thread's connection sets its depth)
+        depth: int = self._local.depth
+        return depth
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this process's write lock (see ``__init__``), waiting for it as long as
+        SQLite would wait for its own."""
+        if self._write_lock_pid != os.getpid():
+            # A forked child: the thread that held the parent's lock is not here.
+            self._write_lock, self._write_lock_pid = threading.Lock(), os.getpid()
+        lock = self._write_lock
+        if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

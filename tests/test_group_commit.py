@@ -1,0 +1,184 @@
+"""Group commit: threads' write transactions sharing a commit, each with its own outcome.
+
+Real SQLite files throughout. A group forms when writers queue behind one that is still
+writing: the first test holds the leader inside its function until the others queued.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dreamflare_store import Store
+from dreamflare_store.catalog.db import Database
+from dreamflare_store.catalog.group import GroupCommit
+from dreamflare_store.errors import InvalidArgument, NotFound
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(tmp_path / "catalog.db")
+    database.conn.execute("CREATE TABLE marks (name TEXT PRIMARY KEY, thread INTEGER)")
+    return database
+
+
+def _committed(db: Database) -> set[str]:
+    """The marks another connection sees: only what was committed."""
+    other = sqlite3.connect(db.path)
+    try:
+        return {name for (name,) in other.execute("SELECT name FROM marks")}
+    finally:
+        other.close()
+
+
+def _mark(db: Database, name: str) -> Callable[[], str]:
+    def body() -> str:
+        db.conn.execute("INSERT INTO marks VALUES (?, ?)", (name, threading.get_ident()))
+        return name
+
+    return body
+
+
+def _queued(group: GroupCommit, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(group._queue) < count:
+        assert time.monotonic() < deadline, "the writers never queued"
+        time.sleep(0.001)
+
+
+def test_queued_writers_share_the_leaders_transaction_and_keep_their_outcomes(
+    db: Database,
+) -> None:
+    group = GroupCommit(db)
+    hold = threading.Event()
+
+    def leader() -> str:
+        _mark(db, "leader")()
+        hold.wait(10)
+        return "leader"
+
+    def refused() -> str:
+        _mark(db, "refused")()
+        raise InvalidArgument("not this one")
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(group.run, leader)
+        _queued(group, 0)
+        while not group._leading:
+            time.sleep(0.001)
+        others = [
+            pool.submit(group.run, _mark(db, "a")),
+            pool.submit(group.run, refused),
+            pool.submit(group.run, _mark(db, "b")),
+        ]
+        _queued(group, 3)
+        assert _committed(db) == set()  # nothing is acknowledged before the commit
+        hold.set()
+        assert first.result(10) == "leader"
+        assert others[0].result(10) == "a" and others[2].result(10) == "b"
+        with pytest.raises(InvalidArgument, match="not this one"):
+            others[1].result(10)
+    # The refused writer's insert was undone; the others' were committed. The three that
+    # queued while the leader wrote ran as the next group: on one thread, in one
+    # transaction.
+    assert _committed(db) == {"leader", "a", "b"}
+    threads = {name: thread for name, thread in db.conn.execute("SELECT * FROM marks")}
+    assert threads["a"] == threads["b"]
+    assert not group._leading and group._queue == []
+
+
+def test_a_transaction_lost_in_a_group_fails_every_writer_in_it(db: Database) -> None:
+    """SQLite rolls a whole transaction back on a full disk: then no writer of the group
+    may be told its write is done."""
+    group = GroupCommit(db)
+    hold = threading.Event()
+
+    def leader() -> str:
+        _mark(db, "leader")()
+        hold.wait(10)
+        return "leader"
+
+    def loses_it() -> str:
+        db.conn.execute("ROLLBACK")  # what SQLite does itself on SQLITE_FULL
+        raise OSError("no room")
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(group.run, leader)
+        while not group._leading:
+            time.sleep(0.001)
+        # These three queue behind the leader's group, and form the next one.
+        before = pool.submit(group.run, _mark(db, "before"))
+        _queued(group, 1)
+        lost = pool.submit(group.run, loses_it)
+        _queued(group, 2)
+        after = pool.submit(group.run, _mark(db, "after"))
+        _queued(group, 3)
+        hold.set()
+        assert first.result(10) == "leader"
+        for future in (before, lost, after):
+            with pytest.raises(OSError, match="no room"):
+                future.result(10)
+    assert _committed(db) == {"leader"}
+    # The next writer starts a group of its own, as usual.
+    assert group.run(_mark(db, "next")) == "next"
+    assert _committed(db) == {"leader", "next"}
+
+
+def test_a_write_inside_a_transaction_of_the_same_thread_joins_it(db: Database) -> None:
+    group = GroupCommit(db)
+    with pytest.raises(RuntimeError), db.atomic():
+        assert group.run(_mark(db, "inner")) == "inner"
+        raise RuntimeError("undo the outer transaction")
+    assert _committed(db) == set()
+    with db.atomic():
+        group.run(_mark(db, "inner"))
+    assert _committed(db) == {"inner"}
+
+
+def test_an_error_alone_rolls_back_and_reaches_its_caller(db: Database) -> None:
+    group = GroupCommit(db)
+
+    def fails() -> Any:
+        _mark(db, "x")()
+        raise NotFound("gone")
+
+    with pytest.raises(NotFound):
+        group.run(fails)
+    assert _committed(db) == set()
+    assert not db.conn.in_transaction
+
+
+def test_threads_uploading_at_once_are_all_durable_and_bad_ones_change_nothing(
+    tmp_path: Path,
+) -> None:
+    """Eight threads upload at once (their commits grouped); every third one tries to add
+    a version to another user's content and is refused without a trace."""
+    with Store(tmp_path / "store") as store:
+        theirs = store.upload(b"someone else's", "owner")
+
+        def work(i: int) -> str | None:
+            if i % 3 == 0:
+                with pytest.raises(NotFound):  # a stranger is not told it exists
+                    store.upload(
+                        f"intruder {i}".encode(), f"t{i % 4}", content_id=theirs.content_id
+                    )
+                return None
+            return store.upload(f"upload {i}".encode() * 50, f"t{i % 4}").content_id
+
+        with ThreadPoolExecutor(8) as pool:
+            made = [content_id for content_id in pool.map(work, range(120)) if content_id]
+        assert len(set(made)) == 80
+        assert store.get_content_versions(theirs.content_id, "owner")[-1].version == 1
+        assert sum(store.list_content(f"t{i}").total for i in range(4)) == 80
+        assert store.verify() == []
+    with Store(tmp_path / "store") as store:  # reopened: everything acknowledged is there
+        for content_id in made:
+            user = store.replica.catalog.reads.content_row(content_id)["owner"]
+            assert store.read_content(content_id, user).startswith(b"upload ")
