@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +182,65 @@ def test_threads_uploading_at_once_are_all_durable_and_bad_ones_change_nothing(
         for content_id in made:
             user = store.replica.catalog.reads.content_row(content_id)["owner"]
             assert store.read_content(content_id, user).startswith(b"upload ")
+
+
+def test_a_writer_interrupted_while_it_waits_leaves_the_queue_moving(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread told to lead the next group but interrupted first (KeyboardInterrupt in
+    the main thread) hands the lead on: the writer behind it still gets its commit."""
+    from dreamflare_store.catalog import group as group_module
+
+    class Interrupted(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            super().wait(timeout)
+            raise KeyboardInterrupt
+
+    made: list[Any] = []
+
+    class Pending(group_module._Pending):
+        def __init__(self, body: Callable[[], Any]) -> None:
+            super().__init__(body)
+            if getattr(body, "interrupt", False):
+                self.woken = Interrupted()
+            made.append(self)
+
+    monkeypatch.setattr(group_module, "_Pending", Pending)
+    group = GroupCommit(db)
+    hold = threading.Event()
+
+    def leader() -> str:
+        hold.wait(10)
+        return _mark(db, "leader")()
+
+    interrupted = _mark(db, "interrupted")
+    interrupted.interrupt = True  # type: ignore[attr-defined]
+    # Daemon threads: were the queue to stall, the test fails instead of hanging.
+    first = _in_thread(group, leader)
+    while not group._leading:
+        time.sleep(0.001)
+    stopped = _in_thread(group, interrupted)
+    _queued(group, 1)
+    behind = _in_thread(group, _mark(db, "behind"))
+    _queued(group, 2)
+    hold.set()
+    assert first.result(10) == "leader"
+    with pytest.raises(KeyboardInterrupt):
+        stopped.result(10)
+    assert behind.result(10) == "behind"
+    assert _committed(db) == {"leader", "behind"}
+    assert not group._leading and group._queue == []
+
+
+def _in_thread(group: GroupCommit, body: Callable[[], Any]) -> Future[Any]:
+    """``group.run(body)`` on a daemon thread; its outcome as a future."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(group.run(body))
+        except BaseException as exc:  # noqa: BLE001 (handed to the test through the future)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future

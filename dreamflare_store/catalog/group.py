@@ -76,11 +76,36 @@ class GroupCommit:
             lead = not self._leading
             self._leading = True
         if not lead:
-            item.woken.wait()
+            try:
+                item.woken.wait()
+            except BaseException:  # an interrupt (KeyboardInterrupt) while it waited
+                self._abandon(item)
+                raise
         if not item.finished:
             self._lead()
         result: T = item.outcome()
         return result
+
+    def _abandon(self, item: _Pending) -> None:
+        """Take an interrupted thread's function out of the queue; if it was to lead the
+        next group, hand that to the thread behind it, so no thread waits forever."""
+        with self._mutex:
+            if item.finished or item not in self._queue:
+                return  # its group ran (or is running): what it wrote stays
+            self._queue.remove(item)
+            following = self._designate() if item.lead else None
+        if following is not None:
+            following.woken.set()
+
+    def _designate(self) -> _Pending | None:
+        """With the mutex held: mark the queue's first thread to lead the next group (or
+        note that no group is at work); the caller wakes it."""
+        following = self._queue[0] if self._queue else None
+        if following is None:
+            self._leading = False
+        else:
+            following.lead = True
+        return following
 
     def _lead(self) -> None:
         """Run a group (the queue's first ``MAX_GROUP``, this thread's among them), then
@@ -91,14 +116,12 @@ class GroupCommit:
             self._commit(group)
         finally:
             with self._mutex:
-                following = self._queue[0] if self._queue else None
-                if following is None:
-                    self._leading = False
+                for item in group:
+                    item.finished = True
+                following = self._designate()
             for item in group:
-                item.finished = True
                 item.woken.set()
             if following is not None:
-                following.lead = True
                 following.woken.set()
 
     def _commit(self, group: list[_Pending]) -> None:
