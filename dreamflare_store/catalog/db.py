@@ -1,8 +1,8 @@
 """The catalog's SQLite database: connections, transactions, retries and migrations.
 
 One database file in WAL mode, one connection per thread. Every write goes through
-``atomic()`` (``BEGIN IMMEDIATE``, a savepoint when nested); reads that must agree with
-each other go through ``snapshot()``.
+``atomic()`` (``BEGIN IMMEDIATE`` behind the process's own write lock, a savepoint when
+nested); reads that must agree with each other go through ``snapshot()``.
 """
 
 from __future__ import annotations
