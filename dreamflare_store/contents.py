@@ -81,35 +81,36 @@ class Contents:
         owner = user_id
         if content_id is not None:
             owner = self._access.content(content_id, user_id, WRITE)["owner"]
-        stored = self._replica.store_bytes(file, owner)
-        self._meter.note(bytes_in=stored.size)
-        fields, changes = _file_fields(
-            stored, file, name, description, tags, content_id is None, path
-        )
-        if self.extract:  # off the write lock: the bytes are published, read them by name
-            _set_generation(fields, self._replica.generation_of(stored))
+        with self._catalog.coming():
+            stored = self._replica.store_bytes(file, owner)
+            self._meter.note(bytes_in=stored.size)
+            fields, changes = _file_fields(
+                stored, file, name, description, tags, content_id is None, path
+            )
+            if self.extract:  # off the write lock: the bytes are published, read by name
+                _set_generation(fields, self._replica.generation_of(stored))
 
-        def write() -> Any:
-            """The upload's transaction: it may share its commit with other threads'
-            uploads (group commit), and returns once that commit is durable."""
-            self._replica.quota_gate(owner)(stored.digest, stored.size)
-            self._replica.keep_blob(stored)  # a small blob's bytes: written now
-            if stored.data is None:  # a file (bytes kept as a row have none to describe)
-                self._replica.note_blobs([stored.digest])
-            version_id = self._replica.new_id("version")
-            if content_id is None:
-                made = self._replica.new_id("content")
-                data = version_data(user_id, version_id, fields, changes, owner)
-                kind = oplog.CONTENT_CREATE
-            else:
-                made = content_id
-                self._access.content(made, user_id, WRITE)
-                data = version_data(user_id, version_id, fields, changes)
-                kind = oplog.CONTENT_CHANGE
-            self._replica.record(kind, made, data)
-            return self._catalog.reads.content_row(made)
+            def write() -> Any:
+                """The upload's transaction: it may share its commit with other threads'
+                uploads (group commit), and returns once that commit is durable."""
+                self._replica.quota_gate(owner)(stored.digest, stored.size)
+                self._replica.keep_blob(stored)  # a small blob's bytes: written now
+                if stored.data is None:  # a file (bytes kept as a row have none to describe)
+                    self._replica.note_blobs([stored.digest])
+                version_id = self._replica.new_id("version")
+                if content_id is None:
+                    made = self._replica.new_id("content")
+                    data = version_data(user_id, version_id, fields, changes, owner)
+                    kind = oplog.CONTENT_CREATE
+                else:
+                    made = content_id
+                    self._access.content(made, user_id, WRITE)
+                    data = version_data(user_id, version_id, fields, changes)
+                    kind = oplog.CONTENT_CHANGE
+                self._replica.record(kind, made, data)
+                return self._catalog.reads.content_row(made)
 
-        row = self._catalog.grouped(write)
+            row = self._catalog.grouped(write)
         assert row is not None
         return rows.content(row), stored.created
 

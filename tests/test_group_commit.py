@@ -244,3 +244,49 @@ def _in_thread(group: GroupCommit, body: Callable[[], Any]) -> Future[Any]:
 
     threading.Thread(target=run, daemon=True).start()
     return future
+
+
+def test_a_group_waits_for_a_writer_still_preparing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two threads taking turns, a group forms only if the leader waits for the one
+    still reading its bytes: that one's write then shares the leader's commit. A writer
+    that gives up while preparing releases the wait at once."""
+    from dreamflare_store.catalog import group as group_module
+
+    monkeypatch.setattr(group_module, "LINGER", 30.0)  # long: the test decides when
+    group = GroupCommit(db)
+    ready, go = threading.Event(), threading.Event()
+
+    def prepares_then_writes() -> str:
+        with group.coming():
+            ready.set()
+            go.wait(10)
+            return str(group.run(_mark(db, "second")))
+
+    second = Future[Any]()
+    threading.Thread(target=lambda: second.set_result(prepares_then_writes()), daemon=True).start()
+    ready.wait(10)
+    first = _in_thread(group, _mark(db, "first"))
+    while not group._leading:
+        time.sleep(0.001)
+    time.sleep(0.05)
+    assert not first.done()  # the leader waits for the writer still preparing
+    go.set()
+    assert first.result(10) == "first" and second.result(10) == "second"
+    threads = {name: thread for name, thread in db.conn.execute("SELECT * FROM marks")}
+    assert threads["first"] == threads["second"]  # one group: run by the leader's thread
+
+    ready.clear()
+
+    def gives_up() -> None:
+        with group.coming():
+            ready.set()
+            time.sleep(0.1)
+            raise InvalidArgument("bad file")
+
+    threading.Thread(target=lambda: pytest.raises(InvalidArgument, gives_up), daemon=True).start()
+    ready.wait(10)
+    started = time.monotonic()
+    assert group.run(_mark(db, "third")) == "third"
+    assert time.monotonic() - started < 5  # not the 30 s the wait could last

@@ -73,6 +73,11 @@ class Catalog:
         """A write transaction (a savepoint when nested): see ``Database.atomic``."""
         return self.db.atomic()
 
+    def coming(self) -> AbstractContextManager[None]:
+        """Around preparing a write that then goes through ``grouped``: see
+        ``GroupCommit.coming``."""
+        return self._group.coming()
+
     def grouped(self, body: Callable[[], T]) -> T:
         """``body()`` inside a write transaction that other threads' may share, returned
         once committed: see ``GroupCommit``."""

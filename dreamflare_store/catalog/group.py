@@ -6,6 +6,8 @@ The thread that finds no group at work leads one: it runs every queued function 
 transaction, each in a savepoint of its own (one that fails undoes only its own writes
 and gets its own error), commits once, and wakes each thread with its result or error.
 While it commits, the next threads queue; the first of them leads the next group.
+Before it starts, a group waits up to ``LINGER`` for threads that said they are preparing
+a write (``coming``): with two threads taking turns, groups would otherwise never form.
 
 A thread returns only once the commit that holds its writes has succeeded, so an
 acknowledged write is on disk exactly as with a transaction of its own; the group saves
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .db import Database
@@ -25,6 +29,9 @@ T = TypeVar("T")
 
 # The most functions one transaction runs: a group's first writer waits for the others.
 MAX_GROUP = 32
+# How long a group waits for threads still preparing an upload: a small file's reading
+# and hashing take well under this; a large file's go on, and the group commits without it.
+LINGER = 0.002
 
 
 class _Pending:
@@ -56,6 +63,9 @@ class GroupCommit:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._mutex = threading.Lock()
+        self._arrived = threading.Condition(self._mutex)
+        self._preparing = 0
+        self._local = threading.local()  # whether this thread said it is coming
         self._queue: list[_Pending] = []
         self._leading = False
         self._pid = os.getpid()
@@ -69,12 +79,14 @@ class GroupCommit:
                 return body()
         item = _Pending(body)
         with self._mutex:
-            if self._pid != os.getpid():
-                # A forked child: the parent's group and its threads are not here.
-                self._queue, self._leading, self._pid = [], False, os.getpid()
+            self._after_fork()
+            if getattr(self._local, "coming", False):  # it said so: now it is here
+                self._local.coming = False
+                self._preparing -= 1
             self._queue.append(item)
             lead = not self._leading
             self._leading = True
+            self._arrived.notify_all()
         if not lead:
             try:
                 item.woken.wait()
@@ -82,9 +94,37 @@ class GroupCommit:
                 self._abandon(item)
                 raise
         if not item.finished:
-            self._lead()
+            try:
+                self._lead()
+            except BaseException:  # interrupted before it took its group
+                self._abandon(item)
+                raise
         result: T = item.outcome()
         return result
+
+    @contextmanager
+    def coming(self) -> Iterator[None]:
+        """Say that this thread is preparing a write it will ``run`` next (reading and
+        hashing an upload's bytes): a group about to commit waits a little for it. The
+        ``run`` goes inside this block; it counts as arrived when it queues."""
+        with self._mutex:
+            self._after_fork()
+            self._preparing += 1
+            self._local.coming = True
+        try:
+            yield
+        finally:
+            with self._mutex:
+                if self._local.coming:  # it gave up before ``run``: stop waiting for it
+                    self._local.coming = False
+                    self._preparing -= 1
+                    self._arrived.notify_all()
+
+    def _after_fork(self) -> None:
+        """With the mutex held: in a forked child, forget the parent's threads."""
+        if self._pid != os.getpid():
+            self._queue, self._leading, self._preparing = [], False, 0
+            self._pid = os.getpid()
 
     def _abandon(self, item: _Pending) -> None:
         """Take an interrupted thread's function out of the queue; if it was to lead the
@@ -110,9 +150,18 @@ class GroupCommit:
     def _lead(self) -> None:
         """Run a group (the queue's first ``MAX_GROUP``, this thread's among them), then
         wake its threads, and the thread that leads the next group if any are queued."""
-        with self._mutex:
-            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+        group: list[_Pending] = []
         try:
+            with self._mutex:
+                # Threads still preparing an upload will queue within a moment: waiting
+                # for them (a little) lets them share this commit instead of the next.
+                deadline = time.monotonic() + LINGER
+                while self._preparing > 0 and len(self._queue) < MAX_GROUP:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._arrived.wait(left)
+                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
             self._commit(group)
         finally:
             with self._mutex:
