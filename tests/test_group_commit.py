@@ -53,26 +53,38 @@ def _queued(group: GroupCommit, count: int) -> None:
         time.sleep(0.001)
 
 
+def _leading(group: GroupCommit) -> None:
+    deadline = time.monotonic() + 10
+    while not group._leading:
+        assert time.monotonic() < deadline, "no group started"
+        time.sleep(0.001)
+
+
+def _holding(db: Database, hold: threading.Event) -> Callable[[], str]:
+    """A writer that marks "leader", then keeps its group open until ``hold`` is set, so
+    that others queue behind it."""
+
+    def body() -> str:
+        _mark(db, "leader")()
+        hold.wait(10)
+        return "leader"
+
+    return body
+
+
 def test_queued_writers_share_the_leaders_transaction_and_keep_their_outcomes(
     db: Database,
 ) -> None:
     group = GroupCommit(db)
     hold = threading.Event()
 
-    def leader() -> str:
-        _mark(db, "leader")()
-        hold.wait(10)
-        return "leader"
-
     def refused() -> str:
         _mark(db, "refused")()
         raise InvalidArgument("not this one")
 
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(group.run, leader)
-        _queued(group, 0)
-        while not group._leading:
-            time.sleep(0.001)
+        first = pool.submit(group.run, _holding(db, hold))
+        _leading(group)
         others = [
             pool.submit(group.run, _mark(db, "a")),
             pool.submit(group.run, refused),
@@ -100,19 +112,13 @@ def test_a_transaction_lost_in_a_group_fails_every_writer_in_it(db: Database) ->
     group = GroupCommit(db)
     hold = threading.Event()
 
-    def leader() -> str:
-        _mark(db, "leader")()
-        hold.wait(10)
-        return "leader"
-
     def loses_it() -> str:
         db.conn.execute("ROLLBACK")  # what SQLite does itself on SQLITE_FULL
         raise OSError("no room")
 
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(group.run, leader)
-        while not group._leading:
-            time.sleep(0.001)
+        first = pool.submit(group.run, _holding(db, hold))
+        _leading(group)
         # These three queue behind the leader's group, and form the next one.
         before = pool.submit(group.run, _mark(db, "before"))
         _queued(group, 1)
@@ -196,29 +202,21 @@ def test_a_writer_interrupted_while_it_waits_leaves_the_queue_moving(
             super().wait(timeout)
             raise KeyboardInterrupt
 
-    made: list[Any] = []
-
     class Pending(group_module._Pending):
         def __init__(self, body: Callable[[], Any]) -> None:
             super().__init__(body)
             if getattr(body, "interrupt", False):
                 self.woken = Interrupted()
-            made.append(self)
 
     monkeypatch.setattr(group_module, "_Pending", Pending)
     group = GroupCommit(db)
     hold = threading.Event()
 
-    def leader() -> str:
-        hold.wait(10)
-        return _mark(db, "leader")()
-
     interrupted = _mark(db, "interrupted")
     interrupted.interrupt = True  # type: ignore[attr-defined]
     # Daemon threads: were the queue to stall, the test fails instead of hanging.
-    first = _in_thread(group, leader)
-    while not group._leading:
-        time.sleep(0.001)
+    first = _in_thread(group, _holding(db, hold))
+    _leading(group)
     stopped = _in_thread(group, interrupted)
     _queued(group, 1)
     behind = _in_thread(group, _mark(db, "behind"))
@@ -268,8 +266,7 @@ def test_a_group_waits_for_a_writer_still_preparing(
     threading.Thread(target=lambda: second.set_result(prepares_then_writes()), daemon=True).start()
     ready.wait(10)
     first = _in_thread(group, _mark(db, "first"))
-    while not group._leading:
-        time.sleep(0.001)
+    _leading(group)
     time.sleep(0.05)
     assert not first.done()  # the leader waits for the writer still preparing
     go.set()
