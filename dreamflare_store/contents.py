@@ -8,6 +8,7 @@ recorded. Arguments arrive already validated (the ``Store`` facade checks them).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -89,30 +90,42 @@ class Contents:
             )
             if self.extract:  # off the write lock: the bytes are published, read by name
                 _set_generation(fields, self._replica.generation_of(stored))
-
-            def write() -> Any:
-                """The upload's transaction: it may share its commit with other threads'
-                uploads (group commit), and returns once that commit is durable."""
-                self._replica.quota_gate(owner)(stored.digest, stored.size)
-                self._replica.keep_blob(stored)  # a small blob's bytes: written now
-                if stored.data is None:  # a file (bytes kept as a row have none to describe)
-                    self._replica.note_blobs([stored.digest])
-                version_id = self._replica.new_id("version")
-                if content_id is None:
-                    made = self._replica.new_id("content")
-                    data = version_data(user_id, version_id, fields, changes, owner)
-                    kind = oplog.CONTENT_CREATE
-                else:
-                    made = content_id
-                    self._access.content(made, user_id, WRITE)
-                    data = version_data(user_id, version_id, fields, changes)
-                    kind = oplog.CONTENT_CHANGE
-                self._replica.record(kind, made, data)
-                return self._catalog.reads.content_row(made)
-
-            row = self._catalog.grouped(write)
+            # The transaction may share its commit with other threads' uploads (group
+            # commit); it returns once that commit is durable.
+            row = self._catalog.grouped(
+                functools.partial(
+                    self._record_upload, stored, fields, changes, owner, user_id, content_id
+                )
+            )
         assert row is not None
         return rows.content(row), stored.created
+
+    def _record_upload(
+        self,
+        stored: StoredBlob,
+        fields: dict[str, Any],
+        changes: list[str],
+        owner: str,
+        user_id: str,
+        content_id: str | None,
+    ) -> Any:
+        """Inside the write transaction: admit the stored bytes, make the content (or,
+        with ``content_id``, its new version) by an op; the content's row."""
+        self._replica.quota_gate(owner)(stored.digest, stored.size)
+        self._replica.keep_blob(stored)  # a small blob's bytes: written now
+        if stored.data is None:  # a file (bytes kept as a row have none to describe)
+            self._replica.note_blobs([stored.digest])
+        version_id = self._replica.new_id("version")
+        if content_id is None:
+            content_id = self._replica.new_id("content")
+            data = version_data(user_id, version_id, fields, changes, owner)
+            kind = oplog.CONTENT_CREATE
+        else:
+            self._access.content(content_id, user_id, WRITE)
+            data = version_data(user_id, version_id, fields, changes)
+            kind = oplog.CONTENT_CHANGE
+        self._replica.record(kind, content_id, data)
+        return self._catalog.reads.content_row(content_id)
 
     def upload_many(
         self,

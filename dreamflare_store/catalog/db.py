@@ -310,8 +310,12 @@ class Database:
         """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when nested."""
         conn = self.conn
         depth = self._local.depth
-        if depth:
-            conn.execute(f"SAVEPOINT sp{depth}")
+        # The process's write lock goes around the outermost transaction only.
+        with self._writing() if depth == 0 else contextlib.nullcontext():
+            if depth == 0:
+                self.retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            else:
+                conn.execute(f"SAVEPOINT sp{depth}")
             self._local.depth = depth + 1
             try:
                 yield conn
@@ -321,31 +325,23 @@ class Database:
                 # does on SQLITE_FULL): rolling back again would hide the error that did it.
                 if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error, DreamflareError):
-                        conn.execute(f"ROLLBACK TO sp{depth}")
-                        conn.execute(f"RELEASE sp{depth}")
+                        if depth == 0:
+                            conn.execute("ROLLBACK")
+                        else:
+                            conn.execute(f"ROLLBACK TO sp{depth}")
+                            conn.execute(f"RELEASE sp{depth}")
                 raise
             self._local.depth = depth
-            conn.execute(f"RELEASE sp{depth}")
-            return
-        with self._writing():
-            self.retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-            self._local.depth = 1
-            try:
-                yield conn
-            except BaseException:
-                self._local.depth = 0
-                if conn.in_transaction:  # as above: SQLite may have rolled it back already
-                    with contextlib.suppress(sqlite3.Error, DreamflareError):
-                        conn.execute("ROLLBACK")
-                raise
-            self._local.depth = 0
-            try:
-                self.retry(lambda: conn.execute("COMMIT"))
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT (a full disk) leaves it open
-                    with contextlib.suppress(sqlite3.Error, DreamflareError):
-                        conn.execute("ROLLBACK")
-                raise
+            if depth == 0:
+                try:
+                    self.retry(lambda: conn.execute("COMMIT"))
+                except BaseException:
+                    if conn.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                        with contextlib.suppress(sqlite3.Error, DreamflareError):
+                            conn.execute("ROLLBACK")
+                    raise
+            else:
+                conn.execute(f"RELEASE sp{depth}")
 
     def depth(self) -> int:
         """How deep this thread is in transactions (0: in none; ``atomic`` and ``snapshot``
